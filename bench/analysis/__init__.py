@@ -1,0 +1,1 @@
+"""Analysis of run records: hypervolume, tables and figures."""

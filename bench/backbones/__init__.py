@@ -1,0 +1,17 @@
+"""Shared encoders with one head per objective; each module registers its factories on import.
+
+``create_backbone(name, spec, **kw)`` returns a fresh :class:`bench.spec.MultiTaskNet`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.backbones import lenet  # noqa: F401
+from bench.registry import BACKBONES
+from bench.spec import DatasetSpec, MultiTaskNet
+
+
+def create_backbone(name: str, spec: DatasetSpec, **kwargs: Any) -> MultiTaskNet:
+    """Build backbone ``name`` for ``spec``'s input shape and objectives."""
+    return BACKBONES.get(name)(spec, **kwargs)

@@ -1,0 +1,239 @@
+"""Typed run configuration and its resolution.
+
+Precedence (lowest first): dataclass defaults < the dataset's protocol defaults
+(``DatasetSpec.train_defaults``) < ``bench/presets.toml[dataset][method]`` < ``--config FILE.toml``
+< ``--set key=value``. Keys are dotted: ``train.<field>``, ``data.<field>``, ``method.<field>``.
+Unknown keys and values of the wrong type raise :class:`ConfigError` naming the valid choices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PRESETS_PATH = Path(__file__).with_name("presets.toml")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and evaluation schedule."""
+
+    epochs: int = 10
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    eval_batch_size: int = 1024
+    eval_every: int = 1
+    """Evaluate the ray grid on val every this many epochs (and always after the last)."""
+    max_steps: int = 0
+    """Stop after this many optimizer steps (0: no limit); the ray schedule still spans all epochs."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which part of the data to use; limits are for smoke runs and tests (0: everything)."""
+
+    train_limit: int = 0
+    eval_limit: int = 0
+
+
+SECTIONS = ("train", "data", "method")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's result; ``run_id`` hashes it (paths and device excluded)."""
+
+    method: str
+    dataset: str
+    seed: int
+    train: TrainConfig
+    data: DataConfig
+    hparams: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "train": dataclasses.asdict(self.train),
+            "data": dataclasses.asdict(self.data),
+            "method_hparams": to_jsonable(dataclasses.asdict(self.hparams)),
+        }
+
+    def run_id(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+        return f"{self.method}_{self.dataset}_s{self.seed}_{digest}"
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def parse_value(key: str, raw: Any, kind: Any) -> Any:
+    """Convert ``raw`` (a string from ``--set`` or a TOML value) to the field type ``kind``."""
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        if raw is None or (isinstance(raw, str) and raw.lower() in ("none", "")):
+            return None
+        return parse_value(key, raw, options[0])
+    if origin is tuple:
+        return _parse_tuple(key, raw, kind)
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return raw.lower() in ("true", "1", "yes", "on")
+        raise ConfigError(f"{key}: expected a boolean (true/false), got {raw!r}")
+    if kind in (int, float):
+        if isinstance(raw, bool) or (kind is int and isinstance(raw, float)):
+            raise ConfigError(f"{key}: expected {kind.__name__}, got {raw!r}")
+        try:
+            return kind(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected {kind.__name__}, got {raw!r}") from None
+    if kind is str:
+        if not isinstance(raw, str):
+            raise ConfigError(f"{key}: expected a string, got {raw!r}")
+        return raw
+    raise ConfigError(f"{key}: unsupported field type {kind}")  # pragma: no cover - a programming error
+
+
+def _parse_tuple(key: str, raw: Any, kind: Any) -> tuple:
+    """Tuples of floats ('0.3,0.7') and tuples of rays ('0.3,0.7;0.5,0.5' or TOML [[0.3, 0.7]])."""
+    args = typing.get_args(kind)
+    inner = args[0]
+    if isinstance(raw, str):
+        if typing.get_origin(inner) is tuple:
+            parts = [p for p in raw.split(";") if p.strip()]
+        else:
+            parts = [p for p in raw.split(",") if p.strip()]
+    elif isinstance(raw, (list, tuple)):
+        parts = list(raw)
+    else:
+        raise ConfigError(f"{key}: expected a list, got {raw!r}")
+    if typing.get_origin(inner) is tuple:
+        return tuple(_parse_tuple(key, p, inner) for p in parts)
+    return tuple(parse_value(key, p, inner) for p in parts)
+
+
+def _valid_keys(section: str, cls: type) -> str:
+    return ", ".join(f"{section}.{name}" for name in _field_types(cls))
+
+
+def apply_overrides(obj: Any, section: str, overrides: Mapping[str, Any]) -> Any:
+    """Return a copy of dataclass ``obj`` with fields replaced (values parsed to the field types)."""
+    types_ = _field_types(type(obj))
+    changes = {}
+    for name, raw in overrides.items():
+        if name not in types_:
+            valid = _valid_keys(section, type(obj)) or f"none ({section} has no settings)"
+            raise ConfigError(f"unknown key '{section}.{name}'; valid keys: {valid}")
+        changes[name] = parse_value(f"{section}.{name}", raw, types_[name])
+    try:
+        return dataclasses.replace(obj, **changes)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"invalid {section} settings: {err}") from None
+
+
+def split_dotted(pairs: Iterable[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
+    """{'train.epochs': 3} -> {'train': {'epochs': 3}}; keys must name a known section."""
+    out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for key, value in pairs:
+        section, _, name = key.partition(".")
+        if section not in SECTIONS or not name:
+            raise ConfigError(f"unknown key {key!r}; keys look like {', '.join(s + '.<field>' for s in SECTIONS)}")
+        out[section][name] = value
+    return out
+
+
+def parse_set(assignments: Iterable[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value (e.g. train.epochs=3), got {item!r}")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def flatten_table(table: Mapping[str, Any], source: str) -> list[tuple[str, Any]]:
+    """A TOML table with [train]/[data]/[method] sub-tables (or dotted keys) -> dotted pairs."""
+    pairs: list[tuple[str, Any]] = []
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            if key not in SECTIONS:
+                raise ConfigError(f"{source}: unknown table [{key}]; valid tables: {', '.join(SECTIONS)}")
+            pairs.extend((f"{key}.{k}", v) for k, v in value.items())
+        else:
+            pairs.append((key, value))
+    return pairs
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+
+
+def preset_pairs(dataset: str, method: str) -> list[tuple[str, Any]]:
+    presets = read_toml(PRESETS_PATH)
+    table = presets.get(dataset, {}).get(method, {})
+    return flatten_table(table, f"{PRESETS_PATH.name}[{dataset}.{method}]")
+
+
+def resolve(
+    method: str,
+    dataset: str,
+    seed: int = 0,
+    config_file: Path | None = None,
+    assignments: Iterable[str] = (),
+) -> RunConfig:
+    """Resolve a run's configuration through every layer, validating names, keys and types."""
+    from bench.registry import DATASETS, METHODS, load_all
+
+    load_all()
+    method_cls = METHODS.get(method)
+    spec = DATASETS.get(dataset)
+    pairs: list[tuple[str, Any]] = list(spec.train_defaults.items())
+    pairs += preset_pairs(dataset, method)
+    if config_file is not None:
+        pairs += flatten_table(read_toml(Path(config_file)), str(config_file))
+    pairs += parse_set(assignments)
+    layered = split_dotted(pairs)
+    return RunConfig(
+        method=method,
+        dataset=dataset,
+        seed=seed,
+        train=apply_overrides(TrainConfig(), "train", layered["train"]),
+        data=apply_overrides(DataConfig(), "data", layered["data"]),
+        hparams=apply_overrides(method_cls.Hparams(), "method", layered["method"]),
+    )

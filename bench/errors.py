@@ -1,0 +1,13 @@
+"""User-facing errors: the CLI prints their message on one line and exits 2, without a traceback."""
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad name, bad value, missing file); the message says how."""
+
+
+class ConfigError(UserError):
+    """An unknown configuration key, a value of the wrong type, or an unknown name."""
+
+
+class MissingDataError(UserError):
+    """A dataset's files are not on disk; the message names them and says how to prepare them."""

@@ -1,0 +1,79 @@
+"""Run records: one directory per run, every file written atomically (design.md, "Run record").
+
+``config.json`` (resolved config, git SHA, package versions, device), ``metrics.jsonl`` (long
+format: step, epoch, split, ray, objective, metric, value, time), ``summary.json`` and ``status``
+(RUNNING, COMPLETED or FAILED: reason).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import atomic
+
+SCHEMA_VERSION = 1
+PACKAGES = ("torch", "torchvision", "numpy", "pandas", "pymoo", "mlxtend")
+
+
+def git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+class RunRecord:
+    """Writer for one run directory."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._metric_lines: list[str] = []
+
+    def write_config(self, config: dict[str, Any], device: str) -> None:
+        atomic.write_json(
+            self.directory / "config.json",
+            {
+                "schema_version": SCHEMA_VERSION,
+                "config": config,
+                "git_sha": git_sha(),
+                "packages": package_versions(),
+                "device": device,
+                "argv": sys.argv,
+            },
+        )
+
+    def add_metrics(self, rows: list[dict[str, Any]], **common: Any) -> None:
+        """Append rows (each merged with ``common``) and rewrite ``metrics.jsonl`` atomically."""
+        self._metric_lines.extend(json.dumps({**common, **row}) for row in rows)
+        atomic.write_text(self.directory / "metrics.jsonl", "\n".join(self._metric_lines) + "\n")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic.write_json(self.directory / "summary.json", {"schema_version": SCHEMA_VERSION, **summary})
+
+    def set_status(self, status: str) -> None:
+        atomic.write_text(self.directory / "status", status.strip() + "\n")
+
+
+def read_status(directory: Path) -> str | None:
+    path = Path(directory) / "status"
+    return path.read_text().strip() if path.is_file() else None

@@ -1,0 +1,91 @@
+"""``python -m bench.run --method palora [--dataset multimnist-mini] [--set train.epochs=3 ...]``
+
+Trains one (method, dataset, seed), prints the test front (per ray: ray and each task's metrics)
+and ends with ``hypervolume=<value>``. User mistakes print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from bench.errors import UserError
+from bench.registry import BACKBONES, DATASETS, METHODS, load_all
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see python -m bench.run --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--method", help="method name (see --list)")
+    parser.add_argument("--dataset", default="multimnist-mini", help="dataset name (default: multimnist-mini)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:I")
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="folder of run directories (default: runs/)")
+    parser.add_argument("--data-root", type=Path, default=None,
+                        help="dataset folder (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
+    parser.add_argument("--config", type=Path, default=None, help="TOML file with [train], [data], [method] tables")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. train.epochs=3 or method.rank=4 (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list methods, datasets and backbones, then exit")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def print_listing() -> None:
+    load_all()
+    for title, registry in (("methods", METHODS), ("datasets", DATASETS), ("backbones", BACKBONES)):
+        print(f"{title}:")
+        for name, description in registry.describe():
+            print(f"  {name:<18} {description}")
+
+
+def print_front(summary: dict) -> None:
+    print(f"front on test ({summary['method']} on {summary['dataset']}, seed {summary['seed']}):")
+    for entry in summary["front"]:
+        ray = ", ".join(f"{v:.2f}" for v in entry["ray"])
+        metrics = "  ".join(
+            f"{task}: " + " ".join(f"{m}={v:.4f}" for m, v in values.items())
+            for task, values in entry["metrics"].items()
+        )
+        print(f"  ray=({ray})  {metrics}")
+    params = summary["parameters"]
+    print(f"parameters: total={params['total']} trainable={params['trainable']} inference={params['inference']}")
+    print(f"wall time: {summary['wall_seconds']:.1f} s; run record: {summary['run_dir']}")
+    print(f"hv reference point: {summary['hv_reference']}")
+    print(f"hypervolume={summary['hypervolume']:.6f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.list:
+            print_listing()
+            return 0
+        if not args.method:
+            load_all()
+            raise UserError(f"--method is required; valid methods: {', '.join(METHODS.names())}")
+        from bench.config import resolve
+        from bench.runner import run_experiment
+
+        cfg = resolve(args.method, args.dataset, args.seed, args.config, args.assignments)
+        result = run_experiment(cfg, args.out, args.data_root, args.device, show_progress=not args.no_progress)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    print_front({**result.summary, "run_dir": str(result.directory)})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

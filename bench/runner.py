@@ -1,0 +1,169 @@
+"""Run one (method, dataset, seed): build everything from a resolved config, train, evaluate, record."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.analysis.hypervolume import front_hypervolume
+from bench.backbones import create_backbone
+from bench.config import RunConfig
+from bench.data.batches import TensorBatches
+from bench.errors import ConfigError
+from bench.evaluate import evaluate, front
+from bench.loop import fit
+from bench.memory import peak_kind, read_peak_bytes, reset_peak
+from bench.record import RunRecord
+from bench.registry import DATASETS, METHODS, load_all
+from bench.spec import ConditionedNet, DatasetSpec
+
+
+def default_data_root() -> Path:
+    """``$PFLBENCH_DATA``, else ``$XDG_CACHE_HOME/pfl-bench`` (``~/.cache/pfl-bench``)."""
+    if os.environ.get("PFLBENCH_DATA"):
+        return Path(os.environ["PFLBENCH_DATA"]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "pfl-bench"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:I``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        return device
+    raise ConfigError(f"unknown device {name!r}; valid devices: auto, cpu, cuda, cuda:<index>")
+
+
+def make_batches(spec: DatasetSpec, root: Path, split: str, batch_size: int, limit: int, device: torch.device,
+                 generator: torch.Generator | None) -> TensorBatches:
+    x, targets = spec.load(root, split)
+    if limit:
+        x, targets = x[:limit], {k: v[:limit] for k, v in targets.items()}
+    return TensorBatches(x.to(device), {k: v.to(device) for k, v in targets.items()}, batch_size, generator)
+
+
+def count_parameters(cnet: ConditionedNet) -> dict[str, int]:
+    return {
+        "total": sum(p.numel() for p in cnet.parameters()),
+        "trainable": sum(p.numel() for p in cnet.parameters() if p.requires_grad),
+        "inference": cnet.inference_parameters(),
+    }
+
+
+def hv_metric_descriptions(spec: DatasetSpec) -> dict[str, str]:
+    """Which metric stands for each objective in the hypervolume, and how it is minimised."""
+    out = {}
+    for o in spec.objectives:
+        metric = o.metric(o.hv_metric)
+        out[o.name] = f"{metric.best} - {metric.name}" if metric.higher_is_better else metric.name
+    return out
+
+
+@dataclasses.dataclass
+class RunResult:
+    directory: Path
+    summary: dict[str, Any]
+
+
+def run_experiment(cfg: RunConfig, out: Path, data_root: Path | None = None, device: str = "auto",
+                   show_progress: bool = True) -> RunResult:
+    """Train and evaluate one run; writes its record under ``out/<run_id>`` and returns the summary."""
+    started = time.perf_counter()
+    load_all()
+    spec: DatasetSpec = DATASETS.get(cfg.dataset)
+    method = METHODS.get(cfg.method)(cfg.hparams, spec)
+    torch_device = resolve_device(device)
+    root = Path(data_root) if data_root is not None else default_data_root()
+
+    # Data first: a missing dataset must fail before a run directory exists.
+    data_generator = torch.Generator().manual_seed(cfg.seed)
+    train = make_batches(spec, root, "train", cfg.train.batch_size, cfg.data.train_limit, torch_device, data_generator)
+    val = make_batches(spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, torch_device, None)
+
+    record = RunRecord(Path(out) / cfg.run_id())
+    record.write_config(cfg.to_dict(), str(torch_device))
+    record.set_status("RUNNING")
+    try:
+        return _train_and_record(cfg, spec, method, torch_device, root, train, val, record, show_progress, started)
+    except BaseException as err:
+        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
+        record.set_status(f"FAILED: {reason}")
+        (record.directory / "error.log").write_text(traceback.format_exc())
+        raise
+
+
+def _train_and_record(cfg: RunConfig, spec: DatasetSpec, method: Any, device: torch.device, root: Path,
+                      train: TensorBatches, val: TensorBatches, record: RunRecord, show_progress: bool,
+                      started: float) -> RunResult:
+    torch.manual_seed(cfg.seed)
+    backbone_name = spec.backbone
+    cnet = method.build(lambda: create_backbone(backbone_name, spec)).to(device)
+    optimizer = torch.optim.Adam(method.param_groups(cnet, cfg.train.lr), lr=cfg.train.lr,
+                                 weight_decay=cfg.train.weight_decay)
+    ray_generator = torch.Generator().manual_seed(cfg.seed + 1)
+    eval_rays = method.eval_rays().to(device)
+    eval_seconds = 0.0
+    peaks = {"eval": 0}
+
+    def on_epoch_end(epoch: int, step: int) -> None:
+        nonlocal eval_seconds
+        t0 = time.perf_counter()
+        reset_peak(device)
+        rows = evaluate(cnet, val, eval_rays, spec)
+        peaks["eval"] = max(peaks["eval"], read_peak_bytes(device))
+        eval_seconds += time.perf_counter() - t0
+        record.add_metrics(rows, step=step, epoch=epoch + 1, split="val", time=round(time.perf_counter() - started, 3))
+
+    reset_peak(device)
+    stats = fit(cnet, method, optimizer, train, spec.objectives, cfg.train.epochs, ray_generator, on_epoch_end,
+                eval_every=cfg.train.eval_every, max_steps=cfg.train.max_steps, show_progress=show_progress)
+    train_peak = read_peak_bytes(device)
+
+    test = make_batches(spec, root, "test", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None)
+    test_rows = evaluate(cnet, test, eval_rays, spec)
+    record.add_metrics(test_rows, step=stats.steps, epoch=cfg.train.epochs, split="test",
+                       time=round(time.perf_counter() - started, 3))
+    test_front = front(test_rows, spec)
+    summary = {
+        "run_id": record.directory.name,
+        "method": cfg.method,
+        "dataset": cfg.dataset,
+        "seed": cfg.seed,
+        "kind": method.kind,
+        "conditioning": cnet.path,
+        "method_info": method.describe(),
+        "backbone": spec.backbone,
+        "device": str(device),
+        "front": test_front,
+        "hypervolume": front_hypervolume(test_front, spec),
+        "hv_reference": list(spec.hv_reference),
+        "hv_metrics": hv_metric_descriptions(spec),
+        "parameters": count_parameters(cnet),
+        "steps": stats.steps,
+        "train_seconds": round(stats.train_seconds, 3),
+        "seconds_per_step": round(stats.train_seconds / max(stats.steps, 1), 6),
+        "eval_seconds": round(eval_seconds, 3),
+        "wall_seconds": round(time.perf_counter() - started, 3),
+        "peak_memory_bytes": {"train": train_peak, "eval": peaks["eval"], "kind": peak_kind(device)},
+        "train_ray_histogram": {
+            "bins": len(stats.ray_histogram[0]),
+            "counts": dict(zip(spec.objective_names, stats.ray_histogram, strict=True)),
+        },
+    }
+    record.write_summary(summary)
+    record.set_status("COMPLETED")
+    return RunResult(record.directory, summary)

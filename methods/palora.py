@@ -1,0 +1,179 @@
+"""PaLoRA: Pareto Low-Rank Adapters (Dimitriadis, Frossard, Fleuret, ICLR 2025, arXiv 2407.08056).
+
+Every Linear and Conv2d of the encoder and heads gets T rank-r adapters (A_k, B_k). For a ray
+lambda the layer uses the merged weight ``W(lambda) = W + s * sum_k lambda_k B_k A_k`` with
+``s = alpha / r`` (paper Eq. 3; official ``PaLinear`` / ``PaConvLoRA`` in nik-dim/palora
+``src/callbacks/methods/ll/palora_modules.py``). A convolution's update uses loralib's layout:
+A_k is (r*kh) x (in*kw), B_k is (out*kh) x (r*kw), and B_k A_k is reshaped to the kernel's shape.
+
+Differences from the official code, none of which changes the function computed:
+- Linear layers are merged too (one matmul per ray instead of extra adapter activations: the
+  official linear layer computes ``W x + s sum_k lambda_k B_k A_k x``, which is the same map).
+- The merged weights are applied with ``torch.func.functional_call``; the backbone is untouched.
+- Where a preset says window 1 with the deterministic ``annealing`` sampler (which needs >= 2
+  rays), we use window 2 (spec/methods.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from bench.errors import ConfigError
+from bench.rays import RaySampler
+from bench.registry import METHODS
+from bench.spec import ConditionedNet, Method, MultiTaskNet
+
+
+class LowRankAdapters(nn.Module):
+    """T rank-r adapters for one Linear or Conv2d weight; ``delta(ray)`` is ``s * sum_k ray_k B_k A_k``."""
+
+    def __init__(self, layer: nn.Linear | nn.Conv2d, num_tasks: int, rank: int, alpha: float) -> None:
+        super().__init__()
+        weight = layer.weight
+        if isinstance(layer, nn.Conv2d):
+            out_ch, in_ch, kh, kw = weight.shape
+            a_shape, b_shape = (rank * kh, in_ch * kw), (out_ch * kh, rank * kw)
+        else:
+            a_shape, b_shape = (rank, weight.shape[1]), (weight.shape[0], rank)
+        self.weight_shape = tuple(weight.shape)
+        self.scaling = alpha / rank
+        self.A = nn.Parameter(weight.new_empty(num_tasks, *a_shape))
+        self.B = nn.Parameter(weight.new_zeros(num_tasks, *b_shape))
+        with torch.no_grad():
+            for k in range(num_tasks):
+                nn.init.kaiming_uniform_(self.A[k], a=math.sqrt(5))
+
+    def delta(self, ray: Tensor) -> Tensor:
+        """The weight update for ``ray``: one (out, T*r') @ (T*r', in) matmul, reshaped to the weight."""
+        num_tasks, out_rows, inner = self.B.shape
+        weighted_b = (self.B * (ray.to(self.B.dtype) * self.scaling).view(num_tasks, 1, 1)).permute(1, 0, 2)
+        update = weighted_b.reshape(out_rows, num_tasks * inner) @ self.A.reshape(num_tasks * inner, -1)
+        return update.view(self.weight_shape)
+
+
+class PaLoRANet(ConditionedNet):
+    """The backbone plus adapters; ``forward(x, ray)`` runs the backbone with merged weights."""
+
+    path = "merged-weights"
+
+    def __init__(self, net: MultiTaskNet, num_tasks: int, rank: int, alpha: float) -> None:
+        super().__init__()
+        self.net = net
+        self.adapted: dict[str, str] = {}
+        self.adapters = nn.ModuleDict()
+        for name, module in net.named_modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
+                key = name.replace(".", "__")
+                self.adapters[key] = LowRankAdapters(module, num_tasks, rank, alpha)
+                self.adapted[f"{name}.weight"] = key
+
+    def merged_weights(self, ray: Tensor) -> dict[str, Tensor]:
+        weights = dict(self.net.named_parameters())
+        return {name: weights[name] + self.adapters[key].delta(ray) for name, key in self.adapted.items()}
+
+    def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
+        return functional_call(self.net, self.merged_weights(ray), (x,))
+
+    def inference_parameters(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return list(self.net.parameters())
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return list(self.net.encoder.parameters())
+
+
+@dataclasses.dataclass(frozen=True)
+class PaLoRAHparams:
+    """PaLoRA hyperparameters (official MultiMNIST preset as defaults)."""
+
+    rank: int = 1
+    alpha: float = 1.0
+    window: int = 2
+    sampler: str = "annealing"
+    p: float = 1.0
+    mul: float = 5.0
+    eps: float = 0.01
+    reweight_lr: bool = True
+    inner_method: str = "ls"
+    reg_coefficient: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ConfigError(f"method.rank must be >= 1, got {self.rank}")
+        if self.inner_method not in ("ls", "gb"):
+            raise ConfigError(f"unknown method.inner_method {self.inner_method!r}; valid: gb, ls")
+
+
+def cosine_penalty(cnet: PaLoRANet) -> Tensor:
+    """Mean cosine similarity between the adapters of tasks 0 and 1 over every A and B
+    (official ``PaLoRA.compute_cosine_loss``)."""
+    terms = []
+    for adapters in cnet.adapters.values():
+        for p in (adapters.A, adapters.B):
+            terms.append(F.cosine_similarity(p[0].flatten(), p[1].flatten(), dim=0))
+    return torch.stack(terms).mean()
+
+
+def gradient_balanced(losses: Tensor, rays: Tensor, shared: list[nn.Parameter]) -> Tensor:
+    """``inner_method = gb``: sum_k lambda_k L_k / (||grad_shared L_k|| + 1e-3) per ray
+    (official ``PaLoRA_GB.get_weighted_loss``); the norms are treated as constants."""
+    total = losses.new_zeros(())
+    for r in range(losses.shape[0]):
+        for k in range(losses.shape[1]):
+            grads = torch.autograd.grad(losses[r, k], shared, retain_graph=True, allow_unused=True)
+            norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None))
+            total = total + rays[r, k] * losses[r, k] / (norm + 1e-3)
+    return total
+
+
+@METHODS.register("palora")
+class PaLoRA(Method):
+    """PaLoRA: per-task low-rank adapters on every layer, theta(ray) = theta_0 + s sum_k ray_k B_k A_k."""
+
+    Hparams: ClassVar[type] = PaLoRAHparams
+    kind = "front"
+
+    def __init__(self, hparams: PaLoRAHparams, spec: Any) -> None:
+        super().__init__(hparams, spec)
+        if hparams.reg_coefficient and self.num_tasks < 2:
+            raise ConfigError("method.reg_coefficient needs at least 2 tasks")
+        self.sampler = RaySampler(
+            hparams.sampler, self.num_tasks, hparams.window, p=hparams.p, mul=hparams.mul, eps=hparams.eps
+        )
+
+    def build(self, make_backbone: Callable[[], MultiTaskNet]) -> PaLoRANet:
+        return PaLoRANet(make_backbone(), self.num_tasks, self.hparams.rank, self.hparams.alpha)
+
+    def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
+        return self.sampler.sample(progress, generator)
+
+    def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
+        if self.hparams.inner_method == "gb":
+            loss = gradient_balanced(losses, rays, cnet.shared_parameters())
+        else:
+            loss = (rays * losses).sum()
+        if self.hparams.reg_coefficient:
+            loss = loss + self.hparams.reg_coefficient * cosine_penalty(cnet)
+        loss.backward()
+        return loss.detach()
+
+    def param_groups(self, cnet: ConditionedNet, lr: float) -> list[dict[str, Any]]:
+        """Backbone at ``lr``; adapters at ``lr * T`` when ``reweight_lr`` (official ``configure_param_groups``)."""
+        adapter_lr = lr * self.num_tasks if self.hparams.reweight_lr else lr
+        return [
+            {"params": cnet.backbone_parameters(), "lr": lr, "name": "backbone"},
+            {"params": list(cnet.adapters.parameters()), "lr": adapter_lr, "name": "adapters"},
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.name, "window": self.sampler.window, "models": 1}
