@@ -20,8 +20,9 @@ from bench.spec import ConditionedNet, Method, Objective
 RAY_HISTOGRAM_BINS = 10
 
 
-def compute_losses(cnet: ConditionedNet, x: Tensor, targets: dict[str, Tensor], rays: Tensor,
-                   objectives: Sequence[Objective]) -> Tensor:
+def compute_losses(
+    cnet: ConditionedNet, x: Tensor, targets: dict[str, Tensor], rays: Tensor, objectives: Sequence[Objective]
+) -> Tensor:
     """losses[R, T]: each objective's batch-mean loss under each ray."""
     rows = []
     for ray in rays:
@@ -59,8 +60,9 @@ def fit(
     cnet.train()
     for epoch in range(epochs):
         start = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_progress, leave=False,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_progress, leave=False, dynamic_ncols=True
+        )
         for x, targets in bar:
             rays = method.train_rays((stats.steps + 1) / total_steps, ray_generator)
             bins = (rays * RAY_HISTOGRAM_BINS).long().clamp_(max=RAY_HISTOGRAM_BINS - 1)

@@ -26,9 +26,7 @@ def simplex_lattice(num_tasks: int, divisions: int) -> Tensor:
 
     For T = 2 the first coordinate runs from 1 down to 0; for T = 3 this is the triangular lattice.
     """
-    points = [
-        c for c in itertools.product(range(divisions, -1, -1), repeat=num_tasks) if sum(c) == divisions
-    ]
+    points = [c for c in itertools.product(range(divisions, -1, -1), repeat=num_tasks) if sum(c) == divisions]
     return torch.tensor(points, dtype=torch.float64).div_(divisions).float()
 
 

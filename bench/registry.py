@@ -58,7 +58,6 @@ DATASETS: Registry = Registry("dataset")
 BACKBONES: Registry = Registry("backbone")
 
 
-
 def register_dataset(spec):  # noqa: ANN001, ANN201 - a DatasetSpec; typed loosely to avoid an import cycle
     """Register a DatasetSpec under its own name and description."""
     return DATASETS.add(spec.name, spec, spec.description)

@@ -28,11 +28,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:I")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="folder of run directories (default: runs/)")
-    parser.add_argument("--data-root", type=Path, default=None,
-                        help="dataset folder (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
+    parser.add_argument(
+        "--data-root", type=Path, default=None, help="dataset folder (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)"
+    )
     parser.add_argument("--config", type=Path, default=None, help="TOML file with [train], [data], [method] tables")
-    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting, e.g. train.epochs=3 or method.rank=4 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. train.epochs=3 or method.rank=4 (repeatable)",
+    )
     parser.add_argument("--list", action="store_true", help="list methods, datasets and backbones, then exit")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser

@@ -48,8 +48,15 @@ def resolve_device(name: str) -> torch.device:
     raise ConfigError(f"unknown device {name!r}; valid devices: auto, cpu, cuda, cuda:<index>")
 
 
-def make_batches(spec: DatasetSpec, root: Path, split: str, batch_size: int, limit: int, device: torch.device,
-                 generator: torch.Generator | None) -> TensorBatches:
+def make_batches(
+    spec: DatasetSpec,
+    root: Path,
+    split: str,
+    batch_size: int,
+    limit: int,
+    device: torch.device,
+    generator: torch.Generator | None,
+) -> TensorBatches:
     x, targets = spec.load(root, split)
     if limit:
         x, targets = x[:limit], {k: v[:limit] for k, v in targets.items()}
@@ -79,8 +86,9 @@ class RunResult:
     summary: dict[str, Any]
 
 
-def run_experiment(cfg: RunConfig, out: Path, data_root: Path | None = None, device: str = "auto",
-                   show_progress: bool = True) -> RunResult:
+def run_experiment(
+    cfg: RunConfig, out: Path, data_root: Path | None = None, device: str = "auto", show_progress: bool = True
+) -> RunResult:
     """Train and evaluate one run; writes its record under ``out/<run_id>`` and returns the summary."""
     started = time.perf_counter()
     load_all()
@@ -106,14 +114,24 @@ def run_experiment(cfg: RunConfig, out: Path, data_root: Path | None = None, dev
         raise
 
 
-def _train_and_record(cfg: RunConfig, spec: DatasetSpec, method: Any, device: torch.device, root: Path,
-                      train: TensorBatches, val: TensorBatches, record: RunRecord, show_progress: bool,
-                      started: float) -> RunResult:
+def _train_and_record(
+    cfg: RunConfig,
+    spec: DatasetSpec,
+    method: Any,
+    device: torch.device,
+    root: Path,
+    train: TensorBatches,
+    val: TensorBatches,
+    record: RunRecord,
+    show_progress: bool,
+    started: float,
+) -> RunResult:
     torch.manual_seed(cfg.seed)
     backbone_name = spec.backbone
     cnet = method.build(lambda: create_backbone(backbone_name, spec)).to(device)
-    optimizer = torch.optim.Adam(method.param_groups(cnet, cfg.train.lr), lr=cfg.train.lr,
-                                 weight_decay=cfg.train.weight_decay)
+    optimizer = torch.optim.Adam(
+        method.param_groups(cnet, cfg.train.lr), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+    )
     ray_generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_rays = method.eval_rays().to(device)
     eval_seconds = 0.0
@@ -129,14 +147,26 @@ def _train_and_record(cfg: RunConfig, spec: DatasetSpec, method: Any, device: to
         record.add_metrics(rows, step=step, epoch=epoch + 1, split="val", time=round(time.perf_counter() - started, 3))
 
     reset_peak(device)
-    stats = fit(cnet, method, optimizer, train, spec.objectives, cfg.train.epochs, ray_generator, on_epoch_end,
-                eval_every=cfg.train.eval_every, max_steps=cfg.train.max_steps, show_progress=show_progress)
+    stats = fit(
+        cnet,
+        method,
+        optimizer,
+        train,
+        spec.objectives,
+        cfg.train.epochs,
+        ray_generator,
+        on_epoch_end,
+        eval_every=cfg.train.eval_every,
+        max_steps=cfg.train.max_steps,
+        show_progress=show_progress,
+    )
     train_peak = read_peak_bytes(device)
 
     test = make_batches(spec, root, "test", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None)
     test_rows = evaluate(cnet, test, eval_rays, spec)
-    record.add_metrics(test_rows, step=stats.steps, epoch=cfg.train.epochs, split="test",
-                       time=round(time.perf_counter() - started, 3))
+    record.add_metrics(
+        test_rows, step=stats.steps, epoch=cfg.train.epochs, split="test", time=round(time.perf_counter() - started, 3)
+    )
     test_front = front(test_rows, spec)
     summary = {
         "run_id": record.directory.name,

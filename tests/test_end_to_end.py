@@ -1,0 +1,66 @@
+"""Whole runs of each method on a tiny slice of the embedded dataset, and their records."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import loop
+from bench.analysis.hypervolume import front_hypervolume
+from bench.config import resolve
+from bench.registry import DATASETS, METHODS
+from bench.runner import run_experiment
+
+TINY = ["train.epochs=2", "train.batch_size=64", "data.train_limit=256", "data.eval_limit=128"]
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_tiny_run_writes_a_complete_record(name, tmp_path: Path, data_root: Path):
+    cfg = resolve(name, "multimnist-mini", seed=0, assignments=TINY)
+    result = run_experiment(cfg, tmp_path, data_root, "cpu", show_progress=False)
+    run_dir = result.directory
+    assert run_dir.name == cfg.run_id()
+    assert (run_dir / "status").read_text().strip() == "COMPLETED"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["method"] == name and config["device"] == "cpu"
+    assert config["packages"]["torch"] and "git_sha" in config
+    summary = json.loads((run_dir / "summary.json").read_text())
+    spec = DATASETS.get("multimnist-mini")
+    assert len(summary["front"]) == 11 and summary["steps"] == 2 * 4
+    assert 0.0 <= summary["hypervolume"] <= 1.0
+    assert summary["hypervolume"] == pytest.approx(front_hypervolume(summary["front"], spec), abs=1e-12)
+    assert summary["hv_reference"] == [1.0, 1.0]
+    assert summary["parameters"]["trainable"] >= summary["parameters"]["inference"] > 0
+    assert summary["peak_memory_bytes"]["train"] > 0 and summary["wall_seconds"] > 0
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    # 2 val evaluations + 1 test evaluation, each 11 rays x 2 tasks x 2 metrics
+    assert sum(r["split"] == "val" for r in rows) == 2 * 44 and sum(r["split"] == "test" for r in rows) == 44
+    assert {r["epoch"] for r in rows if r["split"] == "val"} == {1, 2}
+    assert not list(run_dir.glob("*.tmp"))
+
+
+def test_same_seed_same_record(tmp_path: Path, data_root: Path):
+    cfg = resolve("palora", "multimnist-mini", seed=5, assignments=[*TINY, "train.epochs=1"])
+    a = run_experiment(cfg, tmp_path / "a", data_root, "cpu", show_progress=False).summary
+    b = run_experiment(cfg, tmp_path / "b", data_root, "cpu", show_progress=False).summary
+    assert a["front"] == b["front"] and a["hypervolume"] == b["hypervolume"]
+
+
+def test_max_steps_stops_early(tmp_path: Path, data_root: Path):
+    cfg = resolve("palora", "multimnist-mini", assignments=[*TINY, "train.max_steps=3"])
+    summary = run_experiment(cfg, tmp_path, data_root, "cpu", show_progress=False).summary
+    assert summary["steps"] == 3
+
+
+def test_a_crash_marks_the_run_failed(tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("bench.runner.fit", boom)
+    assert loop.fit is not boom
+    cfg = resolve("ls", "multimnist-mini", assignments=TINY)
+    with pytest.raises(RuntimeError):
+        run_experiment(cfg, tmp_path, data_root, "cpu", show_progress=False)
+    run_dir = tmp_path / cfg.run_id()
+    assert (run_dir / "status").read_text().strip() == "FAILED: RuntimeError: boom"
+    assert "boom" in (run_dir / "error.log").read_text()

@@ -1,0 +1,112 @@
+"""The registry-wide contract: every registered method, on 2 and 3 tasks."""
+
+import copy
+
+import pytest
+import torch
+
+from bench.backbones import create_backbone
+from bench.config import apply_overrides
+from bench.loop import compute_losses
+from bench.registry import METHODS
+from bench.spec import ConditionedNet, DatasetSpec, Method
+
+ALL_METHODS = METHODS.names()
+
+
+def make(method_name: str, spec: DatasetSpec, seed: int = 0, **overrides) -> tuple[Method, ConditionedNet]:
+    cls = METHODS.get(method_name)
+    hparams = apply_overrides(cls.Hparams(), "method", overrides)
+    method = cls(hparams, spec)
+    torch.manual_seed(seed)
+    cnet = method.build(lambda: create_backbone(spec.backbone, spec))
+    return method, cnet
+
+
+def batch(spec: DatasetSpec, n: int = 16):
+    x, targets = spec.load(None, "train")
+    return x[:n], {k: v[:n] for k, v in targets.items()}
+
+
+def train_steps(method: Method, cnet: ConditionedNet, spec: DatasetSpec, steps: int, seed: int = 0) -> list[float]:
+    optimizer = torch.optim.Adam(method.param_groups(cnet, 1e-3), lr=1e-3)
+    generator = torch.Generator().manual_seed(seed)
+    x, targets = batch(spec)
+    losses_seen = []
+    for step in range(steps):
+        rays = method.train_rays((step + 1) / steps, generator)
+        losses = compute_losses(cnet, x, targets, rays, spec.objectives)
+        optimizer.zero_grad()
+        losses_seen.append(method.backward(losses, rays, cnet).item())
+        optimizer.step()
+    return losses_seen
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_one_step_gives_finite_loss_and_a_gradient_for_every_parameter(name, spec):
+    method, cnet = make(name, spec)
+    rays = method.train_rays(0.5, torch.Generator().manual_seed(0))
+    assert rays.ndim == 2 and rays.shape[1] == spec.num_tasks
+    x, targets = batch(spec)
+    losses = compute_losses(cnet, x, targets, rays, spec.objectives)
+    assert losses.shape == (rays.shape[0], spec.num_tasks)
+    loss = method.backward(losses, rays, cnet)
+    assert torch.isfinite(loss)
+    for pname, p in cnet.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None, f"{pname} got no gradient"
+            assert torch.isfinite(p.grad).all(), f"{pname} has a non-finite gradient"
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_outputs_have_the_right_shapes_for_every_eval_ray(name, spec):
+    method, cnet = make(name, spec)
+    rays = method.eval_rays()
+    assert (rays >= 0).all() and torch.allclose(rays.sum(1), torch.ones(len(rays)), atol=1e-6)
+    x, _ = batch(spec, 5)
+    cnet.eval()
+    with torch.no_grad():
+        for ray in rays:
+            out = cnet(x, ray)
+            assert set(out) == set(spec.objective_names)
+            assert all(v.shape == (5, 10) for v in out.values())
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_same_seed_gives_identical_results(name, spec):
+    runs = []
+    for _ in range(2):
+        method, cnet = make(name, spec, seed=3)
+        losses = train_steps(method, cnet, spec, steps=3, seed=3)
+        runs.append((losses, [p.detach().clone() for p in cnet.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+    other_method, other = make(name, spec, seed=4)
+    assert not all(torch.equal(a, b.detach()) for a, b in zip(runs[0][1], other.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_state_dict_round_trip(name, spec):
+    method, cnet = make(name, spec, seed=0)
+    train_steps(method, cnet, spec, steps=2)
+    state, method_state = copy.deepcopy(cnet.state_dict()), copy.deepcopy(method.state_dict())
+    fresh_method, fresh = make(name, spec, seed=9)
+    fresh.load_state_dict(state)
+    fresh_method.load_state_dict(method_state)
+    x, _ = batch(spec, 4)
+    cnet.eval()
+    fresh.eval()
+    with torch.no_grad():
+        for ray in method.eval_rays():
+            a, b = cnet(x, ray), fresh(x, ray)
+            assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_method_declares_its_kind_and_hparams(name, spec):
+    cls = METHODS.get(name)
+    assert cls.kind in ("front", "point")
+    assert cls.__doc__, "a method needs a one-line description"
+    method, cnet = make(name, spec)
+    assert cnet.inference_parameters() > 0
+    assert isinstance(method.describe(), dict)
