@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from bench.analysis.hypervolume import front_hypervolume
 from bench.backbones import create_backbone
@@ -144,7 +145,13 @@ def _train_and_record(
         rows = evaluate(cnet, val, eval_rays, spec)
         peaks["eval"] = max(peaks["eval"], read_peak_bytes(device))
         eval_seconds += time.perf_counter() - t0
-        record.add_metrics(rows, step=step, epoch=epoch + 1, split="val", time=round(time.perf_counter() - started, 3))
+        elapsed = round(time.perf_counter() - started, 3)
+        record.add_metrics(rows, step=step, epoch=epoch + 1, split="val", time=elapsed)
+        if show_progress:
+            hv = front_hypervolume(front(rows, spec), spec)
+            tqdm.write(
+                f"epoch {epoch + 1}/{cfg.train.epochs}  step {step}  val hypervolume={hv:.4f}  ({elapsed:.0f} s)"
+            )
 
     reset_peak(device)
     stats = fit(

