@@ -141,3 +141,22 @@ def test_make_multimnist_labels_follow_positions():
     for k in range(40):
         top_left_bright = x[k, 0, :3, :3].mean() > 0.5
         assert top_left_bright == (y[k, 0] == 3)
+
+
+def test_prepare_script_copies_files_and_builds_the_cache(tmp_path: Path):
+    import subprocess
+    import sys
+
+    source = tmp_path / "downloads"
+    write_tiny_mnist(source)
+    files = mm.mnist_raw_dir(source)
+    root = tmp_path / "root"
+    script = Path(__file__).resolve().parent.parent / "datasets" / "multimnist" / "prepare.py"
+    cmd = [sys.executable, str(script), "--data-root", str(root), "--mnist-dir"]
+    proc = subprocess.run([*cmd, str(files)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert mm.cache_path(root, "multimnist").is_file()
+    assert mm.build_real(root)["test"][0].shape == (6, 1, 28, 28)
+    (files / "train-labels-idx1-ubyte.gz").unlink()
+    proc = subprocess.run([*cmd, str(files)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "train-labels-idx1-ubyte" in proc.stderr and "Traceback" not in proc.stderr
