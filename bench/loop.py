@@ -65,7 +65,8 @@ def fit(
         )
         for x, targets in bar:
             rays = method.train_rays((stats.steps + 1) / total_steps, ray_generator)
-            bins = (rays * RAY_HISTOGRAM_BINS).long().clamp_(max=RAY_HISTOGRAM_BINS - 1)
+            # the small offset keeps grid values such as 0.2 (stored as 0.19999...) in their own bin
+            bins = (rays * RAY_HISTOGRAM_BINS + 1e-6).long().clamp_(max=RAY_HISTOGRAM_BINS - 1)
             histogram.scatter_add_(1, bins.T, torch.ones_like(bins.T))
             rays = rays.to(device)
             losses = compute_losses(cnet, x, targets, rays, objectives)

@@ -57,3 +57,13 @@ def spec(request: pytest.FixtureRequest) -> DatasetSpec:
 @pytest.fixture
 def mini_spec() -> DatasetSpec:
     return DATASETS.get("multimnist-mini")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests marked ``gpu`` when no CUDA device is visible."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (none visible)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -64,3 +64,13 @@ def test_a_crash_marks_the_run_failed(tmp_path: Path, data_root: Path, monkeypat
     run_dir = tmp_path / cfg.run_id()
     assert (run_dir / "status").read_text().strip() == "FAILED: RuntimeError: boom"
     assert "boom" in (run_dir / "error.log").read_text()
+
+
+def test_ray_histogram_counts_every_training_ray(tmp_path: Path, data_root: Path):
+    cfg = resolve("ls", "multimnist-mini", assignments=[*TINY, "train.epochs=1"])
+    summary = run_experiment(cfg, tmp_path, data_root, "cpu", show_progress=False).summary
+    counts = summary["train_ray_histogram"]["counts"]
+    steps = summary["steps"]
+    # the 11 grid rays, once per step: one per bin of width 0.1, two (0.9 and 1.0) in the last bin
+    assert counts["top-left"] == [steps] * 9 + [2 * steps]
+    assert counts["bottom-right"] == [steps] * 9 + [2 * steps]
