@@ -61,7 +61,11 @@ def fit(
     for epoch in range(epochs):
         start = time.perf_counter()
         bar = tqdm(
-            loader, desc=f"epoch {epoch + 1}/{epochs}", disable=not show_progress, leave=False, dynamic_ncols=True
+            loader,
+            desc=f"epoch {epoch + 1}/{epochs}",
+            disable=None if show_progress else True,  # None: off when not a terminal
+            leave=False,
+            dynamic_ncols=True,
         )
         for x, targets in bar:
             rays = method.train_rays((stats.steps + 1) / total_steps, ray_generator)
