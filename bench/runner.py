@@ -136,14 +136,16 @@ def _train_and_record(
     ray_generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_rays = method.eval_rays().to(device)
     eval_seconds = 0.0
-    peaks = {"eval": 0}
+    peaks = {"train": 0, "eval": 0}
 
     def on_epoch_end(epoch: int, step: int) -> None:
         nonlocal eval_seconds
         t0 = time.perf_counter()
+        peaks["train"] = max(peaks["train"], read_peak_bytes(device))  # the training phase just ended
         reset_peak(device)
         rows = evaluate(cnet, val, eval_rays, spec)
         peaks["eval"] = max(peaks["eval"], read_peak_bytes(device))
+        reset_peak(device)
         eval_seconds += time.perf_counter() - t0
         elapsed = round(time.perf_counter() - started, 3)
         record.add_metrics(rows, step=step, epoch=epoch + 1, split="val", time=elapsed)
@@ -167,7 +169,7 @@ def _train_and_record(
         max_steps=cfg.train.max_steps,
         show_progress=show_progress,
     )
-    train_peak = read_peak_bytes(device)
+    peaks["train"] = max(peaks["train"], read_peak_bytes(device))
 
     test = make_batches(spec, root, "test", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None)
     test_rows = evaluate(cnet, test, eval_rays, spec)
@@ -195,7 +197,7 @@ def _train_and_record(
         "seconds_per_step": round(stats.train_seconds / max(stats.steps, 1), 6),
         "eval_seconds": round(eval_seconds, 3),
         "wall_seconds": round(time.perf_counter() - started, 3),
-        "peak_memory_bytes": {"train": train_peak, "eval": peaks["eval"], "kind": peak_kind(device)},
+        "peak_memory_bytes": {**peaks, "kind": peak_kind(device)},
         "train_ray_histogram": {
             "bins": len(stats.ray_histogram[0]),
             "counts": dict(zip(spec.objective_names, stats.ray_histogram, strict=True)),
