@@ -36,7 +36,6 @@ class LoopStats:
     steps: int = 0
     train_seconds: float = 0.0
     ray_histogram: list[list[int]] = dataclasses.field(default_factory=list)
-    last_losses: list[float] = dataclasses.field(default_factory=list)
 
 
 def fit(
@@ -55,7 +54,7 @@ def fit(
     """Train for ``epochs`` (or ``max_steps``); call ``on_epoch_end(epoch, step)`` at each evaluation."""
     device = next(cnet.parameters()).device
     total_steps = epochs * len(loader)
-    stats = LoopStats(ray_histogram=[[0] * RAY_HISTOGRAM_BINS for _ in objectives])
+    stats = LoopStats()
     histogram = torch.zeros(len(objectives), RAY_HISTOGRAM_BINS, dtype=torch.long)
     cnet.train()
     for epoch in range(epochs):
@@ -80,7 +79,6 @@ def fit(
             stats.steps += 1
             if stats.steps % 10 == 0 or stats.steps == 1:
                 task_losses = losses.detach().mean(0).tolist()
-                stats.last_losses = task_losses
                 per_task = {o.name: f"{v:.3f}" for o, v in zip(objectives, task_losses, strict=True)}
                 bar.set_postfix(loss=f"{loss.item():.3f}", **per_task)
             if max_steps and stats.steps >= max_steps:

@@ -67,3 +67,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def random_batch(spec: DatasetSpec, n: int = 8) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Random 28x28 inputs and random 10-class targets for every objective of ``spec``."""
+    return torch.rand(n, 1, 28, 28), {k: torch.randint(10, (n,)) for k in spec.objective_names}

@@ -8,6 +8,7 @@ from bench.config import apply_overrides
 from bench.errors import ConfigError
 from bench.loop import compute_losses
 from methods.ls import LinearScalarization, LSHparams
+from tests.conftest import random_batch
 
 
 def build(spec, **overrides):
@@ -28,7 +29,7 @@ def test_one_model_per_eval_ray_by_default(mini_spec):
 
 def test_models_are_independent_and_weighted_by_their_ray(mini_spec):
     method, cnet = build(mini_spec, rays="1,0;0.5,0.5")
-    x, targets = torch.rand(8, 1, 28, 28), {k: torch.randint(10, (8,)) for k in mini_spec.objective_names}
+    x, targets = random_batch(mini_spec)
     rays = method.train_rays(0.5, torch.Generator())
     losses = compute_losses(cnet, x, targets, rays, mini_spec.objectives)
     method.backward(losses, rays, cnet)

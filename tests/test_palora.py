@@ -11,7 +11,7 @@ from bench.backbones import create_backbone
 from bench.config import apply_overrides
 from bench.loop import compute_losses
 from methods.palora import LowRankAdapters, PaLoRA, PaLoRAHparams, PaLoRANet
-from tests.conftest import tiny_spec
+from tests.conftest import random_batch, tiny_spec
 
 
 def build(spec, **overrides) -> tuple[PaLoRA, PaLoRANet]:
@@ -97,7 +97,7 @@ def test_conv_adapter_uses_loralib_layout():
 def test_adapter_of_a_zero_weight_task_gets_zero_gradient(mini_spec):
     method, cnet = build(mini_spec)
     randomize_adapters(cnet)
-    x, targets = torch.rand(8, 1, 28, 28), {k: torch.randint(10, (8,)) for k in mini_spec.objective_names}
+    x, targets = random_batch(mini_spec)
     rays = torch.tensor([[1.0, 0.0]])
     method.backward(compute_losses(cnet, x, targets, rays, mini_spec.objectives), rays, cnet)
     for key, a in cnet.adapters.items():
@@ -123,7 +123,7 @@ def test_backbone_is_trained_too(mini_spec):
     method, cnet = build(mini_spec)
     before = {n: p.detach().clone() for n, p in cnet.net.named_parameters()}
     optimizer = torch.optim.Adam(method.param_groups(cnet, 1e-3))
-    x, targets = torch.rand(8, 1, 28, 28), {k: torch.randint(10, (8,)) for k in mini_spec.objective_names}
+    x, targets = random_batch(mini_spec)
     rays = method.train_rays(0.5, torch.Generator())
     method.backward(compute_losses(cnet, x, targets, rays, mini_spec.objectives), rays, cnet)
     optimizer.step()
@@ -158,7 +158,7 @@ def test_default_sampler_is_the_annealing_schedule(mini_spec):
 def test_gradient_balancing_and_cosine_penalty_run(mini_spec):
     method, cnet = build(mini_spec, inner_method="gb", reg_coefficient=0.5)
     randomize_adapters(cnet)
-    x, targets = torch.rand(8, 1, 28, 28), {k: torch.randint(10, (8,)) for k in mini_spec.objective_names}
+    x, targets = random_batch(mini_spec)
     rays = torch.tensor([[0.4, 0.6]])
     losses = compute_losses(cnet, x, targets, rays, mini_spec.objectives)
     shared = list(cnet.net.encoder.parameters())

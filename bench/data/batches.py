@@ -23,30 +23,25 @@ class TensorBatches:
         targets: dict[str, Tensor],
         batch_size: int,
         generator: torch.Generator | None = None,
-        drop_last: bool = False,
     ) -> None:
         self.inputs = inputs
         self.targets = targets
         self.batch_size = batch_size
         self.generator = generator
-        self.drop_last = drop_last
 
     @property
     def num_samples(self) -> int:
         return self.inputs.shape[0]
 
     def __len__(self) -> int:
-        full, rest = divmod(self.num_samples, self.batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
+        return -(-self.num_samples // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
-        n = self.num_samples
+        order = None
         if self.generator is not None:
-            order = torch.randperm(n, generator=self.generator).to(self.inputs.device)
-        for b in range(len(self)):
-            sl = slice(b * self.batch_size, min((b + 1) * self.batch_size, n))
-            if self.generator is None:
-                yield self.inputs[sl], {k: v[sl] for k, v in self.targets.items()}
-            else:
-                idx = order[sl]
-                yield self.inputs[idx], {k: v[idx] for k, v in self.targets.items()}
+            order = torch.randperm(self.num_samples, generator=self.generator).to(self.inputs.device)
+        for start in range(0, self.num_samples, self.batch_size):
+            index = slice(start, start + self.batch_size)
+            if order is not None:
+                index = order[index]
+            yield self.inputs[index], {k: v[index] for k, v in self.targets.items()}

