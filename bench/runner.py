@@ -128,7 +128,7 @@ def _train_and_record(
     started: float,
 ) -> RunResult:
     torch.manual_seed(cfg.seed)
-    cnet = method.build(lambda: create_backbone(spec.backbone, spec)).to(device)
+    cnet = method.build(lambda **kw: create_backbone(spec.backbone, spec, **kw)).to(device)
     optimizer = torch.optim.Adam(
         method.param_groups(cnet, cfg.train.lr), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
     )

@@ -144,8 +144,9 @@ class Method:
         self.spec = spec
         self.num_tasks = spec.num_tasks
 
-    def build(self, make_backbone: Callable[[], MultiTaskNet]) -> ConditionedNet:
-        """Turn freshly initialised backbone(s) into the ray-conditioned model."""
+    def build(self, make_backbone: Callable[..., MultiTaskNet]) -> ConditionedNet:
+        """Turn freshly initialised backbone(s) into the ray-conditioned model. Each call of
+        ``make_backbone(**kw)`` gives a new backbone; ``extra_inputs=n`` widens its input by n."""
         raise NotImplementedError
 
     def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:

@@ -14,7 +14,7 @@ from tests.conftest import random_batch
 def build(spec, **overrides):
     method = LinearScalarization(apply_overrides(LSHparams(), "method", overrides), spec)
     torch.manual_seed(0)
-    return method, method.build(lambda: create_backbone("multilenet", spec))
+    return method, method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
 
 
 def test_one_model_per_eval_ray_by_default(mini_spec):

@@ -19,7 +19,7 @@ def make(method_name: str, spec: DatasetSpec, seed: int = 0, **overrides) -> tup
     hparams = apply_overrides(cls.Hparams(), "method", overrides)
     method = cls(hparams, spec)
     torch.manual_seed(seed)
-    cnet = method.build(lambda: create_backbone(spec.backbone, spec))
+    cnet = method.build(lambda **kw: create_backbone(spec.backbone, spec, **kw))
     return method, cnet
 
 

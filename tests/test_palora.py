@@ -17,7 +17,7 @@ from tests.conftest import random_batch, tiny_spec
 def build(spec, **overrides) -> tuple[PaLoRA, PaLoRANet]:
     method = PaLoRA(apply_overrides(PaLoRAHparams(), "method", overrides), spec)
     torch.manual_seed(0)
-    return method, method.build(lambda: create_backbone("multilenet", spec))
+    return method, method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
 
 
 def randomize_adapters(cnet: PaLoRANet, seed: int = 1) -> None:

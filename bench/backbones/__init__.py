@@ -1,6 +1,8 @@
 """Shared encoders with one head per objective; each module registers its factories on import.
 
-``create_backbone(name, spec, **kw)`` returns a fresh :class:`bench.spec.MultiTaskNet`.
+``create_backbone(name, spec, **kw)`` returns a fresh :class:`bench.spec.MultiTaskNet`. Every
+factory accepts ``extra_inputs`` (more input channels for images, more features for vectors),
+which input-conditioned methods such as COSMOS use for the ray.
 """
 
 from __future__ import annotations

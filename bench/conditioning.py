@@ -1,0 +1,97 @@
+"""The ways a preference ray enters a model, shared by the methods (design.md, "Where the preference
+ray enters"): not at all (:class:`UnconditionedNet`), through the input (:class:`RayChannelsNet`),
+or through the parameters (:class:`FunctionalTarget`, a backbone run with parameters computed from
+the ray by ``torch.func.functional_call``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from bench.spec import ConditionedNet, MultiTaskNet
+
+
+class UnconditionedNet(ConditionedNet):
+    """One backbone that ignores the ray (single-point MTL methods).
+
+    In training mode it keeps the encoder output of the last forward in ``features`` so that a
+    method can differentiate through the shared representation (MGDA-UB, torchjd's ``mtl_backward``).
+    """
+
+    path = "unconditioned"
+
+    def __init__(self, net: MultiTaskNet) -> None:
+        super().__init__()
+        self.net = net
+        self.features: Tensor | None = None
+
+    def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
+        z = self.net.encoder(x)
+        self.features = z if torch.is_grad_enabled() else None
+        return {name: head(z) for name, head in self.net.heads.items()}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        return list(self.net.encoder.parameters())
+
+    def task_parameters(self) -> list[list[nn.Parameter]]:
+        """The head parameters of each objective, in objective order."""
+        return [list(head.parameters()) for head in self.net.heads.values()]
+
+
+class RayChannelsNet(ConditionedNet):
+    """The ray appended to the input: T constant channels for images, T features for vectors
+    (COSMOS, Ruchte and Grabocka 2021, Sec. 4; official ``Upsampler``). The backbone must be built
+    with ``extra_inputs = T``."""
+
+    path = "input-channels"
+
+    def __init__(self, net: MultiTaskNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
+        ray = ray.to(x.dtype)
+        if x.ndim == 2:
+            extra = ray.expand(x.shape[0], -1)
+        else:
+            extra = ray.view(1, -1, *([1] * (x.ndim - 2))).expand(x.shape[0], -1, *x.shape[2:])
+        return self.net(torch.cat([x, extra], dim=1))
+
+
+class FunctionalTarget(nn.Module):
+    """A backbone whose parameters are removed so that it only runs on parameters it is given.
+
+    The removed tensors (their initial values, in ``named_parameters`` order) are handed once to
+    the caller by :meth:`take_initial`, to turn into its own parameters. Buffers (BatchNorm running
+    statistics) stay in the module, so they are shared across rays, moved by ``.to`` and saved.
+    """
+
+    def __init__(self, net: MultiTaskNet) -> None:
+        super().__init__()
+        self._initial: dict[str, Tensor] | None = {name: p.detach() for name, p in net.named_parameters()}
+        self.shapes: dict[str, torch.Size] = {name: t.shape for name, t in self._initial.items()}
+        for module in net.modules():
+            for name in list(module._parameters):
+                del module._parameters[name]
+        self.net = net
+
+    def take_initial(self) -> dict[str, Tensor]:
+        """The backbone's initial parameter values (once: they are then forgotten)."""
+        if self._initial is None:
+            raise RuntimeError("the initial parameters were already taken")
+        initial, self._initial = self._initial, None
+        return initial
+
+    def numel(self) -> int:
+        return sum(shape.numel() for shape in self.shapes.values())
+
+    def forward(self, params: Mapping[str, Tensor], x: Tensor) -> dict[str, Tensor]:
+        return functional_call(self.net, dict(params), (x,))
+
+    def is_shared(self, name: str) -> bool:
+        """Whether parameter ``name`` belongs to the shared encoder (not a task head)."""
+        return name.startswith("encoder.")

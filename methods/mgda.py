@@ -1,0 +1,96 @@
+"""MGDA and MGDA-UB: multiple gradient descent (Sener and Koltun, NeurIPS 2018; arXiv 1810.04650).
+
+Each step finds the min-norm element of the convex hull of the per-task gradients (Sec. 3.2,
+:func:`methods.min_norm.min_norm_weights`) and back-propagates ``sum_k alpha_k L_k`` with those
+weights, as the reference code does (intel-isl/MultiObjectiveOptimization ``multi_task/train_multi_task.py``).
+- ``mgda``: gradients w.r.t. every shared (encoder) parameter.
+- ``mgda-ub``: gradients w.r.t. the shared representation, the encoder's output (Sec. 3.3, the
+  upper bound): T cheap backward passes through the heads, one through the encoder.
+Weights sum to 1 as in the paper; the official PaLoRA code multiplies them by T, which only rescales
+the step (and is invisible to Adam).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from bench.conditioning import UnconditionedNet
+from bench.errors import ConfigError
+from bench.registry import METHODS
+from bench.spec import ConditionedNet
+from methods.min_norm import gradient_normalizers, min_norm_weights
+from methods.single_point import SinglePointMethod
+
+NORMALIZATIONS = ("l2", "loss", "loss+", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class MGDAHparams:
+    """``normalize``: per-task gradient scaling before the solver (l2, loss, loss+, none);
+    ``max_iters``: Frank-Wolfe iterations for T > 2 (the reference uses 250)."""
+
+    normalize: str = "none"
+    max_iters: int = 250
+
+    def __post_init__(self) -> None:
+        if self.normalize not in NORMALIZATIONS:
+            raise ConfigError(f"unknown method.normalize {self.normalize!r}; valid: {', '.join(NORMALIZATIONS)}")
+        if self.max_iters < 1:
+            raise ConfigError(f"method.max_iters must be >= 1, got {self.max_iters}")
+
+
+def task_jacobian(task_losses: Tensor, inputs: list[Tensor]) -> Tensor:
+    """[T, n]: the gradient of each task loss w.r.t. ``inputs``, flattened (the graph is kept)."""
+    rows = []
+    for loss in task_losses:
+        grads = torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
+        rows.append(
+            torch.cat(
+                [(g if g is not None else torch.zeros_like(x)).flatten() for g, x in zip(grads, inputs, strict=True)]
+            )
+        )
+    return torch.stack(rows)
+
+
+@METHODS.register("mgda")
+class MGDA(SinglePointMethod):
+    """MGDA: min-norm convex combination of the per-task gradients of the shared parameters."""
+
+    Hparams: ClassVar[type] = MGDAHparams
+
+    def differentiate_through(self, cnet: UnconditionedNet) -> list[Tensor]:
+        return list(cnet.shared_parameters())
+
+    def weights(self, task_losses: Tensor, cnet: UnconditionedNet) -> Tensor:
+        """The solver's simplex weights for this step (gradients are constants)."""
+        jacobian = task_jacobian(task_losses, self.differentiate_through(cnet)).detach()
+        jacobian = (
+            jacobian / gradient_normalizers(jacobian, task_losses, self.hparams.normalize).clamp_min(1e-12)[:, None]
+        )
+        return min_norm_weights(jacobian.double() @ jacobian.double().T, self.hparams.max_iters).to(task_losses.dtype)
+
+    def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
+        task_losses = losses[0]
+        loss = (self.weights(task_losses, cnet) * task_losses).sum()
+        loss.backward()
+        return loss.detach()
+
+    def describe(self) -> dict[str, Any]:
+        return {"models": 1, "gradients_of": "shared parameters", "normalize": self.hparams.normalize}
+
+
+@METHODS.register("mgda-ub")
+class MGDAUB(MGDA):
+    """MGDA-UB: min-norm weights from the gradients w.r.t. the shared representation (encoder output)."""
+
+    def differentiate_through(self, cnet: UnconditionedNet) -> list[Tensor]:
+        if cnet.features is None:
+            raise RuntimeError("mgda-ub needs the encoder output of a training forward pass")
+        return [cnet.features]
+
+    def describe(self) -> dict[str, Any]:
+        return {"models": 1, "gradients_of": "shared representation", "normalize": self.hparams.normalize}
