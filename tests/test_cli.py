@@ -25,7 +25,10 @@ def test_list_shows_every_registry(capsys):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--method", "nope"], "valid methods: aligned-mtl, cagrad, dualproj, imtl-g, ls, mean, mgda, mgda-ub, nash-mtl, "),
+        (
+            ["--method", "nope"],
+            "valid methods: aligned-mtl, cagrad, dualproj, imtl-g, ls, mean, mgda, mgda-ub, nash-mtl, ",
+        ),
         (["--method", "palora", "--dataset", "nope"], "valid datasets: multimnist, multimnist-mini"),
         (["--method", "palora", "--set", "train.epoch=1"], "valid keys: train.epochs"),
         (["--method", "palora", "--set", "train.epochs=x"], "expected int"),
