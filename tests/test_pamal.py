@@ -1,0 +1,92 @@
+"""PaMaL's own properties (spec/methods.md, pamal)."""
+
+import math
+
+import pytest
+import torch
+
+from bench.backbones import create_backbone
+from bench.config import apply_overrides
+from bench.loop import compute_losses
+from methods.pamal import PaMaL, PaMaLHparams, PaMaLNet, order_penalty
+from tests.conftest import random_batch, tiny_spec
+
+
+def build(num_tasks: int = 2, **overrides) -> tuple[PaMaL, PaMaLNet]:
+    spec = tiny_spec(num_tasks)
+    method = PaMaL(apply_overrides(PaMaLHparams(), "method", overrides), spec)
+    torch.manual_seed(0)
+    return method, method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
+
+
+def plain_net_with(cnet: PaMaLNet, params: dict[str, torch.Tensor], num_tasks: int):
+    net = create_backbone("multilenet", tiny_spec(num_tasks))
+    net.load_state_dict({name: t.detach() for name, t in params.items()})
+    return net
+
+
+@pytest.mark.parametrize("num_tasks", [2, 3])
+def test_network_at_a_vertex_equals_that_member(num_tasks):
+    _, cnet = build(num_tasks)
+    x = torch.rand(6, 1, 28, 28)
+    for k in range(num_tasks):
+        ray = torch.eye(num_tasks)[k]
+        member = plain_net_with(cnet, cnet.member(k), num_tasks)
+        out, expected = cnet(x, ray), member(x)
+        assert all(torch.allclose(out[name], expected[name], atol=1e-6) for name in expected)
+
+
+def test_members_are_independently_initialised_unless_told_otherwise():
+    _, cnet = build()
+    assert not torch.equal(cnet.member(0)["encoder.0.weight"], cnet.member(1)["encoder.0.weight"])
+    _, same = build(reinit=False)
+    assert all(torch.equal(same.member(0)[n], same.member(1)[n]) for n in same.names)
+
+
+def test_parameters_are_the_convex_combination_of_the_members():
+    _, cnet = build(3)
+    ray = torch.tensor([0.2, 0.5, 0.3])
+    combined = cnet.combined(ray)
+    for name in cnet.names:
+        expected = sum(ray[k] * cnet.member(k)[name] for k in range(3))
+        assert torch.allclose(combined[name], expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("num_tasks", [2, 3])
+def test_parameter_count_is_t_times_the_backbone(num_tasks):
+    """Memory = T x model (spec/methods.md): 2 x 27,450 on MultiLeNet with 2 tasks."""
+    _, cnet = build(num_tasks)
+    backbone = sum(p.numel() for p in create_backbone("multilenet", tiny_spec(num_tasks)).parameters())
+    assert sum(p.numel() for p in cnet.parameters()) == num_tasks * backbone
+    assert cnet.inference_parameters() == backbone
+    if num_tasks == 2:
+        assert backbone == 27450 and num_tasks * backbone == 54900
+
+
+def test_member_of_a_zero_weight_task_gets_no_gradient():
+    spec = tiny_spec(2)
+    method, cnet = build()
+    x, targets = random_batch(spec, 8)
+    rays = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    method.backward(compute_losses(cnet, x, targets, rays, spec.objectives), rays, cnet)
+    for name in cnet.names:
+        grad = cnet.members[cnet.key(name)].grad
+        assert grad[1].abs().max() == 0, name
+        assert (grad[0].abs().max() > 0) == (not name.startswith("heads.task1")), name
+
+
+def test_order_penalty_known_value():
+    rays = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]])
+    # task 0 sorted by ray_0 descending: losses 1.0, 0.8, 1.2 -> decreases (0.2, 0)
+    # task 1 sorted by ray_1 descending (rows 2, 1, 0): losses 0.5, 0.7, 0.6 -> decreases (0, 0.1)
+    losses = torch.tensor([[1.0, 0.6], [0.8, 0.7], [1.2, 0.5]])
+    expected = math.log((math.exp(0.2) + 1) / 2) + math.log((1 + math.exp(0.1)) / 2)
+    assert order_penalty(losses, rays).item() == pytest.approx(expected, abs=1e-6)
+    ordered = torch.tensor([[0.5, 1.0], [0.7, 0.7], [1.0, 0.5]])  # every loss grows as its weight shrinks
+    assert order_penalty(ordered, rays).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_default_window_and_sampler_are_the_multimnist_preset():
+    method, _ = build()
+    rays = method.train_rays(0.5, torch.Generator().manual_seed(0))
+    assert rays.shape == (4, 2) and method.sampler.name == "annealing"
