@@ -27,7 +27,7 @@ def test_list_shows_every_registry(capsys):
     [
         (
             ["--method", "nope"],
-            "valid methods: aligned-mtl, cagrad, dualproj, imtl-g, ls, mean, mgda, mgda-ub, nash-mtl, ",
+            "valid methods: aligned-mtl, cagrad, cosmos, dualproj, imtl-g, ls, mean, mgda, mgda-ub, nash-mtl, palora",
         ),
         (["--method", "palora", "--dataset", "nope"], "valid datasets: multimnist, multimnist-mini"),
         (["--method", "palora", "--set", "train.epoch=1"], "valid keys: train.epochs"),

@@ -1,0 +1,154 @@
+"""Pareto HyperNetworks (Navon, Shamsian, Chechik, Fetaya, ICLR 2021; arXiv 2010.04104).
+
+A hypernetwork maps the ray to every parameter of the target backbone, which then runs
+functionally (``torch.func.functional_call``) with the produced parameters (paper Sec. 4, Fig. 2;
+official AvivNavon/pareto-hypernetworks ``LeNetHyper`` and nik-dim/palora ``phn_lenet.py``):
+ray -> MLP (T -> 100 -> 100 -> 100, ReLU between) -> one linear head per target tensor, reshaped.
+With ``chunk_size > 0`` (large backbones, e.g. ResNet-18) one shared head maps the MLP output
+concatenated with a learned embedding of each chunk to ``chunk_size`` values, and the chunks are
+concatenated and cut into the target's tensors (the official ``ResnetHyper``'s chunking). One ray per
+step from Dirichlet(alpha).
+- ``phn-ls``: loss = sum_k ray_k L_k.
+- ``phn-epo``: the EPO direction on the hypernetwork's parameters (:mod:`methods.epo`); the LP's
+  weights are multiplied by T as in the official ``EPOSolver``.
+The official LeNet target applies the second head layer to the encoder output (a typo); ours is the
+shared MultiLeNet, so every method runs the same target network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from bench.conditioning import FunctionalTarget
+from bench.errors import ConfigError
+from bench.rays import RaySampler
+from bench.registry import METHODS
+from bench.spec import ConditionedNet, Method, MultiTaskNet
+from methods.epo import epo_weights
+from methods.mgda import task_jacobian
+
+
+class HyperNetwork(nn.Module):
+    """ray [T] -> {target parameter name: tensor of its shape}."""
+
+    def __init__(
+        self, num_tasks: int, shapes: dict[str, torch.Size], hidden: int, chunk_size: int, chunk_embedding: int
+    ) -> None:
+        super().__init__()
+        self.shapes = dict(shapes)
+        self.chunk_size = chunk_size
+        self.ray_mlp = nn.Sequential(
+            nn.Linear(num_tasks, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden)
+        )
+        if chunk_size:
+            total = sum(s.numel() for s in self.shapes.values())
+            self.chunk_embeddings = nn.Parameter(torch.randn(math.ceil(total / chunk_size), chunk_embedding) * 0.1)
+            self.chunk_head = nn.Linear(hidden + chunk_embedding, chunk_size)
+        else:
+            self.heads = nn.ModuleDict({self.key(n): nn.Linear(hidden, s.numel()) for n, s in self.shapes.items()})
+
+    @staticmethod
+    def key(name: str) -> str:
+        return name.replace(".", "__")
+
+    def forward(self, ray: Tensor) -> dict[str, Tensor]:
+        features = self.ray_mlp(ray)
+        if not self.chunk_size:
+            return {n: self.heads[self.key(n)](features).view(s) for n, s in self.shapes.items()}
+        inputs = torch.cat([features.expand(len(self.chunk_embeddings), -1), self.chunk_embeddings], dim=1)
+        flat = self.chunk_head(inputs).flatten()
+        out, position = {}, 0
+        for name, shape in self.shapes.items():
+            out[name] = flat[position : position + shape.numel()].view(shape)
+            position += shape.numel()
+        return out
+
+
+class PHNNet(ConditionedNet):
+    """The hypernetwork and the parameter-free target; ``forward(x, ray)`` = target(hyper(ray), x)."""
+
+    path = "hypernetwork"
+
+    def __init__(self, target: MultiTaskNet, num_tasks: int, hidden: int, chunk_size: int, chunk_embedding: int):
+        super().__init__()
+        self.target = FunctionalTarget(target)
+        self.target.take_initial()  # the hypernetwork produces every parameter
+        self.hyper = HyperNetwork(num_tasks, self.target.shapes, hidden, chunk_size, chunk_embedding)
+
+    def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
+        return self.target(self.hyper(ray.to(x.dtype)), x)
+
+    def inference_parameters(self) -> int:
+        return self.target.numel()
+
+
+@dataclasses.dataclass(frozen=True)
+class PHNHparams:
+    """``alpha``: Dirichlet concentration of the training rays (0.2 on segmentation, 1 elsewhere);
+    ``hidden``: the ray MLP width; ``chunk_size`` (0 = one head per tensor) and ``chunk_embedding``."""
+
+    alpha: float = 1.0
+    hidden: int = 100
+    chunk_size: int = 0
+    chunk_embedding: int = 64
+
+    def __post_init__(self) -> None:
+        if self.alpha <= 0:
+            raise ConfigError(f"method.alpha must be > 0, got {self.alpha}")
+        if self.chunk_size < 0 or self.hidden < 1:
+            raise ConfigError("method.chunk_size must be >= 0 and method.hidden >= 1")
+
+
+@METHODS.register("phn-ls")
+class PHNLS(Method):
+    """PHN-LS: a hypernetwork maps the ray to the target's parameters; loss = ray . losses."""
+
+    Hparams: ClassVar[type] = PHNHparams
+    kind = "front"
+
+    def __init__(self, hparams: PHNHparams, spec: Any) -> None:
+        super().__init__(hparams, spec)
+        self.sampler = RaySampler("dirichlet", self.num_tasks, 1, p=hparams.alpha)
+
+    def build(self, make_backbone: Callable[..., MultiTaskNet]) -> PHNNet:
+        h = self.hparams
+        return PHNNet(make_backbone(), self.num_tasks, h.hidden, h.chunk_size, h.chunk_embedding)
+
+    def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
+        return self.sampler.sample(progress, generator)
+
+    def describe(self) -> dict[str, Any]:
+        return {"models": 1, "chunk_size": self.hparams.chunk_size, "ray_dirichlet_alpha": self.hparams.alpha}
+
+
+@METHODS.register("phn-epo")
+class PHNEPO(PHNLS):
+    """PHN-EPO: the hypernetwork trained along the Exact Pareto Optimal direction for each ray."""
+
+    def __init__(self, hparams: PHNHparams, spec: Any) -> None:
+        super().__init__(hparams, spec)
+        self.moves: Counter[str] = Counter()
+
+    def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
+        total = losses.new_zeros(())
+        params = list(cnet.hyper.parameters())
+        for task_losses, ray in zip(losses, rays, strict=True):
+            jacobian = task_jacobian(task_losses, params).detach().double()
+            alpha, move = epo_weights(
+                task_losses.detach().double().cpu().numpy(), (jacobian @ jacobian.T).cpu().numpy(), ray.cpu().numpy()
+            )
+            self.moves[move] += 1
+            weights = torch.as_tensor(alpha * self.num_tasks, dtype=losses.dtype, device=losses.device)
+            total = total + (weights * task_losses).sum()
+        total.backward()
+        return total.detach()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "epo_moves": dict(self.moves)}

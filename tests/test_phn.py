@@ -1,0 +1,115 @@
+"""PHN's hypernetwork (names, shapes, parameter count, ray dependence) and the EPO linear programmes."""
+
+import numpy as np
+import pytest
+import torch
+
+from bench.backbones import create_backbone
+from bench.config import apply_overrides
+from bench.loop import compute_losses
+from methods.epo import adjustments, epo_weights
+from methods.phn import PHNEPO, PHNLS, PHNHparams
+from tests.conftest import random_batch, tiny_spec
+
+
+def build(cls=PHNLS, num_tasks: int = 2, **overrides):
+    spec = tiny_spec(num_tasks)
+    method = cls(apply_overrides(PHNHparams(), "method", overrides), spec)
+    torch.manual_seed(0)
+    return spec, method, method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
+
+
+@pytest.mark.parametrize("chunk_size", [0, 1000])
+@pytest.mark.parametrize("num_tasks", [2, 3])
+def test_generated_parameters_have_the_targets_names_and_shapes(num_tasks, chunk_size):
+    spec, _, cnet = build(num_tasks=num_tasks, chunk_size=chunk_size)
+    reference = {n: p.shape for n, p in create_backbone("multilenet", spec).named_parameters()}
+    generated = cnet.hyper(torch.full((num_tasks,), 1.0 / num_tasks))
+    assert {n: t.shape for n, t in generated.items()} == reference
+    assert list(cnet.target.parameters()) == []  # the target holds no trainable copy
+
+
+def test_outputs_change_with_the_ray_and_match_a_plain_net_with_the_generated_weights():
+    spec, _, cnet = build()
+    x = torch.rand(5, 1, 28, 28)
+    a, b = torch.tensor([0.9, 0.1]), torch.tensor([0.2, 0.8])
+    out_a, out_b = cnet(x, a), cnet(x, b)
+    assert not torch.allclose(out_a["task0"], out_b["task0"])
+    plain = create_backbone("multilenet", spec)
+    plain.load_state_dict({n: t.detach() for n, t in cnet.hyper(a).items()})
+    expected = plain(x)
+    assert all(torch.allclose(out_a[k], expected[k], atol=1e-5) for k in expected)
+
+
+def test_hypernetwork_parameter_count_matches_the_architecture():
+    """MLP T->100->100->100 plus a Linear(100, numel) head per target tensor: 101 x 27,450 + 20,500."""
+    _, _, cnet = build()
+    mlp = (2 * 100 + 100) + 2 * (100 * 100 + 100)
+    assert sum(p.numel() for p in cnet.parameters()) == mlp + 101 * 27450 == 2_792_950
+    assert cnet.inference_parameters() == 27450
+    _, _, chunked = build(chunk_size=1000, chunk_embedding=8)
+    chunks = 28  # ceil(27,450 / 1,000)
+    assert sum(p.numel() for p in chunked.parameters()) == mlp + chunks * 8 + (108 * 1000 + 1000)
+
+
+def test_training_rays_are_one_dirichlet_draw_per_step():
+    _, method, _ = build(alpha=0.2)
+    rays = torch.cat([method.train_rays(0.5, torch.Generator().manual_seed(s)) for s in range(400)])
+    assert rays.shape == (400, 2) and torch.allclose(rays.sum(1), torch.ones(400))
+    # Dirichlet(0.2, 0.2): mass near the vertices, mean 1/2
+    assert (rays[:, 0] < 0.1).float().mean() > 0.3 and abs(rays[:, 0].mean() - 0.5) < 0.08
+
+
+def test_epo_balance_move_descends_on_the_task_furthest_above_the_ray():
+    # r = (0.8, 0.2), l = (1, 1): r*l = (0.8, 0.2) is not balanced and task 0 is the one to reduce
+    alpha, move = epo_weights(np.array([1.0, 1.0]), np.eye(2), np.array([0.8, 0.2]))
+    assert move == "balance" and np.allclose(alpha, [1.0, 0.0])
+
+
+def test_epo_dominance_move_maximises_common_descent():
+    # r*l balanced -> maximise 1^T C alpha = 1.5 alpha_0 + 2.5 alpha_1 subject to C alpha >= 0
+    alpha, move = epo_weights(np.array([1.0, 1.0]), np.array([[1.0, 0.5], [0.5, 2.0]]), np.array([0.5, 0.5]))
+    assert move == "dominance" and np.allclose(alpha, [0.0, 1.0])
+
+
+def test_epo_adjustment_known_value():
+    weighted, mu, a = adjustments(np.array([1.0, 1.0]), np.array([0.8, 0.2]))
+    expected_mu = 0.8 * np.log(1.6) + 0.2 * np.log(0.4)
+    assert mu == pytest.approx(expected_mu)
+    assert np.allclose(a, [0.8 * (np.log(1.6) - expected_mu), 0.2 * (np.log(0.4) - expected_mu)])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_epo_direction_never_increases_a_loss_it_must_not(seed):
+    """Dominance moves keep C alpha >= 0 (no task ascends); balance moves keep descent on the task with
+    the largest r_k l_k. Checked on random Gram matrices, losses and rays."""
+    rng = np.random.default_rng(seed)
+    jacobian = rng.normal(size=(3, 6))
+    gram = jacobian @ jacobian.T
+    ray = rng.dirichlet(np.ones(3))
+    losses = rng.uniform(0.5, 2.0, size=3)
+    alpha, move = epo_weights(losses, gram, ray)
+    assert alpha.min() >= -1e-9 and alpha.sum() == pytest.approx(1.0)
+    descent = gram @ alpha
+    if move == "balance":
+        assert descent[np.argmax(ray * losses)] >= -1e-9
+    elif move == "dominance":
+        assert descent.min() >= -1e-9
+
+
+def test_phn_epo_step_weights_the_losses_by_t_times_the_lp_solution():
+    spec, method, cnet = build(PHNEPO)
+    x, targets = random_batch(spec, 16)
+    rays = method.train_rays(0.5, torch.Generator().manual_seed(1))
+    losses = compute_losses(cnet, x, targets, rays, spec.objectives)
+    params = list(cnet.hyper.parameters())
+    grads = [torch.autograd.grad(losses[0, k], params, retain_graph=True) for k in range(2)]
+    flat = torch.stack([torch.cat([g.flatten() for g in grads[k]]) for k in range(2)]).double()
+    alpha, _ = epo_weights(losses.detach()[0].double().numpy(), (flat @ flat.T).numpy(), rays[0].numpy())
+    loss = method.backward(losses, rays, cnet)
+    assert sum(method.moves.values()) == 1
+    assert loss.item() == pytest.approx(float(2 * (alpha * losses.detach()[0].numpy()).sum()), rel=1e-5)
+    head = cnet.hyper.ray_mlp[0].weight
+    index = params.index(head)
+    expected = 2 * (alpha[0] * grads[0][index] + alpha[1] * grads[1][index])
+    assert torch.allclose(head.grad, expected.float(), atol=1e-6)
