@@ -34,6 +34,10 @@ def test_rows_take_each_task_at_its_own_end_of_the_front(runs: Path):
 def test_markdown_table_has_one_line_per_run(runs: Path, tmp_path: Path):
     table = markdown_table(load_summaries(runs))
     lines = table.strip().splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| `mgda` | point |") and lines[3].startswith("| `palora` | front |")
+    assert (
+        len(lines) == 4
+        and lines[2].startswith("| `mgda` | point | 0 |")
+        and lines[3].startswith("| `palora` | front | 0 |")
+    )
     main([str(runs), "--out", str(tmp_path / "t.md")])
     assert (tmp_path / "t.md").read_text() == table

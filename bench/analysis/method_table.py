@@ -1,6 +1,6 @@
 """One table row per run from its ``summary.json``: ``python -m bench.analysis.method_table RUNS [--out F]``.
 
-Columns: method, kind, hypervolume, each task's accuracy (its HV metric) at its own end of the front
+Columns: method, kind, seed, hypervolume, each task's accuracy (its HV metric) at its own end of the front
 (ray e_k; a single-point method's one point), trainable and inference parameters, training seconds
 per epoch, steps. Reads run records only (design.md: scoring reads only logs).
 """
@@ -46,6 +46,7 @@ def row(summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "method": summary["method"],
         "kind": summary["kind"],
+        "seed": summary["seed"],
         "hypervolume": summary["hypervolume"],
         "ends": end_values(summary),
         "trainable": summary["parameters"]["trainable"],
@@ -60,11 +61,25 @@ def markdown_table(summaries: list[dict[str, Any]]) -> str:
     if not rows:
         return "(no runs)\n"
     names = list(rows[0]["ends"])
-    header = ["method", "kind", "HV", *[f"{n} at its end" for n in names], "trainable params", "inference params"]
+    header = [
+        "method",
+        "kind",
+        "seed",
+        "HV",
+        *[f"{n} at its end" for n in names],
+        "trainable params",
+        "inference params",
+    ]
     header += ["train s/epoch", "steps"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [f"`{r['method']}`", r["kind"], f"{r['hypervolume']:.4f}", *[f"{r['ends'][n]:.4f}" for n in names]]
+        cells = [
+            f"`{r['method']}`",
+            r["kind"],
+            str(r["seed"]),
+            f"{r['hypervolume']:.4f}",
+            *[f"{r['ends'][n]:.4f}" for n in names],
+        ]
         cells += [f"{r['trainable']:,}", f"{r['inference']:,}", f"{r['seconds_per_epoch']:.2f}", str(r["steps"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
