@@ -15,6 +15,11 @@ from torch.func import functional_call
 from bench.spec import ConditionedNet, MultiTaskNet
 
 
+def parameter_key(name: str) -> str:
+    """A dotted parameter name as a ModuleDict/ParameterDict key (which may not contain dots)."""
+    return name.replace(".", "__")
+
+
 class UnconditionedNet(ConditionedNet):
     """One backbone that ignores the ray (single-point MTL methods).
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 
 from bench.conditioning import UnconditionedNet
 from bench.errors import ConfigError
 from bench.registry import METHODS
 from bench.spec import ConditionedNet
+from methods.gradients import task_jacobian
 from methods.min_norm import gradient_normalizers, min_norm_weights
 from methods.single_point import SinglePointMethod
 
@@ -41,19 +41,6 @@ class MGDAHparams:
             raise ConfigError(f"unknown method.normalize {self.normalize!r}; valid: {', '.join(NORMALIZATIONS)}")
         if self.max_iters < 1:
             raise ConfigError(f"method.max_iters must be >= 1, got {self.max_iters}")
-
-
-def task_jacobian(task_losses: Tensor, inputs: list[Tensor]) -> Tensor:
-    """[T, n]: the gradient of each task loss w.r.t. ``inputs``, flattened (the graph is kept)."""
-    rows = []
-    for loss in task_losses:
-        grads = torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
-        rows.append(
-            torch.cat(
-                [(g if g is not None else torch.zeros_like(x)).flatten() for g, x in zip(grads, inputs, strict=True)]
-            )
-        )
-    return torch.stack(rows)
 
 
 @METHODS.register("mgda")

@@ -10,8 +10,6 @@ which end at the exact minimiser (to round-off).
 
 from __future__ import annotations
 
-import itertools
-
 import torch
 from torch import Tensor
 
@@ -25,24 +23,32 @@ def line_search(aa: Tensor, ab: Tensor, bb: Tensor) -> Tensor:
     return ((bb - ab) / denominator).clamp(0.0, 1.0)
 
 
+def best_pair(gram: Tensor) -> Tensor:
+    """The min-norm point over every edge of the simplex (Algorithm 1 on each pair i < j, all at
+    once); ties go to the first pair in (i, j) order."""
+    num = gram.shape[0]
+    diag = gram.diagonal()
+    aa, bb = diag[:, None].expand(num, num), diag[None, :].expand(num, num)
+    denominator = aa - 2 * gram + bb
+    gamma = torch.where(denominator > 0, ((bb - gram) / denominator.where(denominator > 0, 1.0)).clamp(0, 1), 0.5)
+    values = gamma**2 * aa + 2 * gamma * (1 - gamma) * gram + (1 - gamma) ** 2 * bb
+    upper = torch.ones(num, num, dtype=torch.bool, device=gram.device).triu(1)
+    flat = int(torch.argmin(values.masked_fill(~upper, float("inf"))))
+    i, j = divmod(flat, num)
+    weights = gram.new_zeros(num)
+    weights[i], weights[j] = gamma[i, j], 1 - gamma[i, j]
+    return weights
+
+
 def min_norm_weights(gram: Tensor, max_iters: int = 1000, tol: float = 1e-10) -> Tensor:
     """Simplex weights of the min-norm point of the convex hull of the gradients with Gram ``gram``."""
     gram = gram.double()
     num = gram.shape[0]
     if num == 1:
         return gram.new_ones(1)
-    best, best_value = None, None
-    for i, j in itertools.combinations(range(num), 2):
-        gamma = line_search(gram[i, i], gram[i, j], gram[j, j])
-        weights = gram.new_zeros(num)
-        weights[i], weights[j] = gamma, 1 - gamma
-        value = weights @ gram @ weights
-        if best_value is None or value < best_value:
-            best, best_value = weights, value
-    assert best is not None
+    weights = best_pair(gram)
     if num == 2:
-        return best
-    weights = best
+        return weights
     for _ in range(max_iters):
         grad = gram @ weights
         t = int(torch.argmin(grad))

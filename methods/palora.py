@@ -26,10 +26,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from bench.conditioning import parameter_key
 from bench.errors import ConfigError
 from bench.rays import RaySampler
 from bench.registry import METHODS
 from bench.spec import ConditionedNet, Method, MultiTaskNet
+from methods.gradients import gradient_balanced
 
 
 class LowRankAdapters(nn.Module):
@@ -71,7 +73,7 @@ class PaLoRANet(ConditionedNet):
         self.adapters = nn.ModuleDict()
         for name, module in net.named_modules():
             if isinstance(module, (nn.Linear, nn.Conv2d)):
-                key = name.replace(".", "__")
+                key = parameter_key(name)
                 self.adapters[key] = LowRankAdapters(module, num_tasks, rank, alpha)
                 self.adapted[f"{name}.weight"] = key
 
@@ -122,18 +124,6 @@ def cosine_penalty(cnet: PaLoRANet) -> Tensor:
         for p in (adapters.A, adapters.B):
             terms.append(F.cosine_similarity(p[0].flatten(), p[1].flatten(), dim=0))
     return torch.stack(terms).mean()
-
-
-def gradient_balanced(losses: Tensor, rays: Tensor, shared: list[nn.Parameter]) -> Tensor:
-    """``inner_method = gb``: sum_k lambda_k L_k / (||grad_shared L_k|| + 1e-3) per ray
-    (official ``PaLoRA_GB.get_weighted_loss``); the norms are treated as constants."""
-    total = losses.new_zeros(())
-    for r in range(losses.shape[0]):
-        for k in range(losses.shape[1]):
-            grads = torch.autograd.grad(losses[r, k], shared, retain_graph=True, allow_unused=True)
-            norm = torch.sqrt(sum((g.detach() ** 2).sum() for g in grads if g is not None))
-            total = total + rays[r, k] * losses[r, k] / (norm + 1e-3)
-    return total
 
 
 @METHODS.register("palora")

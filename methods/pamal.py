@@ -26,12 +26,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from bench.conditioning import FunctionalTarget
+from bench.conditioning import FunctionalTarget, parameter_key
 from bench.errors import ConfigError
 from bench.rays import RaySampler
 from bench.registry import METHODS
 from bench.spec import ConditionedNet, Method, MultiTaskNet
-from methods.palora import gradient_balanced
+from methods.gradients import gradient_balanced
 
 
 class PaMaLNet(ConditionedNet):
@@ -47,25 +47,23 @@ class PaMaLNet(ConditionedNet):
         self.names = list(self.target.shapes)
         self.members = nn.ParameterDict(
             {
-                self.key(name): nn.Parameter(torch.stack([first[name]] + [p[name].detach() for p in member_params]))
+                parameter_key(name): nn.Parameter(
+                    torch.stack([first[name]] + [p[name].detach() for p in member_params])
+                )
                 for name in self.names
             }
         )
-
-    @staticmethod
-    def key(name: str) -> str:
-        return name.replace(".", "__")
 
     def combined(self, ray: Tensor) -> dict[str, Tensor]:
         """theta(ray) = sum_k ray_k theta_k for every parameter."""
         out = {}
         for name in self.names:
-            stacked = self.members[self.key(name)]
+            stacked = self.members[parameter_key(name)]
             out[name] = torch.tensordot(ray.to(stacked.dtype), stacked, dims=1)
         return out
 
     def member(self, k: int) -> dict[str, Tensor]:
-        return {name: self.members[self.key(name)][k] for name in self.names}
+        return {name: self.members[parameter_key(name)][k] for name in self.names}
 
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
         return self.target(self.combined(ray), x)
@@ -74,7 +72,7 @@ class PaMaLNet(ConditionedNet):
         return self.target.numel()
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        return [self.members[self.key(n)] for n in self.names if self.target.is_shared(n)]
+        return [self.members[parameter_key(n)] for n in self.names if self.target.is_shared(n)]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -26,13 +26,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from bench.conditioning import FunctionalTarget
+from bench.conditioning import FunctionalTarget, parameter_key
 from bench.errors import ConfigError
 from bench.rays import RaySampler
 from bench.registry import METHODS
 from bench.spec import ConditionedNet, Method, MultiTaskNet
 from methods.epo import epo_weights
-from methods.mgda import task_jacobian
+from methods.gradients import task_jacobian
 
 
 class HyperNetwork(nn.Module):
@@ -52,16 +52,12 @@ class HyperNetwork(nn.Module):
             self.chunk_embeddings = nn.Parameter(torch.randn(math.ceil(total / chunk_size), chunk_embedding) * 0.1)
             self.chunk_head = nn.Linear(hidden + chunk_embedding, chunk_size)
         else:
-            self.heads = nn.ModuleDict({self.key(n): nn.Linear(hidden, s.numel()) for n, s in self.shapes.items()})
-
-    @staticmethod
-    def key(name: str) -> str:
-        return name.replace(".", "__")
+            self.heads = nn.ModuleDict({parameter_key(n): nn.Linear(hidden, s.numel()) for n, s in self.shapes.items()})
 
     def forward(self, ray: Tensor) -> dict[str, Tensor]:
         features = self.ray_mlp(ray)
         if not self.chunk_size:
-            return {n: self.heads[self.key(n)](features).view(s) for n, s in self.shapes.items()}
+            return {n: self.heads[parameter_key(n)](features).view(s) for n, s in self.shapes.items()}
         inputs = torch.cat([features.expand(len(self.chunk_embeddings), -1), self.chunk_embeddings], dim=1)
         flat = self.chunk_head(inputs).flatten()
         out, position = {}, 0

@@ -9,7 +9,8 @@ from torchjd.aggregation import MGDAWeighting
 from bench.backbones import create_backbone
 from bench.errors import ConfigError
 from bench.loop import compute_losses
-from methods.mgda import MGDA, MGDAUB, MGDAHparams, task_jacobian
+from methods.gradients import task_jacobian
+from methods.mgda import MGDA, MGDAUB, MGDAHparams
 from methods.min_norm import gradient_normalizers, line_search, min_norm_weights
 from tests.conftest import random_batch, tiny_spec
 

@@ -1,0 +1,29 @@
+"""Per-task gradients shared by the methods that look at them (MGDA, PHN-EPO, PaLoRA/PaMaL balancing)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def task_jacobian(task_losses: Tensor, inputs: list[Tensor]) -> Tensor:
+    """[T, n]: the gradient of each task loss w.r.t. ``inputs``, flattened (the graph is kept)."""
+    rows = []
+    for loss in task_losses:
+        grads = torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
+        rows.append(
+            torch.cat(
+                [(g if g is not None else torch.zeros_like(x)).flatten() for g, x in zip(grads, inputs, strict=True)]
+            )
+        )
+    return torch.stack(rows)
+
+
+def gradient_balanced(losses: Tensor, rays: Tensor, shared: list[Tensor]) -> Tensor:
+    """sum_r sum_k lambda_rk L_rk / (||grad_shared L_rk|| + 1e-3), the norms treated as constants
+    (official ``PaLoRA_GB`` / ``PaMaL_GB.get_weighted_loss``: PaLoRA's ``gb``, PaMaL's ``gradnorm``)."""
+    total = losses.new_zeros(())
+    for task_losses, ray in zip(losses, rays, strict=True):
+        norms = task_jacobian(task_losses, shared).detach().norm(dim=1)
+        total = total + (ray * task_losses / (norms + 1e-3)).sum()
+    return total
