@@ -1,7 +1,7 @@
 """Typed run configuration and its resolution.
 
 Precedence (lowest first): dataclass defaults < the dataset's protocol defaults
-(``DatasetSpec.train_defaults``) < ``bench/presets.toml[dataset][method]`` < ``--config FILE.toml``
+(``DatasetSpec.train_defaults``) < ``bench/presets/<dataset>.toml[method]`` < ``--config FILE.toml``
 < ``--set key=value``. Keys are dotted: ``train.<field>``, ``data.<field>``, ``method.<field>``.
 Unknown keys and values of the wrong type raise :class:`ConfigError` naming the valid choices.
 """
@@ -25,7 +25,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-PRESETS_PATH = Path(__file__).with_name("presets.toml")
+PRESETS_DIR = Path(__file__).with_name("presets")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +41,16 @@ class TrainConfig:
     """Evaluate the ray grid on val every this many epochs (and always after the last)."""
     max_steps: int = 0
     """Stop after this many optimizer steps (0: no limit); the ray schedule still spans all epochs."""
+    lr_step: int = 0
+    """Multiply every learning rate by ``lr_gamma`` each ``lr_step`` epochs (StepLR; 0: constant)."""
+    lr_gamma: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr_step < 0 or self.max_steps < 0:
+            raise ValueError("train.lr_step and train.max_steps must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +61,18 @@ class DataConfig:
     eval_limit: int = 0
 
 
-SECTIONS = ("train", "data", "method")
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Backbone options."""
+
+    backbone: str = ""
+    """A registered backbone instead of the dataset's default (empty: the dataset's)."""
+    weights: str = ""
+    """Initial encoder weights: empty (random), ``imagenet`` (torchvision's file, looked up in the
+    torch hub cache and ``<data root>/weights``), or the path of a state-dict file."""
+
+
+SECTIONS = ("train", "data", "model", "method")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +85,7 @@ class RunConfig:
     train: TrainConfig
     data: DataConfig
     hparams: Any
+    model: ModelConfig = ModelConfig()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +94,7 @@ class RunConfig:
             "seed": self.seed,
             "train": dataclasses.asdict(self.train),
             "data": dataclasses.asdict(self.data),
+            "model": dataclasses.asdict(self.model),
             "method_hparams": to_jsonable(dataclasses.asdict(self.hparams)),
         }
 
@@ -204,10 +227,23 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
 
 
+def preset_table(dataset: str, method: str) -> tuple[dict[str, Any], str]:
+    """The ``[method]`` table of ``bench/presets/<dataset>.toml`` (following ``extends = "<dataset>"``)."""
+    path = PRESETS_DIR / f"{dataset}.toml"
+    if not path.is_file():
+        return {}, str(path)
+    presets = read_toml(path)
+    parent = presets.pop("extends", None)
+    if method in presets:
+        return presets[method], f"{path.name}[{method}]"
+    if isinstance(parent, str):
+        return preset_table(parent, method)
+    return {}, str(path)
+
+
 def preset_pairs(dataset: str, method: str) -> list[tuple[str, Any]]:
-    presets = read_toml(PRESETS_PATH)
-    table = presets.get(dataset, {}).get(method, {})
-    return flatten_table(table, f"{PRESETS_PATH.name}[{dataset}.{method}]")
+    table, source = preset_table(dataset, method)
+    return flatten_table(table, source)
 
 
 def resolve(
@@ -235,5 +271,6 @@ def resolve(
         seed=seed,
         train=apply_overrides(TrainConfig(), "train", layered["train"]),
         data=apply_overrides(DataConfig(), "data", layered["data"]),
+        model=apply_overrides(ModelConfig(), "model", layered["model"]),
         hparams=apply_overrides(method_cls.Hparams(), "method", layered["method"]),
     )

@@ -1,4 +1,8 @@
-"""Evaluation of a conditioned model over a grid of rays: every metric of every objective, per ray."""
+"""Evaluation of a conditioned model over a grid of rays: every metric of every objective, per ray.
+
+Each metric sums its per-batch statistics over the split (:meth:`bench.spec.Metric.statistics`),
+so means, confusion-matrix mIoU and histogram medians are all exact over the whole split.
+"""
 
 from __future__ import annotations
 
@@ -13,31 +17,32 @@ from bench.spec import Batch, ConditionedNet, DatasetSpec
 
 @torch.no_grad()
 def evaluate(cnet: ConditionedNet, loader: Iterable[Batch], rays: Tensor, spec: DatasetSpec) -> list[dict[str, Any]]:
-    """Mean of each per-sample metric over the split, for each ray: one row per (ray, objective, metric)."""
+    """Each metric of each objective over the split, for each ray: one row per (ray, objective, metric)."""
     was_training = cnet.training
     cnet.eval()
     keys = [(o, m) for o in spec.objectives for m in o.metrics]
-    sums: Tensor | None = None
-    count = 0
+    sums: list[list[Tensor]] | None = None
     for x, targets in loader:
-        batch_sums = []
+        batch = []
         for ray in rays:
             out = cnet(x, ray)
-            batch_sums.append(torch.stack([m.fn(out[o.name], targets[o.name]).double().sum() for o, m in keys]))
-        stacked = torch.stack(batch_sums)
-        sums = stacked if sums is None else sums + stacked
-        count += x.shape[0]
+            batch.append([m.statistics(out[o.name], targets[o.name]) for o, m in keys])
+        sums = (
+            batch
+            if sums is None
+            else [[a + b for a, b in zip(s, t, strict=True)] for s, t in zip(sums, batch, strict=True)]
+        )
     cnet.train(was_training)
     if sums is None:
         raise ValueError("evaluation split is empty")
-    means = (sums / count).cpu().tolist()
+    values = [[m.value(stat.cpu()) for (_, m), stat in zip(keys, per_ray, strict=True)] for per_ray in sums]
     return [
         {
             "ray_index": r,
             "ray": [round(v, 6) for v in ray.tolist()],
             "objective": o.name,
             "metric": m.name,
-            "value": means[r][j],
+            "value": values[r][j],
         }
         for r, ray in enumerate(rays.cpu())
         for j, (o, m) in enumerate(keys)

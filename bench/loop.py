@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from bench.data.batches import TensorBatches
+from bench.data.batches import Batches
 from bench.spec import ConditionedNet, Method, Objective
 
 RAY_HISTOGRAM_BINS = 10
@@ -42,7 +42,7 @@ def fit(
     cnet: ConditionedNet,
     method: Method,
     optimizer: torch.optim.Optimizer,
-    loader: TensorBatches,
+    loader: Batches,
     objectives: Sequence[Objective],
     epochs: int,
     ray_generator: torch.Generator,
@@ -50,8 +50,10 @@ def fit(
     eval_every: int = 1,
     max_steps: int = 0,
     show_progress: bool = True,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> LoopStats:
-    """Train for ``epochs`` (or ``max_steps``); call ``on_epoch_end(epoch, step)`` at each evaluation."""
+    """Train for ``epochs`` (or ``max_steps``); call ``on_epoch_end(epoch, step)`` at each evaluation;
+    step ``scheduler`` (if any) once per epoch."""
     device = next(cnet.parameters()).device
     total_steps = epochs * len(loader)
     stats = LoopStats()
@@ -86,6 +88,8 @@ def fit(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         stats.train_seconds += time.perf_counter() - start
+        if scheduler is not None:
+            scheduler.step()
         done = bool(max_steps and stats.steps >= max_steps)
         if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs or done:
             on_epoch_end(epoch, stats.steps)

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,16 @@ import torch
 from tqdm.auto import tqdm
 
 from bench.analysis.hypervolume import front_hypervolume
-from bench.backbones import create_backbone
-from bench.config import RunConfig
-from bench.data.batches import TensorBatches
+from bench.backbones import create_backbone, resolve_weights
+from bench.config import ModelConfig, RunConfig
+from bench.data.batches import Batches, make_batches
 from bench.errors import ConfigError
 from bench.evaluate import evaluate, front
 from bench.loop import fit
 from bench.memory import peak_kind, read_peak_bytes, reset_peak
 from bench.record import RunRecord
-from bench.registry import DATASETS, METHODS, load_all
-from bench.spec import ConditionedNet, DatasetSpec
+from bench.registry import BACKBONES, DATASETS, METHODS, load_all
+from bench.spec import ConditionedNet, DatasetSpec, Split
 
 
 def default_data_root() -> Path:
@@ -49,19 +50,22 @@ def resolve_device(name: str) -> torch.device:
     raise ConfigError(f"unknown device {name!r}; valid devices: auto, cpu, cuda, cuda:<index>")
 
 
-def make_batches(
+def default_workers() -> int:
+    """DataLoader worker processes for image datasets: one per core, at most 8, one core left free."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def load_split(
     spec: DatasetSpec,
     root: Path,
-    split: str,
+    split: Split,
     batch_size: int,
     limit: int,
     device: torch.device,
     generator: torch.Generator | None,
-) -> TensorBatches:
-    x, targets = spec.load(root, split)
-    if limit:
-        x, targets = x[:limit], {k: v[:limit] for k, v in targets.items()}
-    return TensorBatches(x.to(device), {k: v.to(device) for k, v in targets.items()}, batch_size, generator)
+    workers: int,
+) -> Batches:
+    return make_batches(spec.load(root, split), batch_size, device, generator, limit, workers)
 
 
 def count_parameters(cnet: ConditionedNet) -> dict[str, int]:
@@ -75,10 +79,27 @@ def count_parameters(cnet: ConditionedNet) -> dict[str, int]:
 def hv_metric_descriptions(spec: DatasetSpec) -> dict[str, str]:
     """Which metric stands for each objective in the hypervolume, and how it is minimised."""
     out = {}
-    for o in spec.objectives:
+    for o in spec.hypervolume_objectives:
         metric = o.metric(o.hv_metric)
         out[o.name] = f"{metric.best} - {metric.name}" if metric.higher_is_better else metric.name
     return out
+
+
+def backbone_factory(spec: DatasetSpec, model: ModelConfig, root: Path) -> Callable[..., Any]:
+    """``make_backbone(**kw)`` for :meth:`bench.spec.Method.build`: a fresh backbone (the dataset's
+    unless ``model.backbone`` names another), its encoder initialised from ``model.weights`` when
+    set (resolved now, so a missing file fails before training)."""
+    name = model.backbone or spec.backbone
+    options = dict(spec.backbone_options) if name == spec.backbone else {}
+    BACKBONES.get(name)
+    weights_path = resolve_weights(model.weights, name, root) if model.weights else None
+
+    def make_backbone(**kwargs: Any) -> Any:
+        if weights_path is not None:
+            kwargs["weights"] = weights_path
+        return create_backbone(name, spec, **options, **kwargs)
+
+    return make_backbone
 
 
 @dataclasses.dataclass
@@ -88,9 +109,15 @@ class RunResult:
 
 
 def run_experiment(
-    cfg: RunConfig, out: Path, data_root: Path | None = None, device: str = "auto", show_progress: bool = True
+    cfg: RunConfig,
+    out: Path,
+    data_root: Path | None = None,
+    device: str = "auto",
+    show_progress: bool = True,
+    workers: int | None = None,
 ) -> RunResult:
-    """Train and evaluate one run; writes its record under ``out/<run_id>`` and returns the summary."""
+    """Train and evaluate one run; writes its record under ``out/<run_id>`` and returns the summary.
+    ``workers``: DataLoader processes for image datasets (default :func:`default_workers`)."""
     started = time.perf_counter()
     load_all()
     spec: DatasetSpec = DATASETS.get(cfg.dataset)
@@ -100,14 +127,20 @@ def run_experiment(
 
     # Data first: a missing dataset must fail before a run directory exists.
     data_generator = torch.Generator().manual_seed(cfg.seed)
-    train = make_batches(spec, root, "train", cfg.train.batch_size, cfg.data.train_limit, torch_device, data_generator)
-    val = make_batches(spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, torch_device, None)
+    workers = default_workers() if workers is None else workers
+    train = load_split(
+        spec, root, "train", cfg.train.batch_size, cfg.data.train_limit, torch_device, data_generator, workers
+    )
+    val = load_split(spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, torch_device, None, workers)
+    make_backbone = backbone_factory(spec, cfg.model, root)
 
     record = RunRecord(Path(out) / cfg.run_id())
     record.write_config(cfg.to_dict(), str(torch_device))
     record.set_status("RUNNING")
     try:
-        return _train_and_record(cfg, spec, method, torch_device, root, train, val, record, show_progress, started)
+        return _train_and_record(
+            cfg, spec, method, make_backbone, torch_device, root, train, val, workers, record, show_progress, started
+        )
     except BaseException as err:
         reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
         record.set_status(f"FAILED: {reason}")
@@ -119,19 +152,24 @@ def _train_and_record(
     cfg: RunConfig,
     spec: DatasetSpec,
     method: Any,
+    make_backbone: Callable[..., Any],
     device: torch.device,
     root: Path,
-    train: TensorBatches,
-    val: TensorBatches,
+    train: Batches,
+    val: Batches,
+    workers: int,
     record: RunRecord,
     show_progress: bool,
     started: float,
 ) -> RunResult:
     torch.manual_seed(cfg.seed)
-    cnet = method.build(lambda **kw: create_backbone(spec.backbone, spec, **kw)).to(device)
+    cnet = method.build(make_backbone).to(device)
     optimizer = torch.optim.Adam(
         method.param_groups(cnet, cfg.train.lr), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
     )
+    scheduler = None
+    if cfg.train.lr_step:
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, cfg.train.lr_step, cfg.train.lr_gamma)
     ray_generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_rays = method.eval_rays().to(device)
     eval_seconds = 0.0
@@ -167,10 +205,11 @@ def _train_and_record(
         eval_every=cfg.train.eval_every,
         max_steps=cfg.train.max_steps,
         show_progress=show_progress,
+        scheduler=scheduler,
     )
     peaks["train"] = max(peaks["train"], read_peak_bytes(device))
 
-    test = make_batches(spec, root, "test", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None)
+    test = load_split(spec, root, "test", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None, workers)
     test_rows = evaluate(cnet, test, eval_rays, spec)
     record.add_metrics(
         test_rows, step=stats.steps, epoch=cfg.train.epochs, split="test", time=round(time.perf_counter() - started, 3)
@@ -184,7 +223,7 @@ def _train_and_record(
         "kind": method.kind,
         "conditioning": cnet.path,
         "method_info": method.describe(),
-        "backbone": spec.backbone,
+        "backbone": cfg.model.backbone or spec.backbone,
         "device": str(device),
         "front": test_front,
         "hypervolume": front_hypervolume(test_front, spec),

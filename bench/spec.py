@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 Batch = tuple[Tensor, dict[str, Tensor]]
 """An input batch and one target tensor per objective name."""
@@ -21,16 +22,34 @@ Batch = tuple[Tensor, dict[str, Tensor]]
 
 @dataclasses.dataclass(frozen=True)
 class Metric:
-    """A per-sample metric, averaged over a split.
+    """A metric of one objective over a split.
 
-    ``fn(output, target)`` returns one value per sample. For the hypervolume a metric is put in
-    minimisation form: ``best - value`` when higher is better (accuracy -> error), else ``value``.
+    By default ``fn(output, target)`` returns one value per sample (or per element) and the metric
+    is their mean over the split. A dataset-level metric (mIoU, a median) sets ``finalize``: then
+    ``fn`` returns a 1-D tensor of sufficient statistics (a confusion matrix, a histogram), which is
+    summed over batches and turned into the value by ``finalize(sums)``.
+    For the hypervolume a metric is put in minimisation form: ``best - value`` when higher is
+    better (accuracy -> error), else ``value``.
     """
 
     name: str
     fn: Callable[[Tensor, Tensor], Tensor]
     higher_is_better: bool
     best: float = 0.0
+    finalize: Callable[[Tensor], float] | None = None
+
+    def statistics(self, output: Tensor, target: Tensor) -> Tensor:
+        """What one batch adds to the split's running sums (float64, 1-D)."""
+        values = self.fn(output, target).double()
+        if self.finalize is not None:
+            return values.reshape(-1)
+        return torch.stack([values.sum(), values.new_tensor(float(values.numel()))])
+
+    def value(self, sums: Tensor) -> float:
+        """The metric from the split's summed statistics."""
+        if self.finalize is not None:
+            return float(self.finalize(sums))
+        return float(sums[0] / sums[1])
 
     def to_minimization(self, value: float) -> float:
         return self.best - value if self.higher_is_better else value
@@ -38,12 +57,14 @@ class Metric:
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
-    """One task: its loss (mean over the batch), its metrics, and the metric the hypervolume uses."""
+    """One task: its loss (mean over the batch), its metrics, the metric the hypervolume uses, and
+    how many output channels its head produces (classes for classification, 1 for a regression)."""
 
     name: str
     loss_fn: Callable[[Tensor, Tensor], Tensor]
     metrics: tuple[Metric, ...]
     hv_metric: str
+    outputs: int = 1
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         return self.loss_fn(output, target)
@@ -56,16 +77,20 @@ class Objective:
 
 
 Split = Literal["train", "val", "test"]
+SplitData = tuple[Tensor, dict[str, Tensor]] | Dataset
+"""A split as tensors (small sets: moved to the device once) or as a map-style torch Dataset whose
+items are ``(input, {objective: target})`` (image sets: decoded by DataLoader worker processes)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     """A dataset: its tasks, its default backbone and training protocol, and its fixed HV reference.
 
-    ``load(root, split)`` returns the whole split as tensors (inputs, targets per objective); it
-    raises :class:`bench.errors.MissingDataError` naming the missing files and the prepare command.
+    ``load(root, split)`` returns the split (:data:`SplitData`); it raises
+    :class:`bench.errors.MissingDataError` naming the missing files and the prepare command.
     ``train_defaults`` are dotted config keys (``train.epochs``) from the paper's protocol.
-    ``hv_reference`` is in minimisation form, one coordinate per objective, in objective order.
+    ``hv_reference`` is in minimisation form, one coordinate per objective named in ``hv_objectives``
+    (all objectives when empty: a 40-task front needs a declared subset), in objective order.
     """
 
     name: str
@@ -74,9 +99,29 @@ class DatasetSpec:
     objectives: tuple[Objective, ...]
     backbone: str
     hv_reference: tuple[float, ...]
-    load: Callable[[Path, Split], tuple[Tensor, dict[str, Tensor]]]
+    load: Callable[[Path, Split], SplitData]
     train_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     eval_points_per_edge: int = 11
+    hv_objectives: tuple[str, ...] = ()
+    backbone_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Keyword arguments for the default backbone's factory (e.g. an MLP's hidden sizes)."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.hv_objectives) - set(self.objective_names)
+        if unknown:
+            raise ValueError(f"{self.name}: hv_objectives {sorted(unknown)} are not objectives")
+        if len(self.hv_reference) != len(self.hypervolume_objectives):
+            raise ValueError(
+                f"{self.name}: hv_reference has {len(self.hv_reference)} coordinates for "
+                f"{len(self.hypervolume_objectives)} hypervolume objectives"
+            )
+
+    @property
+    def hypervolume_objectives(self) -> tuple[Objective, ...]:
+        """The objectives the hypervolume is computed on (``hv_objectives``, else all)."""
+        if not self.hv_objectives:
+            return self.objectives
+        return tuple(o for o in self.objectives if o.name in self.hv_objectives)
 
     @property
     def num_tasks(self) -> int:

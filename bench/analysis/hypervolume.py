@@ -28,11 +28,12 @@ def hypervolume(points: np.ndarray | Sequence[Sequence[float]], reference: Seque
 
 
 def minimization_points(front: list[dict[str, Any]], spec: DatasetSpec) -> np.ndarray:
-    """[N, T] points from a front (see :func:`bench.evaluate.front`), each objective's HV metric minimised."""
+    """[N, M] points from a front (see :func:`bench.evaluate.front`): the HV metric of each of the
+    spec's hypervolume objectives, minimised."""
     rows = []
     for entry in front:
         row = []
-        for objective in spec.objectives:
+        for objective in spec.hypervolume_objectives:
             metric = objective.metric(objective.hv_metric)
             row.append(metric.to_minimization(entry["metrics"][objective.name][objective.hv_metric]))
         rows.append(row)

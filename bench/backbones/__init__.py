@@ -2,14 +2,16 @@
 
 ``create_backbone(name, spec, **kw)`` returns a fresh :class:`bench.spec.MultiTaskNet`. Every
 factory accepts ``extra_inputs`` (more input channels for images, more features for vectors),
-which input-conditioned methods such as COSMOS use for the ray.
+which input-conditioned methods such as COSMOS use for the ray, and those with pretrained
+weights accept ``weights`` (a state-dict path, see :mod:`bench.backbones.weights`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.backbones import lenet  # noqa: F401
+from bench.backbones import lenet, mlp, resnet  # noqa: F401
+from bench.backbones.weights import resolve_weights
 from bench.registry import BACKBONES
 from bench.spec import DatasetSpec, MultiTaskNet
 
@@ -17,3 +19,6 @@ from bench.spec import DatasetSpec, MultiTaskNet
 def create_backbone(name: str, spec: DatasetSpec, **kwargs: Any) -> MultiTaskNet:
     """Build backbone ``name`` for ``spec``'s input shape and objectives."""
     return BACKBONES.get(name)(spec, **kwargs)
+
+
+__all__ = ["create_backbone", "resolve_weights"]

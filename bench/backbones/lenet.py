@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from bench.errors import ConfigError
 from bench.registry import BACKBONES
 from bench.spec import DatasetSpec, MultiTaskNet
 
@@ -33,10 +34,10 @@ def multilenet_head(num_classes: int = 10) -> nn.Sequential:
 
 
 @BACKBONES.register("multilenet")
-def multilenet(spec: DatasetSpec, num_classes: int = 10, extra_inputs: int = 0) -> MultiTaskNet:
-    """MultiLeNet: 2 convs + linear 50 shared encoder, a 50-50-10 head per task (28x28 inputs).
-    ``extra_inputs`` adds input channels (COSMOS's ray channels)."""
-    if spec.input_shape[1:] != (28, 28):
-        raise ValueError(f"multilenet expects 28x28 inputs, dataset {spec.name!r} has {spec.input_shape}")
-    heads = nn.ModuleDict({name: multilenet_head(num_classes) for name in spec.objective_names})
+def multilenet(spec: DatasetSpec, extra_inputs: int = 0) -> MultiTaskNet:
+    """MultiLeNet: 2 convs + linear 50 shared encoder, a 50-50-C head per task (28x28 inputs; C is
+    the objective's ``outputs``). ``extra_inputs`` adds input channels (COSMOS's ray channels)."""
+    if len(spec.input_shape) != 3 or spec.input_shape[1:] != (28, 28):
+        raise ConfigError(f"backbone multilenet expects 28x28 images, dataset {spec.name!r} has {spec.input_shape}")
+    heads = nn.ModuleDict({o.name: multilenet_head(o.outputs) for o in spec.objectives})
     return MultiTaskNet(multilenet_encoder(spec.input_shape[0] + extra_inputs), heads)
