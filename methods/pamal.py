@@ -89,8 +89,8 @@ class PaMaLHparams:
     reinit: bool = True
 
     def __post_init__(self) -> None:
-        if self.inner_method not in ("ls", "gradnorm"):
-            raise ConfigError(f"unknown method.inner_method {self.inner_method!r}; valid: gradnorm, ls")
+        if self.inner_method not in ("ls", "gradnorm", "gb"):
+            raise ConfigError(f"unknown method.inner_method {self.inner_method!r}; valid: gb, gradnorm, ls")
         if self.reg_coefficient < 0:
             raise ConfigError(f"method.reg_coefficient must be >= 0, got {self.reg_coefficient}")
 
@@ -132,7 +132,7 @@ class PaMaL(Method):
         return self.sampler.sample(progress, generator)
 
     def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
-        if self.hparams.inner_method == "gradnorm":
+        if self.hparams.inner_method in ("gradnorm", "gb"):  # PaMaL's name and PaLoRA's for one rule
             loss = gradient_balanced(losses, rays, cnet.shared_parameters())
         else:
             loss = (rays * losses).sum()

@@ -4,10 +4,10 @@ A hypernetwork maps the ray to every parameter of the target backbone, which the
 functionally (``torch.func.functional_call``) with the produced parameters (paper Sec. 4, Fig. 2;
 official AvivNavon/pareto-hypernetworks ``LeNetHyper`` and nik-dim/palora ``phn_lenet.py``):
 ray -> MLP (T -> 100 -> 100 -> 100, ReLU between) -> one linear head per target tensor, reshaped.
-With ``chunk_size > 0`` (large backbones, e.g. ResNet-18) one shared head maps the MLP output
-concatenated with a learned embedding of each chunk to ``chunk_size`` values, and the chunks are
-concatenated and cut into the target's tensors (the official ``ResnetHyper``'s chunking). One ray per
-step from Dirichlet(alpha).
+With ``chunk_size > 0`` (large backbones: ResNet-18, SegNet) the MLP reads the ray's embedding
+together with a learned embedding of each chunk and one shared head produces each chunk (the
+official ``ResnetHyper`` / ``SegNetHyper`` chunking; see :class:`HyperNetwork`). One ray per step
+from Dirichlet(alpha).
 - ``phn-ls``: loss = sum_k ray_k L_k.
 - ``phn-epo``: the EPO direction on the hypernetwork's parameters (:mod:`methods.epo`); the LP's
   weights are multiplied by T as in the official ``EPOSolver``.
@@ -35,31 +35,51 @@ from methods.epo import epo_weights
 from methods.gradients import task_jacobian
 
 
+def _mlp(inputs: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden)
+    )
+
+
 class HyperNetwork(nn.Module):
-    """ray [T] -> {target parameter name: tensor of its shape}."""
+    """ray [T] -> {target parameter name: tensor of its shape}.
+
+    Without chunks: ray -> MLP (T -> h -> h -> h) -> one linear head per target tensor.
+    With chunks (official ``ResnetHyper`` / ``SegNetHyper``): for chunk c, the ray's linear
+    embedding (``ray_embedding`` values, no bias: sum_k ray_k e_k) is concatenated with the
+    chunk's learned embedding, passed through the MLP, and one shared linear head gives the chunk's
+    ``chunk_size`` values; the chunks are concatenated and cut into the target's tensors.
+    """
 
     def __init__(
-        self, num_tasks: int, shapes: dict[str, torch.Size], hidden: int, chunk_size: int, chunk_embedding: int
+        self,
+        num_tasks: int,
+        shapes: dict[str, torch.Size],
+        hidden: int,
+        chunk_size: int,
+        chunk_embedding: int,
+        ray_embedding: int = 32,
     ) -> None:
         super().__init__()
         self.shapes = dict(shapes)
         self.chunk_size = chunk_size
-        self.ray_mlp = nn.Sequential(
-            nn.Linear(num_tasks, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden)
-        )
         if chunk_size:
             total = sum(s.numel() for s in self.shapes.values())
-            self.chunk_embeddings = nn.Parameter(torch.randn(math.ceil(total / chunk_size), chunk_embedding) * 0.1)
-            self.chunk_head = nn.Linear(hidden + chunk_embedding, chunk_size)
+            self.ray_embedding = nn.Linear(num_tasks, ray_embedding, bias=False)
+            self.chunk_embeddings = nn.Parameter(torch.randn(math.ceil(total / chunk_size), chunk_embedding))
+            self.ray_mlp = _mlp(ray_embedding + chunk_embedding, hidden)
+            self.chunk_head = nn.Linear(hidden, chunk_size)
         else:
+            self.ray_mlp = _mlp(num_tasks, hidden)
             self.heads = nn.ModuleDict({parameter_key(n): nn.Linear(hidden, s.numel()) for n, s in self.shapes.items()})
 
     def forward(self, ray: Tensor) -> dict[str, Tensor]:
-        features = self.ray_mlp(ray)
         if not self.chunk_size:
+            features = self.ray_mlp(ray)
             return {n: self.heads[parameter_key(n)](features).view(s) for n, s in self.shapes.items()}
-        inputs = torch.cat([features.expand(len(self.chunk_embeddings), -1), self.chunk_embeddings], dim=1)
-        flat = self.chunk_head(inputs).flatten()
+        embedded = self.ray_embedding(ray).expand(len(self.chunk_embeddings), -1)
+        features = self.ray_mlp(torch.cat([embedded, self.chunk_embeddings], dim=1))
+        flat = self.chunk_head(features).flatten()
         out, position = {}, 0
         for name, shape in self.shapes.items():
             out[name] = flat[position : position + shape.numel()].view(shape)

@@ -49,7 +49,21 @@ def test_hypernetwork_parameter_count_matches_the_architecture():
     assert cnet.inference_parameters() == 27450
     _, _, chunked = build(chunk_size=1000, chunk_embedding=8)
     chunks = 28  # ceil(27,450 / 1,000)
-    assert sum(p.numel() for p in chunked.parameters()) == mlp + chunks * 8 + (108 * 1000 + 1000)
+    # ray embedding 2x32 (no bias), chunk embeddings 28x8, MLP (32+8)->100->100->100, head 100->1000
+    chunked_mlp = (40 * 100 + 100) + 2 * (100 * 100 + 100)
+    expected = 2 * 32 + chunks * 8 + chunked_mlp + (100 * 1000 + 1000)
+    assert sum(p.numel() for p in chunked.parameters()) == expected
+
+
+def test_chunks_depend_on_the_ray_differently():
+    """Each chunk's ray dependence goes through the MLP with its own embedding, so two chunks do not
+    move by the same amount when the ray changes (a linear read-out of [mlp(ray); e_c] would)."""
+    _, _, cnet = build(chunk_size=1000, chunk_embedding=8)
+    hyper = cnet.hyper
+    a, b = torch.tensor([0.9, 0.1]), torch.tensor([0.2, 0.8])
+    flat = [torch.cat([t.flatten() for t in hyper(r).values()]) for r in (a, b)]
+    change = (flat[0] - flat[1])[: 2 * 1000].view(2, 1000)
+    assert not torch.allclose(change[0], change[1], atol=1e-6)
 
 
 def test_training_rays_are_one_dirichlet_draw_per_step():

@@ -8,12 +8,16 @@ weights accept ``weights`` (a state-dict path, see :mod:`bench.backbones.weights
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Any
 
-from bench.backbones import lenet, mlp, resnet  # noqa: F401
 from bench.backbones.weights import resolve_weights
 from bench.registry import BACKBONES
 from bench.spec import DatasetSpec, MultiTaskNet
+
+for _module in pkgutil.iter_modules(__path__):  # every module registers its backbones: one file per backbone
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def create_backbone(name: str, spec: DatasetSpec, **kwargs: Any) -> MultiTaskNet:
