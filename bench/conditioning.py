@@ -80,8 +80,9 @@ class FunctionalTarget(nn.Module):
         self._initial: dict[str, Tensor] | None = {name: p.detach() for name, p in net.named_parameters()}
         self.shapes: dict[str, torch.Size] = {name: t.shape for name, t in self._initial.items()}
         for module in net.modules():
-            for name in list(module._parameters):
-                del module._parameters[name]
+            for name, value in list(module._parameters.items()):
+                if value is not None:  # an absent bias stays None, as the module's forward expects
+                    del module._parameters[name]
         self.net = net
 
     def take_initial(self) -> dict[str, Tensor]:

@@ -41,6 +41,10 @@ def _mlp(inputs: int, hidden: int) -> nn.Sequential:
     )
 
 
+UNCHUNKED_LIMIT = 200_000_000
+"""Most hypernetwork parameters allowed without chunks (MultiLeNet: 2.8M; ResNet-18 would be 1.1G)."""
+
+
 class HyperNetwork(nn.Module):
     """ray [T] -> {target parameter name: tensor of its shape}.
 
@@ -135,7 +139,15 @@ class PHNLS(Method):
 
     def build(self, make_backbone: Callable[..., MultiTaskNet]) -> PHNNet:
         h = self.hparams
-        return PHNNet(make_backbone(), self.num_tasks, h.hidden, h.chunk_size, h.chunk_embedding)
+        target = make_backbone()
+        numel = sum(p.numel() for p in target.parameters())
+        if not h.chunk_size and numel * h.hidden > UNCHUNKED_LIMIT:
+            raise ConfigError(
+                f"phn without chunks would need {numel * h.hidden / 1e6:.0f}M hypernetwork parameters for a "
+                f"{numel / 1e6:.1f}M-parameter backbone; set method.chunk_size (the official code uses 110000 "
+                "for ResNet-18 and 480000 for SegNet)"
+            )
+        return PHNNet(target, self.num_tasks, h.hidden, h.chunk_size, h.chunk_embedding)
 
     def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
         return self.sampler.sample(progress, generator)

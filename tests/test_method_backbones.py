@@ -1,0 +1,97 @@
+"""Every method on every kind of backbone: tabular (MLP, regression + binary tasks) and images
+(ResNet-18 with BatchNorm). One step must give finite losses, a gradient for every trainable
+parameter, and an evaluation in eval mode (BatchNorm running statistics)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.data.batches import make_batches
+from bench.data.objectives import binary, classification, regression
+from bench.errors import ConfigError
+from bench.evaluate import evaluate
+from bench.spec import DatasetSpec
+from tests.test_method_contract import ALL_METHODS, make
+
+
+def _tabular(root, split):
+    g = torch.Generator().manual_seed(len(split))
+    x = torch.randn(12, 9, generator=g)
+    return x, {"value": x[:, 0] * 2 + 0.1, "flag": (x[:, 1] > 0).long()}
+
+
+def _images(root, split):
+    g = torch.Generator().manual_seed(len(split))
+    return torch.rand(6, 3, 32, 32, generator=g), {
+        "a": torch.randint(2, (6,), generator=g),
+        "b": torch.randint(5, (6,), generator=g),
+    }
+
+
+TABULAR = DatasetSpec(
+    "tabular",
+    "random vectors",
+    (9,),
+    (regression("value"), binary("flag")),
+    "mlp",
+    (10.0, 1.0),
+    _tabular,
+    backbone_options={"hidden": (16, 16)},
+)
+IMAGES = DatasetSpec(
+    "images",
+    "random 32x32 images",
+    (3, 32, 32),
+    (classification("a", 2), classification("b", 5)),
+    "resnet18",
+    (1.0, 1.0),
+    _images,
+)
+
+# PHN on ResNet-18 needs chunks (see methods/phn.py); a small chunk keeps the test light.
+OVERRIDES = {"phn-ls": {"chunk_size": 200_000}, "phn-epo": {"chunk_size": 200_000}}
+
+
+def one_step(name: str, spec: DatasetSpec):
+    overrides = OVERRIDES.get(name, {}) if spec is IMAGES else {}
+    method, cnet = make(name, spec, **overrides) if not spec.backbone_options else _make_with_options(name, spec)
+    x, targets = spec.load(None, "train")
+    rays = method.train_rays(0.5, torch.Generator().manual_seed(0))
+    from bench.loop import compute_losses
+
+    losses = compute_losses(cnet, x, targets, rays, spec.objectives)
+    loss = method.backward(losses, rays, cnet)
+    assert torch.isfinite(loss)
+    for pname, p in cnet.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+    rows = evaluate(cnet, make_batches(spec.load(None, "val"), 4, torch.device("cpu")), method.eval_rays()[:2], spec)
+    assert rows and all(torch.isfinite(torch.tensor(r["value"])) for r in rows)
+
+
+def _make_with_options(name: str, spec: DatasetSpec):
+    from bench.backbones import create_backbone
+    from bench.config import apply_overrides
+    from bench.registry import METHODS
+
+    cls = METHODS.get(name)
+    method = cls(apply_overrides(cls.Hparams(), "method", {}), spec)
+    torch.manual_seed(0)
+    return method, method.build(lambda **kw: create_backbone(spec.backbone, spec, **spec.backbone_options, **kw))
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_every_method_steps_on_an_mlp_with_regression_and_binary_tasks(name):
+    one_step(name, TABULAR)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_every_method_steps_on_resnet18(name):
+    one_step(name, IMAGES)
+
+
+def test_phn_without_chunks_on_a_large_backbone_says_to_set_chunk_size():
+    with pytest.raises(ConfigError, match="method.chunk_size"):
+        make("phn-ls", IMAGES)
