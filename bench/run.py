@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a setting, e.g. train.epochs=3 or method.rank=4 (repeatable)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="DataLoader processes decoding image datasets (default: one per core, at most 8)",
+    )
     parser.add_argument("--list", action="store_true", help="list methods, datasets and backbones, then exit")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -57,15 +63,18 @@ def print_front(summary: dict) -> None:
     print(f"front on test ({summary['method']} on {summary['dataset']}, seed {summary['seed']}):")
     for entry in summary["front"]:
         ray = ", ".join(f"{v:.2f}" for v in entry["ray"])
+        many = len(entry["metrics"]) > 3  # e.g. CelebA's 40 attributes: only the hypervolume metric
         metrics = "  ".join(
-            f"{task}: " + " ".join(f"{m}={v:.4f}" for m, v in values.items())
+            f"{task}: "
+            + " ".join(f"{m}={v:.4f}" for m, v in values.items() if not many or m == summary["hv_metric_names"][task])
             for task, values in entry["metrics"].items()
         )
         print(f"  ray=({ray})  {metrics}")
     params = summary["parameters"]
     print(f"parameters: total={params['total']} trainable={params['trainable']} inference={params['inference']}")
     print(f"wall time: {summary['wall_seconds']:.1f} s; run record: {summary['run_dir']}")
-    print(f"hv reference point: {summary['hv_reference']}")
+    on = ", ".join(f"{task}: {how}" for task, how in summary["hv_metrics"].items())
+    print(f"hv reference point: {summary['hv_reference']} on ({on})")
     print(f"hypervolume={summary['hypervolume']:.6f}")
 
 
@@ -83,14 +92,19 @@ def main(argv: list[str] | None = None) -> int:
         from bench.runner import run_experiment
 
         cfg = resolve(args.method, args.dataset, args.seed, args.config, args.assignments)
-        result = run_experiment(cfg, args.out, args.data_root, args.device, show_progress=not args.no_progress)
+        if args.workers is not None and args.workers < 0:
+            raise UserError(f"--workers must be >= 0, got {args.workers}")
+        result = run_experiment(
+            cfg, args.out, args.data_root, args.device, show_progress=not args.no_progress, workers=args.workers
+        )
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print_front({**result.summary, "run_dir": str(result.directory)})
+    hv_metric_names = {o.name: o.hv_metric for o in DATASETS.get(cfg.dataset).objectives}
+    print_front({**result.summary, "run_dir": str(result.directory), "hv_metric_names": hv_metric_names})
     return 0
 
 
