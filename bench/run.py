@@ -55,8 +55,10 @@ def print_listing() -> None:
     load_all()
     for title, registry in (("methods", METHODS), ("datasets", DATASETS), ("backbones", BACKBONES)):
         print(f"{title}:")
-        for name, description in registry.describe():
-            print(f"  {name:<18} {description}")
+        entries = registry.describe()
+        width = max(len(name) for name, _ in entries) + 1
+        for name, description in entries:
+            print(f"  {name:<{width}} {description}")
 
 
 def print_front(summary: dict) -> None:
