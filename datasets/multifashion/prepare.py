@@ -1,0 +1,53 @@
+"""Prepare the ``multifashion`` dataset from the four standard Fashion-MNIST IDX files.
+
+    python datasets/multifashion/prepare.py --fashion-dir DIR [--data-root ROOT]
+    python datasets/multifashion/prepare.py --download [--data-root ROOT]   # needs internet
+
+``--fashion-dir`` copies train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
+t10k-labels-idx1-ubyte (each plain or ``.gz``) from DIR into ``ROOT/FashionMNIST/raw`` (torchvision's
+layout); ``--download`` lets ``torchvision.datasets.FashionMNIST`` fetch them there instead. Then the
+MultiFashion tensors are generated and cached under ROOT (see datasets/multifashion/README.md). ROOT
+defaults to ``$PFLBENCH_DATA``, else ``~/.cache/pfl-bench``. Errors the user can fix print one line and
+exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.data.idx import copy_image_set, download_image_set
+from bench.data.multifashion import FASHION_URLS, fashion_raw_dir, prepare
+from bench.data.multimnist import cache_path
+from bench.errors import UserError
+from bench.runner import default_data_root
+
+NAME = "multifashion"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Prepare the multifashion dataset from the Fashion-MNIST IDX files.")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--fashion-dir", type=Path, help="folder holding the 4 Fashion-MNIST IDX files (plain or .gz)")
+    source.add_argument("--download", action="store_true", help="download Fashion-MNIST with torchvision (internet)")
+    parser.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
+    args = parser.parse_args(argv)
+    root: Path = (args.data_root or default_data_root()).expanduser()
+    try:
+        if args.download:
+            download_image_set("FashionMNIST", root, "--fashion-dir")
+        else:
+            copy_image_set(args.fashion_dir.expanduser(), fashion_raw_dir(root), "Fashion-MNIST", FASHION_URLS)
+        existed = cache_path(root, NAME).is_file()
+        path = prepare(root, NAME)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"Fashion-MNIST files: {fashion_raw_dir(root)}")
+    print(f"{NAME} cache ({'already there, kept; delete it to regenerate' if existed else 'generated'}): {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
