@@ -1,0 +1,283 @@
+"""CelebA: 40 binary face attributes from the aligned-and-cropped images (40 tasks).
+
+Reads the official release in torchvision's layout, ``<root>/celeba/``: ``img_align_celeba/``
+(000001.jpg ... 202599.jpg, 178x218), ``list_attr_celeba.txt`` (line 1: the number of images, line 2:
+the 40 attribute names, then ``<file> <40 values of -1/1>``) and ``list_eval_partition.txt``
+(``<file> <0|1|2>`` = train / val / test). Re-implements the raw-file path of the official code
+(nik-dim/palora ``src/datasets/celeba.py``, ``CustomCelebA`` over ``torchvision.datasets.CelebA``;
+nik-dim/pamal ``src/datasets/celeba.py``): labels ``(a + 1) / 2`` (-1 -> 0, 1 -> 1), images resized to
+64x64 (no crop, no normalisation, no augmentation) and scaled to [0, 1]. Each attribute is a
+2-class task (the official head is ``Linear(2048, 2)`` with cross-entropy). The annotations are parsed
+once per root and process (pandas), the JPEGs are decoded by DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from bench.data.objectives import classification
+from bench.errors import MissingDataError
+from bench.registry import register_dataset
+from bench.spec import DatasetSpec, Split
+
+NAME = "celeba"
+ATTRIBUTES = (
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
+)
+"""The 40 attributes in the order of the official ``list_attr_celeba.txt`` header."""
+HV_ATTRIBUTES = ("Attractive", "Male", "Smiling")
+"""The hypervolume's objectives: three near-balanced attributes (see the data card)."""
+IMAGE_DIR = "img_align_celeba"
+ATTR_FILE = "list_attr_celeba.txt"
+PARTITION_FILE = "list_eval_partition.txt"
+SPLIT_CODES: Mapping[str, int] = {"train": 0, "val": 1, "test": 2}
+OFFICIAL_SIZES: Mapping[str, int] = {"train": 162770, "val": 19867, "test": 19962}
+IMAGE_SIZE = 64
+URL = "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html"
+PREPARE = "python datasets/celeba/prepare.py --source DIR --data-root {root}"
+
+
+def data_dir(root: Path) -> Path:
+    """Where the CelebA files live: ``<root>/celeba`` (torchvision's layout)."""
+    return Path(root) / NAME
+
+
+def how_to_get(root: Path) -> str:
+    return (
+        f"Download 'Align&Cropped Images' (img_align_celeba.zip), 'Anno' ({ATTR_FILE}) and 'Eval' "
+        f"({PARTITION_FILE}) from {URL} into one folder DIR, then run: {PREPARE.format(root=root)}"
+    )
+
+
+def missing_message(root: Path, missing: Sequence[Path]) -> str:
+    shown = ", ".join(f"{p}/" if p.name == IMAGE_DIR else str(p) for p in missing)
+    return f"dataset 'celeba' needs the CelebA files; missing: {shown}. " + how_to_get(root)
+
+
+def load_image(path: str | Path) -> Tensor:
+    """A face as float32 [3, 64, 64] in [0, 1]: RGB, PIL bilinear resize to 64x64, /255
+    (the official ``Resize((64, 64))`` + ``ToTensor()``)."""
+    with Image.open(path) as img:
+        small = img.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+    pixels = np.asarray(small, dtype=np.uint8).transpose(2, 0, 1).copy()
+    return torch.from_numpy(pixels).float().div_(255)
+
+
+@dataclasses.dataclass(frozen=True)
+class Annotations:
+    """Every image of the release: file names, 0/1 attributes [N, 40] and partition codes [N]."""
+
+    names: np.ndarray
+    attributes: np.ndarray
+    partition: np.ndarray
+
+
+def _read_header(path: Path) -> tuple[int, list[str]]:
+    with open(path) as f:
+        count_line, names_line = f.readline(), f.readline()
+    try:
+        count = int(count_line.strip())
+    except ValueError:
+        raise MissingDataError(
+            f"{path}: line 1 should be the number of images, found {count_line.strip()[:60]!r}; "
+            f"this is not the official {ATTR_FILE}. " + how_to_get(path.parent.parent)
+        ) from None
+    return count, names_line.split()
+
+
+def _read_table(path: Path, skiprows: int = 0) -> pd.DataFrame:
+    """A whitespace-separated table whose first column is a file name (pandas' C parser)."""
+    try:
+        return pd.read_csv(path, sep=r"\s+", skiprows=skiprows, header=None, dtype={0: str})
+    except (pd.errors.ParserError, ValueError) as err:
+        reason = " ".join(str(err).split())
+        raise MissingDataError(f"{path} is not in the official format ({reason}); re-download it") from None
+
+
+def read_attributes(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """File names and 0/1 attributes [N, 40] (int8) from ``list_attr_celeba.txt``; checks the header."""
+    count, header = _read_header(path)
+    if tuple(header) != ATTRIBUTES:
+        pairs = zip(header, ATTRIBUTES, strict=False)  # a short header is reported by its length
+        differ = [f"{i + 1}: {a!r} (expected {b!r})" for i, (a, b) in enumerate(pairs) if a != b]
+        raise MissingDataError(
+            f"{path}: line 2 should name the 40 standard CelebA attributes (5_o_Clock_Shadow ... Young) in order; "
+            f"found {len(header)} names"
+            + (f", differing at {'; '.join(differ[:3])}" if differ else "")
+            + ". Use the official file. "
+            + how_to_get(path.parent.parent)
+        )
+    table = _read_table(path, skiprows=2)
+    if table.shape[1] != 41:
+        raise MissingDataError(f"{path}: rows should be '<file> <40 values>', found {table.shape[1] - 1} values")
+    values = table.iloc[:, 1:].to_numpy()
+    bad = ~((values == 1) | (values == -1))
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise MissingDataError(
+            f"{path}: attribute values should be -1 or 1, found '{values[row, col]}' for {ATTRIBUTES[col]} of "
+            f"{table.iat[row, 0]}; re-download it"
+        )
+    if len(table) != count:
+        raise MissingDataError(f"{path}: line 1 says {count} images but the file lists {len(table)}; re-download it")
+    return table[0].to_numpy(dtype=str), ((values.astype(np.int64) + 1) // 2).astype(np.int8)
+
+
+def read_partition(path: Path, names: np.ndarray) -> np.ndarray:
+    """Partition codes (0 train, 1 val, 2 test) for ``names`` from ``list_eval_partition.txt``."""
+    table = _read_table(path)
+    if table.shape[1] != 2 or not table[1].isin(tuple(SPLIT_CODES.values())).all():
+        raise MissingDataError(f"{path}: rows should be '<file> <0|1|2>'; re-download the official file")
+    files, codes = table[0].to_numpy(dtype=str), table[1].to_numpy(dtype=np.int8)
+    if np.array_equal(files, names):
+        return codes
+    lookup = pd.Series(codes, index=files)
+    absent = ~pd.Index(names).isin(lookup.index)
+    if absent.any():
+        raise MissingDataError(
+            f"{path} has no split for {int(absent.sum())} images of {ATTR_FILE} "
+            f"(e.g. {', '.join(names[absent][:3])}); use the official files of one release"
+        )
+    return lookup.loc[names].to_numpy(dtype=np.int8)
+
+
+def check_images(folder: Path, names: np.ndarray, root: Path) -> None:
+    """Every annotated image must be in ``folder`` (one directory listing, not one stat per file)."""
+    present = set(os.listdir(folder))
+    absent = [n for n in names if n not in present]
+    if absent:
+        raise MissingDataError(
+            f"{len(absent)} of the {len(names)} images listed in {ATTR_FILE} are missing from {folder} "
+            f"(e.g. {', '.join(absent[:3])}); extract the whole img_align_celeba.zip. " + how_to_get(root)
+        )
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    stat = path.stat()
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_annotations(
+    attr: tuple[str, int, int], part: tuple[str, int, int], images: tuple[str, int, int]
+) -> Annotations:
+    """Parsed once per (files, modification times): the key changes when a file is replaced."""
+    folder = Path(images[0])
+    names, attributes = read_attributes(Path(attr[0]))
+    partition = read_partition(Path(part[0]), names)
+    check_images(folder, names, folder.parent.parent)
+    return Annotations(names, attributes, partition)
+
+
+def read_annotations(root: Path) -> Annotations:
+    """The parsed annotations of ``<root>/celeba`` (cached), or a MissingDataError naming what is missing."""
+    folder = data_dir(root)
+    paths = (folder / ATTR_FILE, folder / PARTITION_FILE, folder / IMAGE_DIR)
+    missing = [p for p in (paths[2], *paths[:2]) if not (p.is_dir() if p.name == IMAGE_DIR else p.is_file())]
+    if missing:
+        raise MissingDataError(missing_message(root, missing))
+    return _cached_annotations(*(_stamp(p) for p in paths))
+
+
+class CelebAFaces(Dataset):
+    """One split: ``(image [3, 64, 64] in [0, 1], {attribute: 0/1 int64})`` per item.
+
+    Holds numpy arrays only (no file handles), so it pickles cheaply to DataLoader workers.
+    """
+
+    def __init__(self, folder: Path, names: np.ndarray, attributes: np.ndarray) -> None:
+        self.folder = str(folder)
+        self.names = names
+        self.attributes = attributes
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
+        image = load_image(os.path.join(self.folder, self.names[index]))
+        labels = torch.from_numpy(self.attributes[index].astype(np.int64))
+        return image, dict(zip(ATTRIBUTES, labels, strict=True))
+
+
+def load(root: Path, split: Split) -> CelebAFaces:
+    """Split ``split`` of the official partition under ``<root>/celeba``."""
+    ann = read_annotations(root)
+    keep = ann.partition == SPLIT_CODES[split]
+    return CelebAFaces(data_dir(root) / IMAGE_DIR, ann.names[keep], ann.attributes[keep])
+
+
+def mean_error(entry: Mapping[str, Any]) -> float:
+    """Mean error (1 - accuracy) over the 40 attributes of one front entry (``summary["front"][i]``)."""
+    return float(np.mean([1.0 - entry["metrics"][a]["accuracy"] for a in ATTRIBUTES]))
+
+
+CELEBA = register_dataset(
+    DatasetSpec(
+        name=NAME,
+        description="CelebA aligned faces, 40 binary attributes (40 tasks), official partition; needs the files",
+        input_shape=(3, IMAGE_SIZE, IMAGE_SIZE),
+        objectives=tuple(classification(a, num_classes=2) for a in ATTRIBUTES),
+        backbone="resnet18",
+        hv_reference=(1.0, 1.0, 1.0),
+        hv_objectives=HV_ATTRIBUTES,
+        load=load,
+        train_defaults={
+            "train.epochs": 100,
+            "train.batch_size": 256,
+            "train.lr": 1e-3,
+            "train.eval_batch_size": 512,
+            "train.eval_every": 10,
+        },
+    )
+)
