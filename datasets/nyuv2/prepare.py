@@ -14,35 +14,14 @@ work too: ``--source train.zip --source val.zip``. ROOT defaults to
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
-from bench.data.mtan_npy import prepare
+from bench.data.mtan_npy import prepare_main
 from bench.data.nyuv2 import LAYOUT
-from bench.errors import UserError
-from bench.runner import default_data_root
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Prepare nyuv2 from MTAN's preprocessed .npy archive.")
-    parser.add_argument(
-        "--source", type=Path, action="append", required=True, help="extracted folder or zip (repeatable)"
-    )
-    parser.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
-    parser.add_argument("--copy", action="store_true", help="copy the folders instead of symlinking them")
-    parser.add_argument("--force", action="store_true", help="replace existing train/val folders under the root")
-    args = parser.parse_args(argv)
-    root: Path = (args.data_root or default_data_root()).expanduser()
-    try:
-        counts = prepare(LAYOUT, root, args.source, copy=args.copy, force=args.force)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for split, count in counts.items():
-        note = "" if count == LAYOUT.expected[split] else f" (the MTAN archive has {LAYOUT.expected[split]})"
-        print(f"{LAYOUT.directory(root) / split}: {count} samples{note}")
-    return 0
+    return prepare_main(LAYOUT, argv)
 
 
 if __name__ == "__main__":
