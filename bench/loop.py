@@ -46,14 +46,15 @@ def fit(
     objectives: Sequence[Objective],
     epochs: int,
     ray_generator: torch.Generator,
-    on_epoch_end: Callable[[int, int], None],
+    on_epoch_end: Callable[[int, int, float], None],
     eval_every: int = 1,
     max_steps: int = 0,
     show_progress: bool = True,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> LoopStats:
-    """Train for ``epochs`` (or ``max_steps``); call ``on_epoch_end(epoch, step)`` at each evaluation;
-    step ``scheduler`` (if any) once per epoch."""
+    """Train for ``epochs`` (or ``max_steps``); call ``on_epoch_end(epoch, step, train_seconds)`` at
+    each evaluation (``train_seconds``: training time so far, evaluations excluded); step ``scheduler``
+    (if any) once per epoch."""
     device = next(cnet.parameters()).device
     total_steps = epochs * len(loader)
     stats = LoopStats()
@@ -92,7 +93,7 @@ def fit(
             scheduler.step()
         done = bool(max_steps and stats.steps >= max_steps)
         if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs or done:
-            on_epoch_end(epoch, stats.steps)
+            on_epoch_end(epoch, stats.steps, stats.train_seconds)
         if done:
             break
     stats.ray_histogram = histogram.tolist()

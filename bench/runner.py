@@ -20,7 +20,7 @@ from bench.data.batches import Batches, make_batches
 from bench.errors import ConfigError
 from bench.evaluate import evaluate, front
 from bench.loop import fit
-from bench.memory import peak_kind, read_peak_bytes, reset_peak
+from bench.memory import peak_kind, read_peak_bytes, reset_peak, training_state_bytes
 from bench.record import RunRecord
 from bench.registry import BACKBONES, DATASETS, METHODS, load_all
 from bench.spec import ConditionedNet, DatasetSpec, Split
@@ -68,11 +68,19 @@ def load_split(
     return make_batches(spec.load(root, split), batch_size, device, generator, limit, workers)
 
 
-def count_parameters(cnet: ConditionedNet) -> dict[str, int]:
+def single_model_parameters(make_backbone: Callable[..., Any]) -> int:
+    """Parameters of one plain backbone with its heads: the unit of the memory-overhead ratios
+    (PaLoRA paper, Sec. 5). Built under a forked RNG so counting leaves the run's seeding untouched."""
+    with torch.random.fork_rng(devices=[]):
+        return sum(p.numel() for p in make_backbone().parameters())
+
+
+def count_parameters(cnet: ConditionedNet, single_model: int) -> dict[str, int]:
     return {
         "total": sum(p.numel() for p in cnet.parameters()),
         "trainable": sum(p.numel() for p in cnet.parameters() if p.requires_grad),
         "inference": cnet.inference_parameters(),
+        "single_model": single_model,
     }
 
 
@@ -175,7 +183,7 @@ def _train_and_record(
     eval_seconds = 0.0
     peaks = {"train": 0, "eval": 0}
 
-    def on_epoch_end(epoch: int, step: int) -> None:
+    def on_epoch_end(epoch: int, step: int, train_seconds: float) -> None:
         nonlocal eval_seconds
         t0 = time.perf_counter()
         peaks["train"] = max(peaks["train"], read_peak_bytes(device))  # the training phase just ended
@@ -185,7 +193,9 @@ def _train_and_record(
         reset_peak(device)
         eval_seconds += time.perf_counter() - t0
         elapsed = round(time.perf_counter() - started, 3)
-        record.add_metrics(rows, step=step, epoch=epoch + 1, split="val", time=elapsed)
+        record.add_metrics(
+            rows, step=step, epoch=epoch + 1, split="val", time=elapsed, train_time=round(train_seconds, 3)
+        )
         if show_progress:
             hv = front_hypervolume(front(rows, spec), spec)
             tqdm.write(
@@ -212,7 +222,12 @@ def _train_and_record(
     test = load_split(spec, root, "test", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None, workers)
     test_rows = evaluate(cnet, test, eval_rays, spec)
     record.add_metrics(
-        test_rows, step=stats.steps, epoch=cfg.train.epochs, split="test", time=round(time.perf_counter() - started, 3)
+        test_rows,
+        step=stats.steps,
+        epoch=cfg.train.epochs,
+        split="test",
+        time=round(time.perf_counter() - started, 3),
+        train_time=round(stats.train_seconds, 3),
     )
     test_front = front(test_rows, spec)
     summary = {
@@ -229,7 +244,8 @@ def _train_and_record(
         "hypervolume": front_hypervolume(test_front, spec),
         "hv_reference": list(spec.hv_reference),
         "hv_metrics": hv_metric_descriptions(spec),
-        "parameters": count_parameters(cnet),
+        "parameters": count_parameters(cnet, single_model_parameters(make_backbone)),
+        "training_state_bytes": training_state_bytes(cnet, optimizer),
         "steps": stats.steps,
         "train_seconds": round(stats.train_seconds, 3),
         "seconds_per_step": round(stats.train_seconds / max(stats.steps, 1), 6),

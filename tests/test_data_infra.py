@@ -166,7 +166,7 @@ def test_step_lr_halves_every_lr_step_epochs():
         spec.objectives,
         5,
         torch.Generator(),
-        lambda e, s: None,
+        lambda e, s, t: None,
         show_progress=False,
         scheduler=scheduler,
     )
