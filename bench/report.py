@@ -1,0 +1,334 @@
+"""Regenerate tables and figures from run records alone: ``python -m bench.report --runs runs/ --out results/``.
+
+Writes ``<out>/tables/`` (CSV, markdown and LaTeX), ``<out>/figures/<dataset>/`` (PNG and PDF) and
+``<out>/REPORT.md`` (the main tables, every failed or missing run, and how each file was made).
+Published numbers are read from ``--paper`` (default: the repository's ``results/paper``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.analysis import figures
+from bench.analysis.aggregate import mean_pm_std, run_table, seed_summary
+from bench.analysis.convergence import convergence_table, time_to_fraction_table
+from bench.analysis.footprint import footprint_table
+from bench.analysis.hypervolume import minimization_points
+from bench.analysis.paper import DEFAULT_DIRECTORY, load_paper, paper_dataset, paper_hypervolumes, paper_points
+from bench.analysis.records import Run, scan, variant_labels
+from bench.analysis.tables import markdown, write_table
+from bench.atomic import write_text
+from bench.errors import ConfigError
+from bench.record import git_sha
+from bench.registry import DATASETS, load_all
+from bench.spec import DatasetSpec
+
+MIB = 2**20
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.replace(",", " ").split()]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: expected integers such as 0,1,2") from None
+
+
+def hypervolume_display(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw and display forms of the method x dataset table of test hypervolume, mean ± std (seeds)."""
+    raw = summary[["dataset", "label", "kind", "hv_mean", "hv_std", "n_seeds", "seeds", "failed", "missing_seeds"]]
+    cells = summary.assign(
+        cell=[mean_pm_std(m, s, n) for m, s, n in zip(summary.hv_mean, summary.hv_std, summary.n_seeds, strict=True)]
+    )
+    display = cells.pivot(index="label", columns="dataset", values="cell").fillna("–")
+    first = summary.pivot(index="label", columns="dataset", values="hv_mean").iloc[:, 0]
+    display = display.loc[first.sort_values(ascending=False, na_position="last").index]
+    display = display.reset_index().rename(columns={"label": "method"})
+    return raw, display
+
+
+def memory_display(footprint: pd.DataFrame) -> pd.DataFrame:
+    def fmt(value: float, spec: str) -> str:
+        return "–" if pd.isna(value) else format(value, spec)
+
+    table = footprint.sort_values(["dataset", "total"])
+    return pd.DataFrame(
+        {
+            "dataset": table["dataset"],
+            "method": table["label"],
+            "params": [fmt(v, ",.0f") for v in table["total"]],
+            "trainable": [fmt(v, ",.0f") for v in table["trainable"]],
+            "at inference": [fmt(v, ",.0f") for v in table["inference"]],
+            "× single": [fmt(v, ".3f") for v in table["x_single"]],
+            "overhead": [fmt(100 * v, ".1f") + " %" if pd.notna(v) else "–" for v in table["overhead"]],
+            "PaMaL / this": [fmt(v, ".1f") for v in table["pamal_ratio"]],
+            "train state MiB": [fmt(v / MIB, ".2f") for v in table["state_bytes"]],
+            "peak train MiB": [fmt(v / MIB, ".0f") for v in table["peak_train_bytes"]],
+            "peak eval MiB": [fmt(v / MIB, ".0f") for v in table["peak_eval_bytes"]],
+        }
+    )
+
+
+def time_display(summary: pd.DataFrame, to95: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    raw = summary[["dataset", "label", "seconds_per_step", "train_seconds", "wall_seconds"]].merge(
+        to95.rename(columns={"step": "step_to_95", "train_time": "train_s_to_95", "wall_time": "wall_s_to_95"}),
+        on=["dataset", "label"],
+        how="left",
+    )
+    raw = raw.sort_values(["dataset", "train_seconds"])
+
+    def fmt(value: float, spec: str) -> str:
+        return "–" if pd.isna(value) else format(value, spec)
+
+    display = pd.DataFrame(
+        {
+            "dataset": raw["dataset"],
+            "method": raw["label"],
+            "ms / step": [fmt(1000 * v, ".1f") for v in raw["seconds_per_step"]],
+            "train s": [fmt(v, ".1f") for v in raw["train_seconds"]],
+            "wall s": [fmt(v, ".1f") for v in raw["wall_seconds"]],
+            "steps to 95% HV": [fmt(v, ".0f") for v in raw["step_to_95"]],
+            "train s to 95% HV": [fmt(v, ".1f") for v in raw["train_s_to_95"]],
+        }
+    )
+    return raw, display
+
+
+def published_display(published: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "dataset": published["dataset"],
+            "method": published["method"],
+            "hypervolume": [
+                mean_pm_std(m, s, 0 if pd.isna(n) else int(n) or 1)
+                if pd.notna(n)
+                else f"{m:.4f}" + ("" if pd.isna(s) else f" ± {s:.4f}")
+                for m, s, n in zip(published.hv_mean, published.hv_std, published.n_seeds, strict=True)
+            ],
+            "how": published["how"],
+            "source": published["reference"],
+        }
+    )
+
+
+def front_points(runs: list[Run], spec: DatasetSpec) -> pd.DataFrame:
+    """Every usable run's test front on ``spec`` in minimisation form, one row per ray."""
+    labels = variant_labels(runs)
+    names = [o.name for o in spec.hypervolume_objectives]
+    rows = []
+    for run in runs:
+        if run.usable and run.dataset == spec.name:
+            points = minimization_points(run.summary["front"], spec)
+            for k, point in enumerate(points):
+                rows.append(
+                    {
+                        "label": labels[run.variant],
+                        "kind": run.summary["kind"],
+                        "seed": run.seed,
+                        "ray_index": k,
+                        **dict(zip(names, point, strict=True)),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def problems_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
+    lines = []
+    for r in table[~table["usable"]].itertuples():
+        lines.append(f"- `{r.run_id}` ({r.dataset}, {r.label}, seed {r.seed}): {r.status}")
+    for r in summary[summary["missing_seeds"] != ""].itertuples():
+        lines.append(f"- {r.dataset}, {r.label}: no run record for seed(s) {r.missing_seeds}")
+    return "\n".join(lines) + "\n" if lines else "None: every expected run completed.\n"
+
+
+def build_report(runs_dir: Path, out: Path, paper_dir: Path | None, seeds: list[int] | None) -> dict[str, float]:
+    started = time.perf_counter()
+    load_all()
+    runs = scan(runs_dir)
+    if not runs:
+        raise ConfigError(f"no run records under {runs_dir} (a run directory holds config.json); run bench.run first")
+    table = run_table(runs)
+    summary = seed_summary(table, seeds)
+    curves = convergence_table(runs)
+    to95 = time_to_fraction_table(curves)
+    footprint = footprint_table(runs)
+    paper = load_paper(paper_dir)
+    tables_dir, figures_dir = out / "tables", out / "figures"
+    files: list[tuple[list[Path], str]] = []
+
+    hv_raw, hv_display = hypervolume_display(summary)
+    files.append(
+        (
+            write_table(
+                hv_raw,
+                hv_display,
+                tables_dir,
+                "hypervolume",
+                "Test hypervolume, mean ± std over seeds (number of seeds)",
+            ),
+            "test hypervolume per method and dataset, recomputed from each run's test front",
+        )
+    )
+    memory = memory_display(footprint)
+    files.append(
+        (
+            write_table(footprint, memory, tables_dir, "memory", "Parameters and memory per method"),
+            "parameters, overhead over one model and against PaMaL, training-state bytes, peak memory",
+        )
+    )
+    time_raw, time_table = time_display(summary, to95)
+    files.append(
+        (
+            write_table(
+                time_raw,
+                time_table,
+                tables_dir,
+                "time",
+                "Training time and time to 95% of the final validation hypervolume",
+            ),
+            "training and wall time; time to 95% of final HV",
+        )
+    )
+    write_text(tables_dir / "runs.csv", table.to_csv(index=False))
+    write_text(tables_dir / "convergence.csv", curves.to_csv(index=False))
+    files.append(([tables_dir / "runs.csv"], "every run record found, with status and recomputed hypervolume"))
+    files.append(([tables_dir / "convergence.csv"], "validation hypervolume at every evaluation of every run"))
+
+    published_rows, sections = [], []
+    for dataset in sorted(table["dataset"].unique()):
+        if dataset not in DATASETS:
+            continue
+        spec = DATASETS.get(dataset)
+        target = figures_dir / dataset
+        published = paper_hypervolumes(paper, spec).assign(dataset=paper_dataset(spec))
+        published_rows.append(published)
+        made = figures.plot_fronts(front_points(runs, spec), paper_points(paper, spec), spec, target)
+        made += figures.plot_convergence(curves[curves["dataset"] == dataset], spec, target)
+        made += figures.plot_memory(footprint[footprint["dataset"] == dataset], spec, target)
+        made += figures.plot_hv_vs_overhead(
+            summary[summary["dataset"] == dataset], footprint[footprint["dataset"] == dataset], published, spec, target
+        )
+        files.append((made, f"{dataset}: fronts, convergence, memory, hypervolume against parameter cost"))
+        sections.append(dataset)
+    published_all = pd.concat(published_rows, ignore_index=True) if published_rows else pd.DataFrame()
+    if not published_all.empty:
+        files.append(
+            (
+                write_table(
+                    published_all,
+                    published_display(published_all),
+                    tables_dir,
+                    "published",
+                    "Published hypervolumes (as published, or computed here from published points)",
+                ),
+                "published numbers from --paper, with their source",
+            )
+        )
+    seconds = time.perf_counter() - started
+    write_text(
+        out / "REPORT.md",
+        report_markdown(
+            runs_dir, out, paper_dir, table, summary, hv_display, memory, time_table, published_all, files, seconds
+        ),
+    )
+    return {"runs": len(runs), "usable": int(table["usable"].sum()), "seconds": seconds}
+
+
+def report_markdown(
+    runs_dir: Path,
+    out: Path,
+    paper_dir: Path | None,
+    table: pd.DataFrame,
+    summary: pd.DataFrame,
+    hv: pd.DataFrame,
+    memory: pd.DataFrame,
+    times: pd.DataFrame,
+    published: pd.DataFrame,
+    files: list[tuple[list[Path], str]],
+    seconds: float,
+) -> str:
+    load_all()
+    references = ", ".join(
+        f"{d} {tuple(DATASETS.get(d).hv_reference)}" for d in sorted(table["dataset"].unique()) if d in DATASETS
+    )
+    devices = ", ".join(sorted({str(r.summary.get("device")) for r in scan(runs_dir) if r.usable}))
+    lines = [
+        "# Report (generated; do not edit by hand)",
+        "",
+        f"Generated by `python -m bench.report --runs {runs_dir} --out {out}` on "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} from {len(table)} run records "
+        f"({int(table['usable'].sum())} usable), code at git {git_sha() or 'unknown'}; runs on {devices or '–'}. "
+        f"The report took {seconds:.1f} s.",
+        "",
+        f"Hypervolume: pymoo, on the test metrics in minimisation form (accuracy → 1 − accuracy), against each "
+        f"dataset's fixed reference point: {references}. Mean ± sample std over seeds, (number of seeds).",
+        "",
+        "## Test hypervolume",
+        "",
+        markdown(hv),
+        "## Failed, incomplete or missing runs",
+        "",
+        problems_markdown(table, summary),
+        "## Memory footprint",
+        "",
+        "`× single` = trainable parameters / one plain model's; `overhead` = the parameters added to one model; "
+        "`PaMaL / this` = PaMaL's overhead divided by this method's (the PaLoRA paper's memory comparison). "
+        "Peak memory: CUDA peak allocated on GPU, process peak RSS on CPU (which includes the Python "
+        "runtime and the data).",
+        "",
+        markdown(memory),
+        "## Time",
+        "",
+        markdown(times),
+    ]
+    if not published.empty:
+        lines += [
+            "## Published numbers",
+            "",
+            f"From `{paper_dir or DEFAULT_DIRECTORY}`.",
+            "",
+            markdown(published_display(published)),
+        ]
+    lines += ["## Files", ""]
+    for paths, how in files:
+        names = ", ".join(f"`{p.relative_to(out)}`" for p in paths) if paths else "(none: nothing to draw)"
+        lines.append(f"- {names}: {how}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run directories (default runs/)")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
+    parser.add_argument("--paper", type=Path, default=None, help=f"published numbers (default {DEFAULT_DIRECTORY})")
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="seeds every run should have, e.g. 0,1,2 (default: every "
+        "seed seen on the dataset); the report names each missing one",
+    )
+    args = parser.parse_args(argv)
+    try:
+        if not args.runs.is_dir():
+            raise ConfigError(f"--runs {args.runs} is not a folder; give the --out folder of bench.run or bench.sweep")
+        stats = build_report(args.runs, args.out, args.paper, parse_seeds(args.seeds))
+    except (ConfigError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"report: {stats['usable']}/{stats['runs']} usable runs -> {args.out}/REPORT.md ({stats['seconds']:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The report: seed aggregation with failed and missing runs, footprint ratios, convergence, tables
+(snapshot), figures and the CLI, all from tiny run records in the runner's exact format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.analysis.aggregate import mean_pm_std, run_table, seed_summary
+from bench.analysis.convergence import hypervolume_curve, time_to_fraction
+from bench.analysis.footprint import footprint_table
+from bench.analysis.records import scan, variant_labels
+from bench.analysis.tables import latex, markdown
+from bench.report import build_report, hypervolume_display, main
+from tests.fake_runs import write_run
+
+# errors (0.1, 0.5), (0.2, 0.2), (0.5, 0.1) vs (1, 1): 0.1*0.5 + 0.3*0.8 + 0.5*0.9 = 0.74
+PALORA_FRONT = [(0.9, 0.5), (0.8, 0.8), (0.5, 0.9)]
+# errors (0.1, 0.4), (0.4, 0.1): 0.3*0.6 + 0.6*0.9 = 0.72
+PAMAL_FRONT = [(0.9, 0.6), (0.6, 0.9)]
+# single points: HV = product of the accuracies: 0.72, 0.64, 0.56 -> mean 0.64, sample std 0.08
+MEAN_POINTS = {0: (0.9, 0.8), 1: (0.8, 0.8), 2: (0.7, 0.8)}
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    for seed, point in MEAN_POINTS.items():
+        write_run(root, "mean", seed, [point])
+    palora = {"total": 110, "trainable": 110, "inference": 100, "single_model": 100}
+    pamal = {"total": 200, "trainable": 200, "inference": 100, "single_model": 100}
+    for seed in (0, 2):
+        write_run(root, "palora", seed, PALORA_FRONT, parameters=palora, curve=[0.5, 0.9, 1.0])
+    write_run(root, "palora", 1, PALORA_FRONT, status="FAILED: RuntimeError: boom")
+    for seed in (0, 1):  # seed 2 missing
+        write_run(root, "pamal", seed, PAMAL_FRONT, parameters=pamal)
+    return root
+
+
+def test_hypervolume_is_recomputed_and_every_run_is_listed(runs_dir: Path):
+    table = run_table(scan(runs_dir)).set_index(["method", "seed"])
+    assert len(table) == 8
+    assert table.loc[("palora", 0), "hypervolume"] == pytest.approx(0.74, abs=1e-12)  # the record says -1
+    assert table.loc[("pamal", 1), "hypervolume"] == pytest.approx(0.72, abs=1e-12)
+    assert table.loc[("mean", 2), "hypervolume"] == pytest.approx(0.56, abs=1e-12)
+    assert not table.loc[("palora", 1), "usable"]
+    assert table.loc[("palora", 1), "status"] == "FAILED: RuntimeError: boom"
+
+
+def test_seed_aggregation_names_failed_and_missing_seeds(runs_dir: Path):
+    summary = seed_summary(run_table(scan(runs_dir))).set_index("label")
+    assert summary.loc["mean", "hv_mean"] == pytest.approx(0.64, abs=1e-12)
+    assert summary.loc["mean", "hv_std"] == pytest.approx(0.08, abs=1e-12)
+    assert summary.loc["mean", "n_seeds"] == 3
+    assert summary.loc["palora", "n_seeds"] == 2 and summary.loc["palora", "seeds"] == "0 2"
+    assert summary.loc["palora", "failed"] == "seed 1: FAILED: RuntimeError: boom"
+    assert summary.loc["pamal", "missing_seeds"] == "2" and summary.loc["pamal", "failed"] == ""
+    assert summary.loc["mean", "missing_seeds"] == ""
+    explicit = seed_summary(run_table(scan(runs_dir)), seeds=[0, 1, 2, 3]).set_index("label")
+    assert explicit.loc["mean", "missing_seeds"] == "3" and explicit.loc["pamal", "missing_seeds"] == "2 3"
+
+
+def test_mean_pm_std_formats():
+    assert mean_pm_std(0.64, 0.08, 3) == "0.6400 ± 0.0800 (3)"
+    assert mean_pm_std(0.5, float("nan"), 1) == "0.5000 (1)"
+    assert mean_pm_std(float("nan"), float("nan"), 0) == "–"
+
+
+def test_hypervolume_table_snapshot(runs_dir: Path):
+    _, display = hypervolume_display(seed_summary(run_table(scan(runs_dir))))
+    assert markdown(display) == (
+        "| method | multimnist-mini |\n"
+        "|---|---|\n"
+        "| palora | 0.7400 ± 0.0000 (2) |\n"
+        "| pamal | 0.7200 ± 0.0000 (2) |\n"
+        "| mean | 0.6400 ± 0.0800 (3) |\n"
+    )
+    tex = latex(display, "Test hypervolume", "tab:hv")
+    assert r"mean & 0.6400 $\pm$ 0.0800 (3) \\" in tex
+    assert r"method & multimnist-mini \\" in tex and r"\begin{tabular}{lr}" in tex
+
+
+def test_latex_escapes_specials():
+    display = pd.DataFrame({"method": ["a_b & c%"], "x": ["1 × 2 – 3"]})
+    assert r"a\_b \& c\% & 1 $\times$ 2 -- 3 \\" in latex(display, "c", "l")
+
+
+def test_footprint_overheads(runs_dir: Path):
+    table = footprint_table(scan(runs_dir)).set_index("label")
+    assert table.loc["palora", "x_single"] == pytest.approx(1.1)
+    assert table.loc["palora", "overhead"] == pytest.approx(0.1)
+    assert table.loc["pamal", "overhead"] == pytest.approx(1.0)
+    assert table.loc["palora", "pamal_ratio"] == pytest.approx(10.0)  # PaMaL adds 10x what PaLoRA adds
+    assert table.loc["pamal", "pamal_ratio"] == pytest.approx(1.0)
+    assert np.isnan(table.loc["mean", "pamal_ratio"])  # adds nothing: no ratio
+    assert table.loc["mean", "state_bytes"] == 1608
+
+
+def test_convergence_curve_and_time_to_95_percent(runs_dir: Path):
+    run = next(r for r in scan(runs_dir) if r.method == "palora" and r.usable)
+    curve = hypervolume_curve(run)
+    assert list(curve["step"]) == [10, 20, 30] and list(curve["train_time"]) == [2.0, 4.0, 6.0]
+    assert curve["hypervolume"].iloc[-1] == pytest.approx(0.74, abs=1e-12)
+    # accuracies scaled by 0.5: errors (0.55, 0.75), (0.6, 0.6), (0.75, 0.55) -> 0.05*0.25 + 0.15*0.4 + 0.25*0.45
+    assert curve["hypervolume"].iloc[0] == pytest.approx(0.05 * 0.25 + 0.15 * 0.4 + 0.25 * 0.45, abs=1e-12)
+    synthetic = pd.DataFrame(
+        {
+            "step": [1, 2, 3, 4],
+            "train_time": [1.0, 2.0, 3.0, 4.0],
+            "wall_time": [2.0, 4.0, 6.0, 8.0],
+            "hypervolume": [0.2, 0.5, 0.96, 1.0],
+        }
+    )
+    assert time_to_fraction(synthetic) == {"step": 3.0, "train_time": 3.0, "wall_time": 6.0}
+    assert np.isnan(time_to_fraction(synthetic.assign(hypervolume=0.0))["step"])
+
+
+def test_variants_of_one_method_get_their_settings_in_the_label(tmp_path: Path):
+    write_run(tmp_path, "mean", 0, [(0.9, 0.9)], epochs=2)
+    write_run(tmp_path, "mean", 0, [(0.8, 0.8)], epochs=3)
+    labels = sorted(variant_labels(scan(tmp_path)).values())
+    assert labels == ["mean (train.epochs=2)", "mean (train.epochs=3)"]
+
+
+def test_unreadable_and_unfinished_records_are_reported_not_dropped(tmp_path: Path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text("{not json")
+    write_run(tmp_path, "mean", 0, [(0.9, 0.9)], status="RUNNING")
+    statuses = sorted(r.status.split(":")[0] for r in scan(tmp_path))
+    assert statuses == ["RUNNING", "UNREADABLE"]
+
+
+def test_report_writes_tables_figures_and_names_problems(runs_dir: Path, tmp_path: Path):
+    write_run(
+        runs_dir,
+        "palora",
+        0,
+        [(0.9, 0.5, 0.7), (0.6, 0.8, 0.8), (0.5, 0.6, 0.9)],
+        dataset="multimnist3",
+        tasks=("top-left", "top-right", "bottom"),
+        curve=[0.8, 1.0],
+    )
+    out = tmp_path / "results"
+    stats = build_report(runs_dir, out, None, None)
+    assert stats["runs"] == 9 and stats["usable"] == 8
+    for name in ("hypervolume", "memory", "time"):
+        for ext in ("csv", "md", "tex"):
+            assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
+    for dataset in ("multimnist-mini", "multimnist3"):
+        for figure in ("fronts", "convergence", "memory", "hv_vs_overhead"):
+            for ext in ("png", "pdf"):
+                assert (out / "figures" / dataset / f"{figure}.{ext}").stat().st_size > 1000, (dataset, figure)
+    report = (out / "REPORT.md").read_text()
+    assert "seed 1): FAILED: RuntimeError: boom" in report
+    assert "multimnist-mini, pamal: no run record for seed(s) 2" in report
+    assert "| palora | 0.7400 ± 0.0000 (2) |" in report
+    runs = pd.read_csv(out / "tables" / "runs.csv")
+    assert len(runs) == 9 and runs["usable"].sum() == 8
+
+
+def test_cli_reports_and_rejects_bad_input(runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert main(["--runs", str(runs_dir), "--out", str(tmp_path / "r"), "--paper", str(tmp_path / "none")]) == 0
+    assert "7/8 usable runs" in capsys.readouterr().out
+    assert main(["--runs", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --runs") and "is not a folder" in err[0]
+    (tmp_path / "empty").mkdir()
+    assert main(["--runs", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
+    assert "no run records under" in capsys.readouterr().err
+    assert main(["--runs", str(runs_dir), "--seeds", "0,x"]) == 2
+    assert "--seeds" in capsys.readouterr().err
