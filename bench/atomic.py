@@ -39,5 +39,9 @@ def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
 def torch_save(path: Path, obj: Any) -> None:
     _atomic(path, lambda f: torch.save(obj, f))

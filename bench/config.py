@@ -44,13 +44,16 @@ class TrainConfig:
     lr_step: int = 0
     """Multiply every learning rate by ``lr_gamma`` each ``lr_step`` epochs (StepLR; 0: constant)."""
     lr_gamma: float = 0.5
+    checkpoint_every: int = 500
+    """Save a checkpoint every this many steps (0: only after each epoch's evaluation, which always
+    saves one). Not part of the run id: resuming gives the same results wherever it restarts."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr_step < 0 or self.max_steps < 0:
-            raise ValueError("train.lr_step and train.max_steps must be >= 0")
+        if self.lr_step < 0 or self.max_steps < 0 or self.checkpoint_every < 0:
+            raise ValueError("train.lr_step, train.max_steps and train.checkpoint_every must be >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,9 +101,27 @@ class RunConfig:
             "method_hparams": to_jsonable(dataclasses.asdict(self.hparams)),
         }
 
+    def identity(self) -> dict[str, Any]:
+        """The config without the keys that cannot change a result (:data:`NOT_IDENTITY`)."""
+        return without_keys(self.to_dict(), NOT_IDENTITY)
+
     def run_id(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:10]
+        digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.method}_{self.dataset}_s{self.seed}_{digest}"
+
+
+NOT_IDENTITY = ("train.checkpoint_every",)
+"""Dotted keys left out of a run's identity (its run id and the report's grouping)."""
+
+
+def without_keys(config: dict[str, Any], dotted: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of a nested config dict without the ``section.key`` entries named in ``dotted``."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in config.items()}
+    for key in dotted:
+        section, _, name = key.partition(".")
+        if isinstance(out.get(section), dict):
+            out[section].pop(name, None)
+    return out
 
 
 def to_jsonable(value: Any) -> Any:
@@ -252,8 +273,11 @@ def resolve(
     seed: int = 0,
     config_file: Path | None = None,
     assignments: Iterable[str] = (),
+    overrides: Mapping[str, Any] | None = None,
 ) -> RunConfig:
-    """Resolve a run's configuration through every layer, validating names, keys and types."""
+    """Resolve a run's configuration through every layer, validating names, keys and types.
+    ``overrides``: typed dotted pairs (a sweep's ``[set]``), applied after the config file and
+    before the ``--set`` strings."""
     from bench.registry import DATASETS, METHODS, load_all
 
     load_all()
@@ -263,6 +287,7 @@ def resolve(
     pairs += preset_pairs(dataset, method)
     if config_file is not None:
         pairs += flatten_table(read_toml(Path(config_file)), str(config_file))
+    pairs += list((overrides or {}).items())
     pairs += parse_set(assignments)
     layered = split_dotted(pairs)
     return RunConfig(

@@ -32,10 +32,21 @@ def compute_losses(
 
 
 @dataclasses.dataclass
-class LoopStats:
+class LoopState:
+    """Where the loop is, and everything it accumulated: what a checkpoint needs to resume it.
+
+    ``epoch`` is the current epoch and ``batch`` the batches of it already trained; ``epoch_data_rng``
+    is the data generator's state when that epoch began (its shuffle is replayed on resume)."""
+
+    epoch: int = 0
+    batch: int = 0
     steps: int = 0
     train_seconds: float = 0.0
     ray_histogram: list[list[int]] = dataclasses.field(default_factory=list)
+    epoch_data_rng: Tensor | None = None
+
+
+LoopStats = LoopState  # what fit returns: the final state
 
 
 def fit(
@@ -51,26 +62,52 @@ def fit(
     max_steps: int = 0,
     show_progress: bool = True,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-) -> LoopStats:
+    data_generator: torch.Generator | None = None,
+    state: LoopState | None = None,
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[LoopState], None] | None = None,
+) -> LoopState:
     """Train for ``epochs`` (or ``max_steps``); call ``on_epoch_end(epoch, step, train_seconds)`` at
     each evaluation (``train_seconds``: training time so far, evaluations excluded); step ``scheduler``
-    (if any) once per epoch."""
+    (if any) once per epoch. From ``state`` (a checkpoint's) the loop continues where it stopped,
+    replaying the interrupted epoch's shuffle from ``data_generator``. ``on_checkpoint(state)`` runs
+    every ``checkpoint_every`` steps and after each epoch's evaluation."""
     device = next(cnet.parameters()).device
     total_steps = epochs * len(loader)
-    stats = LoopStats()
+    state = state if state is not None else LoopState()
     histogram = torch.zeros(len(objectives), RAY_HISTOGRAM_BINS, dtype=torch.long)
+    if state.ray_histogram:
+        histogram += torch.tensor(state.ray_histogram, dtype=torch.long)
+
+    def sync_clock(started: float) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        now = time.perf_counter()
+        state.train_seconds += now - started
+        state.ray_histogram = histogram.tolist()
+        return now
+
     cnet.train()
-    for epoch in range(epochs):
-        start = time.perf_counter()
+    done = bool(max_steps and state.steps >= max_steps)
+    while state.epoch < epochs and not done:
+        epoch = state.epoch
+        if data_generator is not None:
+            if state.batch == 0:
+                state.epoch_data_rng = data_generator.get_state()
+            elif state.epoch_data_rng is not None:
+                data_generator.set_state(state.epoch_data_rng)
+        started = time.perf_counter()
         bar = tqdm(
-            loader,
+            loader.epoch(skip=state.batch),
             desc=f"epoch {epoch + 1}/{epochs}",
+            total=len(loader),
+            initial=state.batch,
             disable=None if show_progress else True,  # None: off when not a terminal
             leave=False,
             dynamic_ncols=True,
         )
         for x, targets in bar:
-            rays = method.train_rays((stats.steps + 1) / total_steps, ray_generator)
+            rays = method.train_rays((state.steps + 1) / total_steps, ray_generator)
             # the small offset keeps grid values such as 0.2 (stored as 0.19999...) in their own bin
             bins = (rays * RAY_HISTOGRAM_BINS + 1e-6).long().clamp_(max=RAY_HISTOGRAM_BINS - 1)
             histogram.scatter_add_(1, bins.T, torch.ones_like(bins.T))
@@ -79,22 +116,25 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss = method.backward(losses, rays, cnet)
             optimizer.step()
-            stats.steps += 1
-            if stats.steps % 10 == 0 or stats.steps == 1:
+            state.steps += 1
+            state.batch += 1
+            if state.steps % 10 == 0 or state.steps == 1:
                 task_losses = losses.detach().mean(0).tolist()
                 per_task = {o.name: f"{v:.3f}" for o, v in zip(objectives, task_losses, strict=True)}
                 bar.set_postfix(loss=f"{loss.item():.3f}", **per_task)
-            if max_steps and stats.steps >= max_steps:
+            done = bool(max_steps and state.steps >= max_steps)
+            if done:
                 break
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        stats.train_seconds += time.perf_counter() - start
+            if on_checkpoint and checkpoint_every and state.steps % checkpoint_every == 0 and state.batch < len(loader):
+                started = sync_clock(started)
+                on_checkpoint(state)
+        sync_clock(started)
         if scheduler is not None:
             scheduler.step()
-        done = bool(max_steps and stats.steps >= max_steps)
         if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs or done:
-            on_epoch_end(epoch, stats.steps, stats.train_seconds)
-        if done:
-            break
-    stats.ray_histogram = histogram.tolist()
-    return stats
+            on_epoch_end(epoch, state.steps, state.train_seconds)
+        state.epoch, state.batch = epoch + 1, 0
+        if on_checkpoint:
+            on_checkpoint(state)
+    state.ray_histogram = histogram.tolist()
+    return state

@@ -67,6 +67,20 @@ class RunRecord:
         self._metric_lines.extend(json.dumps({**common, **row}) for row in rows)
         atomic.write_text(self.directory / "metrics.jsonl", "\n".join(self._metric_lines) + "\n")
 
+    @property
+    def metric_count(self) -> int:
+        return len(self._metric_lines)
+
+    def keep_metrics(self, count: int) -> None:
+        """Resume: take back the first ``count`` rows already on disk (those a checkpoint covers);
+        later rows, written after that checkpoint, are dropped and will be written again."""
+        path = self.directory / "metrics.jsonl"
+        lines = path.read_text().splitlines() if path.is_file() else []
+        if len(lines) < count:
+            raise ValueError(f"{path} has {len(lines)} rows, the checkpoint expects at least {count}")
+        self._metric_lines = lines[:count]
+        atomic.write_text(path, "".join(line + "\n" for line in self._metric_lines))
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic.write_json(self.directory / "summary.json", {"schema_version": SCHEMA_VERSION, **summary})
 

@@ -97,6 +97,7 @@ def time_display(summary: pd.DataFrame, to95: pd.DataFrame) -> tuple[pd.DataFram
             "wall s": [fmt(v, ".1f") for v in raw["wall_seconds"]],
             "steps to 95% HV": [fmt(v, ".0f") for v in raw["step_to_95"]],
             "train s to 95% HV": [fmt(v, ".1f") for v in raw["train_s_to_95"]],
+            "wall s to 95% HV": [fmt(v, ".1f") for v in raw["wall_s_to_95"]],
         }
     )
     return raw, display

@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="DataLoader processes decoding image datasets (default: one per core, at most 8)",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue this run from its last checkpoint (a completed run is only printed again)",
+    )
     parser.add_argument("--list", action="store_true", help="list methods, datasets and backbones, then exit")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -97,7 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.workers is not None and args.workers < 0:
             raise UserError(f"--workers must be >= 0, got {args.workers}")
         result = run_experiment(
-            cfg, args.out, args.data_root, args.device, show_progress=not args.no_progress, workers=args.workers
+            cfg,
+            args.out,
+            args.data_root,
+            args.device,
+            show_progress=not args.no_progress,
+            workers=args.workers,
+            resume=args.resume,
         )
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -105,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    if result.skipped:
+        print(f"already completed: {result.directory} (nothing to resume)")
+    elif result.summary.get("resumed"):
+        print(f"resumed from step {result.summary['resumed'][-1]['from_step']}")
     hv_metric_names = {o.name: o.hv_metric for o in DATASETS.get(cfg.dataset).objectives}
     print_front({**result.summary, "run_dir": str(result.directory), "hv_metric_names": hv_metric_names})
     return 0

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import time
 import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from bench import checkpoint
 from bench.analysis.hypervolume import front_hypervolume
 from bench.backbones import create_backbone, resolve_weights
 from bench.config import ModelConfig, RunConfig
-from bench.data.batches import Batches, make_batches
+from bench.data.batches import Batches, LoaderBatches, make_batches
 from bench.errors import ConfigError
 from bench.evaluate import evaluate, front
 from bench.loop import fit
 from bench.memory import peak_kind, read_peak_bytes, reset_peak, training_state_bytes
-from bench.record import RunRecord
+from bench.record import RunRecord, read_status
 from bench.registry import BACKBONES, DATASETS, METHODS, load_all
 from bench.spec import ConditionedNet, DatasetSpec, Split
 
@@ -114,6 +117,25 @@ def backbone_factory(spec: DatasetSpec, model: ModelConfig, root: Path) -> Calla
 class RunResult:
     directory: Path
     summary: dict[str, Any]
+    skipped: bool = False
+    """True when ``resume`` found the run already COMPLETED and did nothing."""
+
+
+def train_generator(batches: Batches) -> torch.Generator:
+    """The generator that shuffles the training batches."""
+    generator = batches.sampler.generator if isinstance(batches, LoaderBatches) else batches.generator
+    if generator is None:
+        raise ValueError("training batches must be shuffled by a generator")
+    return generator
+
+
+def resume_note(step: int) -> dict[str, Any]:
+    """How and where a run resumed: by hand, or as a requeued SLURM job (restart count, job id)."""
+    note: dict[str, Any] = {"from_step": step, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    if os.environ.get("SLURM_JOB_ID"):
+        note["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+        note["slurm_restart_count"] = int(os.environ.get("SLURM_RESTART_COUNT", "0"))
+    return note
 
 
 def run_experiment(
@@ -123,9 +145,12 @@ def run_experiment(
     device: str = "auto",
     show_progress: bool = True,
     workers: int | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Train and evaluate one run; writes its record under ``out/<run_id>`` and returns the summary.
-    ``workers``: DataLoader processes for image datasets (default :func:`default_workers`)."""
+    ``workers``: DataLoader processes for image datasets (default :func:`default_workers`).
+    ``resume``: a COMPLETED run is returned as recorded; an unfinished one continues from its last
+    checkpoint (or starts over when it has none). Without it the run always starts over."""
     started = time.perf_counter()
     load_all()
     spec: DatasetSpec = DATASETS.get(cfg.dataset)
@@ -142,12 +167,31 @@ def run_experiment(
     val = load_split(spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, torch_device, None, workers)
     make_backbone = backbone_factory(spec, cfg.model, root)
 
-    record = RunRecord(Path(out) / cfg.run_id())
+    directory = Path(out) / cfg.run_id()
+    if resume and read_status(directory) == "COMPLETED" and (directory / "summary.json").is_file():
+        return RunResult(directory, json.loads((directory / "summary.json").read_text()), skipped=True)
+    saved = checkpoint.load(directory) if resume else None
+    if saved is None:  # a fresh start: nothing of an earlier attempt may be mistaken for this one's
+        for stale in (checkpoint.FILENAME, "summary.json", "metrics.jsonl", "error.log"):
+            (directory / stale).unlink(missing_ok=True)
+    record = RunRecord(directory)
     record.write_config(cfg.to_dict(), str(torch_device))
     record.set_status("RUNNING")
     try:
         return _train_and_record(
-            cfg, spec, method, make_backbone, torch_device, root, train, val, workers, record, show_progress, started
+            cfg,
+            spec,
+            method,
+            make_backbone,
+            torch_device,
+            root,
+            train,
+            val,
+            workers,
+            record,
+            show_progress,
+            started,
+            saved,
         )
     except BaseException as err:
         reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
@@ -169,6 +213,7 @@ def _train_and_record(
     record: RunRecord,
     show_progress: bool,
     started: float,
+    saved: dict[str, Any] | None,
 ) -> RunResult:
     torch.manual_seed(cfg.seed)
     cnet = method.build(make_backbone).to(device)
@@ -182,6 +227,25 @@ def _train_and_record(
     eval_rays = method.eval_rays().to(device)
     eval_seconds = 0.0
     peaks = {"train": 0, "eval": 0}
+    resumes: list[dict[str, Any]] = []
+    parts = checkpoint.Trainables(cnet, optimizer, scheduler, method, ray_generator, train_generator(train), device)
+    loop_state = None
+    if saved is not None:
+        loop_state, runner_state = checkpoint.restore(saved, parts)
+        eval_seconds, peaks = runner_state["eval_seconds"], runner_state["peaks"]
+        resumes = [*runner_state["resumes"], resume_note(loop_state.steps)]
+        started -= runner_state["elapsed"]  # wall time counts every attempt up to its checkpoint
+        record.keep_metrics(runner_state["metric_lines"])
+
+    def on_checkpoint(state: Any) -> None:
+        runner_state = {
+            "eval_seconds": eval_seconds,
+            "peaks": dict(peaks),
+            "elapsed": time.perf_counter() - started,
+            "metric_lines": record.metric_count,
+            "resumes": resumes,
+        }
+        checkpoint.save(record.directory, parts, state, runner_state)
 
     def on_epoch_end(epoch: int, step: int, train_seconds: float) -> None:
         nonlocal eval_seconds
@@ -216,6 +280,10 @@ def _train_and_record(
         max_steps=cfg.train.max_steps,
         show_progress=show_progress,
         scheduler=scheduler,
+        data_generator=parts.data_generator,
+        state=loop_state,
+        checkpoint_every=cfg.train.checkpoint_every,
+        on_checkpoint=on_checkpoint,
     )
     peaks["train"] = max(peaks["train"], read_peak_bytes(device))
 
@@ -252,6 +320,7 @@ def _train_and_record(
         "eval_seconds": round(eval_seconds, 3),
         "wall_seconds": round(time.perf_counter() - started, 3),
         "peak_memory_bytes": {**peaks, "kind": peak_kind(device)},
+        "resumed": resumes,
         "train_ray_histogram": {
             "bins": len(stats.ray_histogram[0]),
             "counts": dict(zip(spec.objective_names, stats.ray_histogram, strict=True)),

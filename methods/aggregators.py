@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torchjd.aggregation as agg
@@ -78,6 +78,14 @@ class JacobianAggregation(SinglePointMethod):
             warnings.filterwarnings("ignore", message="You are solving a parameterized problem that is not DPP")
             jac_to_grad(shared, self.aggregator)
         return losses[0].mean().detach()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The aggregator itself (pickled into the checkpoint): Nash-MTL keeps its last weights and
+        step counter, and a resumed run must continue from them."""
+        return {"aggregator": self.aggregator}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.aggregator = state["aggregator"]
 
     def describe(self) -> dict[str, Any]:
         return {"models": 1, "aggregator": repr(self.aggregator), "jacobian_of": "shared parameters"}

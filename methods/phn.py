@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -177,6 +177,12 @@ class PHNEPO(PHNLS):
             total = total + (weights * task_losses).sum()
         total.backward()
         return total.detach()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"moves": dict(self.moves)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.moves = Counter(state["moves"])
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "epo_moves": dict(self.moves)}

@@ -15,7 +15,7 @@ from bench.analysis.records import Run, variant_labels
 from bench.evaluate import front
 from bench.registry import DATASETS, load_all
 
-CURVE_COLUMNS = ["dataset", "label", "method", "seed", "run_id", "step", "epoch", "train_time", "wall_time"]
+CURVE_COLUMNS = ["dataset", "label", "method", "kind", "seed", "run_id", "step", "epoch", "train_time", "wall_time"]
 CURVE_COLUMNS += ["hypervolume"]
 
 
@@ -52,7 +52,8 @@ def convergence_table(runs: list[Run]) -> pd.DataFrame:
         curve = hypervolume_curve(run)
         if curve.empty:
             continue
-        ident = {"dataset": run.dataset, "label": labels[run.variant], "method": run.method}
+        kind = (run.summary or {}).get("kind", "")
+        ident = {"dataset": run.dataset, "label": labels[run.variant], "method": run.method, "kind": kind}
         curves.append(curve.assign(**ident, seed=run.seed, run_id=run.run_id))
     if not curves:
         return pd.DataFrame(columns=CURVE_COLUMNS)

@@ -60,7 +60,9 @@ def ratio_axis(ax: plt.Axes, values: np.ndarray, axis: str = "x", unit: str = ""
     if len(values) and values.max() / values.min() > 3:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
     target = ax.xaxis if axis == "x" else ax.yaxis
-    target.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.4g}{unit}"))
+    target.set_major_formatter(
+        matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}{unit}" if v >= 1000 else f"{v:.4g}{unit}")
+    )
     target.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
@@ -172,27 +174,38 @@ def plot_fronts(fronts: pd.DataFrame, paper: pd.DataFrame, spec: DatasetSpec, di
 
 
 def plot_convergence(curves: pd.DataFrame, spec: DatasetSpec, directory: Path) -> list[Path]:
-    """Validation hypervolume against step and against training seconds, per label."""
+    """Validation hypervolume against step, training seconds and wall seconds, per label (fronts
+    solid, single-point methods dashed)."""
     if curves.empty:
         return []
     labels = sorted(curves["label"].unique())
     colors = palette(labels)
+    kinds = curves.groupby("label")["kind"].first()
     stats = curves.groupby(["label", "step"], as_index=False).agg(
-        hv=("hypervolume", "mean"), sd=("hypervolume", "std"), train_time=("train_time", "mean")
+        hv=("hypervolume", "mean"),
+        sd=("hypervolume", "std"),
+        train_time=("train_time", "mean"),
+        wall_time=("wall_time", "mean"),
     )
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    axes_x = {
+        "step": "training step",
+        "train_time": "training time (s, evaluations excluded)",
+        "wall_time": "wall time since start (s)",
+    }
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), sharey=True)
     for lab in labels:
         s = stats[stats["label"] == lab].sort_values("step")
         band = s["sd"].fillna(0.0)
-        for ax, x in zip(axes, ("step", "train_time"), strict=True):
-            ax.plot(s[x], s["hv"], color=colors[lab], marker=".", linewidth=1.3, label=lab)
-            ax.fill_between(s[x], s["hv"] - band, s["hv"] + band, color=colors[lab], alpha=0.15, linewidth=0)
-    axes[0].set_xlabel("training step")
-    axes[1].set_xlabel("training time (s, evaluations excluded)")
+        style = "-" if kinds[lab] == "front" else "--"
+        for ax, x in zip(axes, axes_x, strict=True):
+            ax.plot(s[x], s["hv"], color=colors[lab], marker=".", linestyle=style, linewidth=1.3, label=lab)
+            ax.fill_between(s[x], s["hv"] - band, s["hv"] + band, color=colors[lab], alpha=0.12, linewidth=0)
+    for ax, label in zip(axes, axes_x.values(), strict=True):
+        ax.set_xlabel(label)
     axes[0].set_ylabel(f"validation hypervolume (ref {tuple(spec.hv_reference)})")
     handles, legend_labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, legend_labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    fig.suptitle(f"{spec.name}: convergence (mean over seeds, band ±1 std)")
+    fig.suptitle(f"{spec.name}: convergence (mean over seeds, band ±1 std; dashed: single-point methods)")
     fig.tight_layout()
     return save(fig, directory, "convergence")
 
@@ -218,7 +231,7 @@ def plot_memory(footprint: pd.DataFrame, spec: DatasetSpec, directory: Path) -> 
     for part, color in zip(("parameters", "gradients", "optimizer"), sns.color_palette("muted", 3), strict=True):
         axes[1].barh(order, state[part], left=left, color=color, label=part)
         left += state[part].to_numpy()
-    axes[1].legend(fontsize=8, frameon=False)
+    axes[1].legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.5 / height - 0.1), ncol=3)
     axes[1].set_xlabel("training state (MiB)")
     kind = str(table["peak_kind"].iloc[0])
     peak_label = "CUDA peak allocated" if kind.startswith("cuda") else "process peak RSS"
@@ -226,7 +239,9 @@ def plot_memory(footprint: pd.DataFrame, spec: DatasetSpec, directory: Path) -> 
     axes[2].set_xlabel(f"peak memory in training (MiB, {peak_label})")
     for ax in axes:
         ax.set_ylabel("")
-    axes[0].legend(fontsize=8, frameon=False, title=None)
+    axes[0].legend(
+        fontsize=8, frameon=False, title=None, loc="upper center", bbox_to_anchor=(0.5, -0.5 / height - 0.1), ncol=2
+    )
     fig.suptitle(f"{spec.name}: memory footprint (mean over seeds)")
     fig.tight_layout()
     return save(fig, directory, "memory")

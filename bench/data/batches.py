@@ -2,7 +2,9 @@
 
 Small datasets (the MNIST family, tabular sets) are moved to the device once and sliced per batch,
 so data never bottlenecks a step. Image datasets come as a torch Dataset and are decoded by
-DataLoader worker processes into pinned memory. Shuffling uses a dedicated ``torch.Generator``.
+DataLoader worker processes into pinned memory. Shuffling uses a dedicated ``torch.Generator``, and
+``epoch(skip)`` starts a pass ``skip`` batches in, so a run resumed mid-epoch from the generator's
+state at the start of that epoch sees exactly the batches it would have seen.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from bench.spec import Batch, SplitData
 
@@ -39,14 +41,36 @@ class TensorBatches:
         return -(-self.num_samples // self.batch_size)
 
     def __iter__(self) -> Iterator[Batch]:
+        return self.epoch()
+
+    def epoch(self, skip: int = 0) -> Iterator[Batch]:
+        """One pass (a fresh shuffle when ``generator`` is set), starting after ``skip`` batches."""
         order = None
         if self.generator is not None:
             order = torch.randperm(self.num_samples, generator=self.generator).to(self.inputs.device)
-        for start in range(0, self.num_samples, self.batch_size):
+        for start in range(skip * self.batch_size, self.num_samples, self.batch_size):
             index = slice(start, start + self.batch_size)
             if order is not None:
                 index = order[index]
             yield self.inputs[index], {k: v[index] for k, v in self.targets.items()}
+
+
+class SkippableShuffle(Sampler[int]):
+    """A fresh permutation of ``range(n)`` per pass, drawn from ``generator``; the next pass starts
+    ``skip`` items in (then ``skip`` resets)."""
+
+    def __init__(self, n: int, generator: torch.Generator) -> None:
+        self.n = n
+        self.generator = generator
+        self.skip = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.randperm(self.n, generator=self.generator)[self.skip :]
+        self.skip = 0
+        return iter(order.tolist())
 
 
 class LoaderBatches:
@@ -62,11 +86,18 @@ class LoaderBatches:
         workers: int = 0,
     ) -> None:
         self.device = device
+        self.batch_size = batch_size
+        # ``generator`` only shuffles (one draw per pass), so restoring its state replays a pass's
+        # order exactly. Worker seeds come from a generator of their own: persistent workers draw
+        # theirs once per process, which would otherwise shift the shuffles of a resumed run.
+        # (A resumed run's workers restart their augmentation streams: same batches, fresh draws.)
+        self.sampler = SkippableShuffle(len(dataset), generator) if generator is not None else None
+        worker_seeds = torch.Generator().manual_seed(generator.initial_seed() + 1) if generator is not None else None
         self.loader = DataLoader(
             dataset,
             batch_size=batch_size,
-            shuffle=generator is not None,
-            generator=generator,
+            sampler=self.sampler,
+            generator=worker_seeds,
             num_workers=workers,
             pin_memory=device.type == "cuda",
             persistent_workers=workers > 0,
@@ -81,8 +112,21 @@ class LoaderBatches:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[Batch]:
+        return self.epoch()
+
+    def epoch(self, skip: int = 0) -> Iterator[Batch]:
+        """One pass starting after ``skip`` batches (a shuffled pass skips by its sampler; an
+        unshuffled one by reading past them)."""
+        if self.sampler is not None:
+            self.sampler.skip = skip * self.batch_size
+            return self._batches(self.loader, 0)
+        return self._batches(self.loader, skip)
+
+    def _batches(self, loader: DataLoader, skip: int) -> Iterator[Batch]:
         blocking = self.device.type != "cuda"
-        for x, targets in self.loader:
+        for i, (x, targets) in enumerate(loader):
+            if i < skip:
+                continue
             yield (
                 x.to(self.device, non_blocking=not blocking),
                 {k: v.to(self.device, non_blocking=not blocking) for k, v in targets.items()},

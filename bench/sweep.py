@@ -1,0 +1,204 @@
+"""Run a grid of runs on a SLURM cluster, on this machine's GPUs, or in-process; see their state.
+
+    python -m bench.sweep slurm/<spec>.toml [--cluster slurm|local|debug] [--out DIR] [--dry-run]
+    python -m bench.sweep status slurm/<spec>.toml [--out DIR]
+
+``--cluster slurm`` submits one job array (one task per run) through submitit; ``local`` runs one
+worker per visible GPU (one on CPU when there is none), the runs spread round-robin over them;
+``debug`` runs everything in this process. Runs already COMPLETED under ``--out`` (same run id)
+are skipped, and unfinished ones resume from their checkpoints, so running a sweep again is safe.
+State is read from each run's own record, never from the scheduler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import submitit
+import torch
+
+from bench import atomic
+from bench.config import RunConfig
+from bench.errors import ConfigError, UserError
+from bench.record import read_status
+from bench.sweep_job import SweepJob
+from bench.sweep_spec import SweepSpec, load_spec
+
+CLUSTERS = ("slurm", "local", "debug")
+JOBS_FILE = "_sweep/jobs.json"
+
+
+def default_out(spec: SweepSpec) -> Path:
+    return Path("runs") / "sweeps" / spec.name
+
+
+def run_state(out: Path, cfg: RunConfig) -> tuple[str, str]:
+    """(state, detail) from the run's record: pending, running, completed or failed (with reason)."""
+    status = read_status(out / cfg.run_id())
+    if status is None:
+        return "pending", ""
+    if status == "COMPLETED":
+        return "completed", ""
+    if status == "RUNNING":
+        return "running", "RUNNING (or its job died without a word: see the scheduler)"
+    return "failed", status
+
+
+def read_jobs(out: Path) -> dict[str, Any]:
+    path = out / JOBS_FILE
+    return atomic.read_json(path) if path.is_file() else {}
+
+
+def describe(cfg: RunConfig) -> str:
+    return f"{cfg.method} on {cfg.dataset}, seed {cfg.seed}"
+
+
+def make_executor(cluster: str, folder: Path, spec: SweepSpec) -> submitit.Executor:
+    profile = spec.cluster
+    if cluster == "slurm" and shutil.which("sbatch") is None:
+        raise UserError("--cluster slurm needs sbatch on the PATH (a SLURM login node); use --cluster local here")
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster, slurm_max_num_timeout=profile.max_requeues)
+    if cluster == "slurm":
+        optional = {
+            "slurm_partition": profile.partition,
+            "slurm_account": profile.account,
+            "slurm_qos": profile.qos,
+            "slurm_constraint": profile.constraint,
+        }
+        executor.update_parameters(
+            name=f"pfl-{spec.name}",
+            timeout_min=profile.time_min,
+            gpus_per_node=profile.gpus_per_node,
+            cpus_per_task=profile.cpus_per_task,
+            mem_gb=profile.mem_gb,
+            slurm_array_parallelism=profile.array_parallelism,
+            slurm_signal_delay_s=profile.signal_delay_s,
+            **{k: v for k, v in optional.items() if v},
+        )
+    elif cluster == "local":
+        executor.update_parameters(timeout_min=profile.time_min)
+    return executor
+
+
+def submit(spec: SweepSpec, todo: list[RunConfig], out: Path, cluster: str) -> list[Any]:
+    """Submit ``todo``; returns the jobs. Records run id -> job id in ``<out>/_sweep/jobs.json``."""
+    executor = make_executor(cluster, out / "_sweep" / "submitit", spec)
+    args = (str(out), spec.run.data_root, spec.run.device, spec.run.workers)
+    assignments: list[tuple[list[RunConfig], Any]] = []
+    if cluster == "local":
+        gpus = torch.cuda.device_count()
+        for k in range(max(1, gpus)):
+            chunk = todo[k :: max(1, gpus)]
+            if not chunk:
+                continue
+            if gpus:
+                executor.update_parameters(gpus_per_node=1, visible_gpus=[k])
+            assignments.append((chunk, executor.submit(SweepJob(), chunk, *args)))
+    else:
+        with executor.batch():
+            pending = [(cfg, executor.submit(SweepJob(), [cfg], *args)) for cfg in todo]
+        assignments = [([cfg], job) for cfg, job in pending]
+    jobs = read_jobs(out)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for chunk, job in assignments:
+        for cfg in chunk:
+            jobs[cfg.run_id()] = {"job_id": str(job.job_id), "cluster": cluster, "submitted": now}
+    atomic.write_json(out / JOBS_FILE, jobs)
+    return [job for _, job in assignments]
+
+
+def print_plan(spec: SweepSpec, configs: list[RunConfig], out: Path) -> list[RunConfig]:
+    """One line per run with its state; returns the runs still to do."""
+    todo = []
+    for cfg in configs:
+        state, detail = run_state(out, cfg)
+        print(f"  {state:<9}  {cfg.run_id():<48}  {describe(cfg)}" + (f"  [{detail}]" if state == "failed" else ""))
+        if state != "completed":
+            todo.append(cfg)
+    print(f"{len(configs) - len(todo)} of {len(configs)} runs already completed in {out}; {len(todo)} to run")
+    return todo
+
+
+def status(spec: SweepSpec, out: Path) -> int:
+    configs = spec.configs()
+    jobs = read_jobs(out)
+    states = [(cfg, *run_state(out, cfg)) for cfg in configs]
+    counts = Counter(state for _, state, _ in states)
+    print(f"sweep {spec.name}: {len(configs)} runs in {out}")
+    print("  " + ", ".join(f"{name} {counts.get(name, 0)}" for name in ("pending", "running", "completed", "failed")))
+    for wanted in ("failed", "running"):
+        rows = [(cfg, detail) for cfg, state, detail in states if state == wanted]
+        if rows:
+            print(f"{wanted}:")
+        for cfg, detail in rows:
+            job = jobs.get(cfg.run_id(), {}).get("job_id", "not submitted by this sweep")
+            print(f"  {cfg.run_id()} ({describe(cfg)}; job {job}): {detail}")
+    return 0
+
+
+def launch(spec: SweepSpec, out: Path, cluster: str, dry_run: bool) -> int:
+    configs = spec.configs()
+    print(
+        f"sweep {spec.name}: {len(configs)} runs ({len(spec.methods)} methods x {len(spec.datasets)} datasets x "
+        f"{len(spec.variants)} variants x {len(spec.seeds)} seeds)"
+    )
+    todo = print_plan(spec, configs, out)
+    if dry_run or not todo:
+        return 0
+    jobs = submit(spec, todo, out, cluster)
+    ids = sorted({str(job.job_id).split("_")[0] for job in jobs})
+    print(f"submitted {len(todo)} runs as {len(jobs)} {cluster} job(s): {', '.join(ids)}")
+    if cluster == "slurm":
+        print(f"follow with: python -m bench.sweep status {spec.path} --out {out}")
+        return 0
+    failures = 0
+    for job in jobs:  # debug runs here, in this process; local waits for its workers
+        try:
+            job.result()
+        except Exception as err:  # a failed run: its record says why; the others go on
+            failures += 1
+            print(f"job {job.job_id} failed: {str(err).strip().splitlines()[-1] if str(err).strip() else err}")
+    return status(spec, out) or (1 if failures else 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    is_status = bool(argv) and argv[0] == "status"
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.sweep" + (" status" if is_status else ""),
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("spec", type=Path, help="sweep spec, e.g. slurm/multimnist-mini.toml")
+    parser.add_argument("--out", type=Path, default=None, help="folder of run directories (default runs/sweeps/<spec>)")
+    if not is_status:
+        parser.add_argument(
+            "--cluster",
+            default=None,
+            help="slurm, local or debug (default: slurm when sbatch is on the PATH, else local)",
+        )
+        parser.add_argument("--dry-run", action="store_true", help="list the runs and their state; submit nothing")
+    args = parser.parse_args(argv[1:] if is_status else argv)
+    try:
+        spec = load_spec(args.spec)
+        out = args.out or default_out(spec)
+        if is_status:
+            return status(spec, out)
+        if args.cluster is None:
+            args.cluster = "slurm" if shutil.which("sbatch") else "local"
+        if args.cluster not in CLUSTERS:
+            raise ConfigError(f"unknown cluster {args.cluster!r}; valid clusters: {', '.join(CLUSTERS)}")
+        return launch(spec, out, args.cluster, args.dry_run)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Sweep specs (TOML): the grid of runs and the cluster profile that runs them.
+
+```toml
+[grid]                       # required: every combination is one run
+methods = ["ls", "palora"]
+datasets = ["multimnist-mini"]
+seeds = [0, 1]
+variants = [{}, {"method.rank" = 4}]   # optional: extra settings, one grid axis
+
+[set]                        # optional: settings for every run, as --set would give them
+"train.epochs" = 1
+
+[cluster]                    # optional: defaults below; `profile` reads another TOML file's [cluster]
+profile = "profiles/template.toml"     # relative to this spec
+partition = "gpu"
+time_min = 240
+```
+
+Unknown tables and keys are errors that list the valid ones; every run's settings are resolved
+(and so validated) before anything is submitted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from bench.config import RunConfig, read_toml, resolve
+from bench.errors import ConfigError
+
+TABLES = ("grid", "set", "cluster", "run")
+GRID_KEYS = ("methods", "datasets", "seeds", "variants")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterProfile:
+    """Resources of one job (one run) and how many run at once. Empty strings are left unset."""
+
+    partition: str = ""
+    account: str = ""
+    qos: str = ""
+    constraint: str = ""
+    time_min: int = 240
+    gpus_per_node: int = 1
+    cpus_per_task: int = 8
+    mem_gb: float = 32.0
+    array_parallelism: int = 64
+    signal_delay_s: int = 120
+    """Seconds before the time limit at which SLURM signals the job to checkpoint and requeue."""
+    max_requeues: int = 3
+    """Time-out requeues allowed per job (submitit's ``max_num_timeout``); preemptions are unlimited."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """Where runs read data and which device they use (``[run]``)."""
+
+    data_root: str = ""
+    device: str = "auto"
+    workers: int = -1
+    """DataLoader processes per run (-1: one per CPU given to the job, at most 8)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    path: Path
+    methods: tuple[str, ...]
+    datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    variants: tuple[Mapping[str, Any], ...]
+    settings: Mapping[str, Any]
+    cluster: ClusterProfile
+    run: RunOptions
+
+    def configs(self) -> list[RunConfig]:
+        """Every run of the grid, resolved (dataset-major, then method, variant, seed)."""
+        out = []
+        for dataset, method, variant, seed in itertools.product(self.datasets, self.methods, self.variants, self.seeds):
+            try:
+                out.append(resolve(method, dataset, seed, overrides={**self.settings, **variant}))
+            except ConfigError as err:
+                raise ConfigError(f"{self.path}: {method} on {dataset}: {err}") from None
+        return out
+
+
+def _check_keys(table: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(valid))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
+
+
+def _dataclass_from(cls: type, table: Mapping[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _check_keys(table, tuple(fields), where)
+    values = {}
+    for key, value in table.items():
+        expected = type(getattr(cls(), key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+            raise ConfigError(f"{where}: {key} must be {expected.__name__}, got {value!r}")
+        values[key] = value
+    return cls(**values)
+
+
+def _string_list(grid: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = grid.get(key)
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: [grid] {key} must be a non-empty list of names, got {value!r}")
+    return tuple(value)
+
+
+def load_spec(path: Path) -> SweepSpec:
+    """Read and validate a sweep spec; the cluster profile may come from ``[cluster] profile``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep spec {path} not found; examples are in slurm/*.toml")
+    table = read_toml(path)
+    _check_keys(table, TABLES, str(path))
+    grid = table.get("grid")
+    if not isinstance(grid, Mapping):
+        raise ConfigError(f"{path}: a [grid] table with methods, datasets and seeds is required")
+    _check_keys(grid, GRID_KEYS, f"{path} [grid]")
+    seeds = grid.get("seeds", [0])
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
+        raise ConfigError(f"{path}: [grid] seeds must be a non-empty list of integers, got {seeds!r}")
+    variants = grid.get("variants", [{}])
+    if not isinstance(variants, list) or not variants or not all(isinstance(v, Mapping) for v in variants):
+        raise ConfigError(f"{path}: [grid] variants must be a list of tables of settings, got {variants!r}")
+    cluster = dict(table.get("cluster", {}))
+    profile = cluster.pop("profile", None)
+    if profile is not None:
+        profile_path = (path.parent / profile).resolve()
+        if not profile_path.is_file():
+            raise ConfigError(f"{path}: [cluster] profile {profile_path} not found")
+        base = read_toml(profile_path)
+        _check_keys(base, ("cluster",), str(profile_path))
+        cluster = {**base.get("cluster", {}), **cluster}
+    return SweepSpec(
+        name=path.stem,
+        path=path,
+        methods=_string_list(grid, "methods", str(path)),
+        datasets=_string_list(grid, "datasets", str(path)),
+        seeds=tuple(seeds),
+        variants=tuple(dict(v) for v in variants),
+        settings=dict(table.get("set", {})),
+        cluster=_dataclass_from(ClusterProfile, cluster, f"{path} [cluster]"),
+        run=_dataclass_from(RunOptions, table.get("run", {}), f"{path} [run]"),
+    )

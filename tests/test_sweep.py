@@ -1,0 +1,145 @@
+"""Sweeps: spec validation, grid expansion, in-process (debug) and local execution, skip of finished
+runs, status with failure reasons. The real-SLURM tests are in test_slurm.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bench.errors import ConfigError
+from bench.sweep import main
+from bench.sweep_spec import load_spec
+
+TINY = {"train.epochs": 1, "train.max_steps": 2, "data.train_limit": 128, "data.eval_limit": 64, "train.batch_size": 64}
+
+
+def write_spec(path: Path, methods=("ls", "palora"), seeds=(0, 1), extra: str = "", settings=None) -> Path:
+    lines = [
+        "[grid]",
+        f"methods = {json.dumps(list(methods))}",
+        'datasets = ["multimnist-mini"]',
+        f"seeds = {json.dumps(list(seeds))}",
+        extra,
+        "[set]",
+    ]
+    lines += [f'"{k}" = {json.dumps(v)}' for k, v in (settings or TINY).items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_minimal_spec_expands_to_the_grid(tmp_path: Path):
+    spec = load_spec(write_spec(tmp_path / "s.toml"))
+    configs = spec.configs()
+    assert [(c.method, c.seed) for c in configs] == [("ls", 0), ("ls", 1), ("palora", 0), ("palora", 1)]
+    assert all(c.train.epochs == 1 and c.train.max_steps == 2 for c in configs)
+    assert len({c.run_id() for c in configs}) == 4
+    assert spec.cluster.time_min == 240 and spec.run.device == "auto"
+
+
+def test_variants_are_a_grid_axis(tmp_path: Path):
+    spec = load_spec(
+        write_spec(tmp_path / "s.toml", methods=["palora"], seeds=[0], extra='variants = [{}, {"method.rank" = 3}]')
+    )
+    assert [c.hparams.rank for c in spec.configs()] == [1, 3]
+
+
+GRID = '[grid]\nmethods=["ls"]\ndatasets=["multimnist-mini"]\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GRID + "[sett]\n", "unknown key(s) sett; valid keys: grid, set"),
+        (GRID + "seed=[0]\n", "unknown key(s) seed; valid keys: methods"),
+        (GRID + "[cluster]\ngpu=1\n", "valid keys: partition, account"),
+        (GRID + '[cluster]\ntime_min="1h"\n', "time_min must be int"),
+        ('[grid]\nmethods="ls"\ndatasets=["multimnist-mini"]\n', "methods must be a non-empty list"),
+        (GRID + "seeds=[]\n", "seeds must be a non-empty list"),
+        ("[set]\n", "a [grid] table with methods, datasets and seeds is required"),
+    ],
+)
+def test_bad_specs_say_what_is_valid(tmp_path: Path, text: str, message: str):
+    (tmp_path / "bad.toml").write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_spec(tmp_path / "bad.toml")
+
+
+def test_unknown_names_and_settings_fail_before_anything_runs(tmp_path: Path):
+    with pytest.raises(ConfigError, match="valid methods"):
+        load_spec(write_spec(tmp_path / "a.toml", methods=["palora", "plora"])).configs()
+    with pytest.raises(ConfigError, match="train.epoch"):
+        load_spec(write_spec(tmp_path / "b.toml", settings={"train.epoch": 1})).configs()
+
+
+def test_profile_file_is_merged_under_the_spec(tmp_path: Path):
+    (tmp_path / "profile.toml").write_text('[cluster]\npartition = "gpu"\ntime_min = 60\nqos = "normal"\n')
+    spec = load_spec(write_spec(tmp_path / "s.toml", extra='[cluster]\nprofile = "profile.toml"\ntime_min = 30'))
+    assert (spec.cluster.partition, spec.cluster.time_min, spec.cluster.qos) == ("gpu", 30, "normal")
+
+
+def test_repository_specs_are_valid():
+    specs = sorted(Path(__file__).resolve().parents[1].joinpath("slurm").glob("*.toml"))
+    assert specs, "slurm/ holds example specs"
+    for path in specs:
+        assert load_spec(path).configs()
+
+
+def test_debug_sweep_runs_skips_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    spec = write_spec(tmp_path / "s.toml")
+    out = tmp_path / "out"
+    assert main([str(spec), "--cluster", "debug", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "0 of 4 runs already completed" in text and "completed 4, failed 0" in text
+    jobs = json.loads((out / "_sweep" / "jobs.json").read_text())
+    assert len(jobs) == 4 and {j["cluster"] for j in jobs.values()} == {"debug"}
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/summary.json")}
+    assert main([str(spec), "--cluster", "debug", "--out", str(out)]) == 0  # again: nothing to do
+    assert "4 of 4 runs already completed in" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/summary.json")} == stamps
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    assert "pending 0, running 0, completed 4, failed 0" in capsys.readouterr().out
+
+
+def test_status_names_the_failure_reason(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]):
+    from methods.palora import PaLoRA
+
+    def broken(self, losses, rays, cnet):
+        raise RuntimeError("loss is NaN at step 1")
+
+    monkeypatch.setattr(PaLoRA, "backward", broken)
+    spec = write_spec(tmp_path / "s.toml", seeds=[0])
+    out = tmp_path / "out"
+    assert main([str(spec), "--cluster", "debug", "--out", str(out)]) == 1
+    capsys.readouterr()
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "pending 0, running 0, completed 1, failed 1" in text
+    assert "FAILED: RuntimeError: loss is NaN at step 1" in text and "job " in text
+
+
+def test_dry_run_submits_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    spec = write_spec(tmp_path / "s.toml")
+    assert main([str(spec), "--cluster", "local", "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert "0 of 4 runs already completed" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    spec = write_spec(tmp_path / "s.toml")
+    assert main([str(spec), "--cluster", "kubernetes", "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip() == "error: unknown cluster 'kubernetes'; valid clusters: slurm, local, debug"
+    assert main(["status", str(tmp_path / "missing.toml")]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_local_sweep_runs_in_worker_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    spec = write_spec(tmp_path / "s.toml", methods=["ls"])
+    out = tmp_path / "out"
+    assert main([str(spec), "--cluster", "local", "--out", str(out)]) == 0
+    assert "completed 2, failed 0" in capsys.readouterr().out
+    summaries = [json.loads(p.read_text()) for p in out.glob("*/summary.json")]
+    assert sorted(s["seed"] for s in summaries) == [0, 1]
