@@ -69,7 +69,7 @@ def memory_display(footprint: pd.DataFrame) -> pd.DataFrame:
             "at inference": [fmt(v, ",.0f") for v in table["inference"]],
             "× single": [fmt(v, ".3f") for v in table["x_single"]],
             "overhead": [fmt(100 * v, ".1f") + " %" if pd.notna(v) else "–" for v in table["overhead"]],
-            "PaMaL / this": [fmt(v, ".1f") for v in table["pamal_ratio"]],
+            "PaMaL / this": [fmt(v, ".3g") for v in table["pamal_ratio"]],
             "train state MiB": [fmt(v / MIB, ".2f") for v in table["state_bytes"]],
             "peak train MiB": [fmt(v / MIB, ".0f") for v in table["peak_train_bytes"]],
             "peak eval MiB": [fmt(v / MIB, ".0f") for v in table["peak_eval_bytes"]],
@@ -291,10 +291,12 @@ def report_markdown(
         markdown(times),
     ]
     if not published.empty:
+        source = Path(paper_dir or DEFAULT_DIRECTORY).resolve()
+        shown = source.relative_to(Path.cwd()) if source.is_relative_to(Path.cwd()) else source
         lines += [
             "## Published numbers",
             "",
-            f"From `{paper_dir or DEFAULT_DIRECTORY}`.",
+            f"From `{shown}`.",
             "",
             markdown(published_display(published)),
         ]

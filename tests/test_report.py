@@ -172,3 +172,13 @@ def test_cli_reports_and_rejects_bad_input(runs_dir: Path, tmp_path: Path, capsy
     assert "no run records under" in capsys.readouterr().err
     assert main(["--runs", str(runs_dir), "--seeds", "0,x"]) == 2
     assert "--seeds" in capsys.readouterr().err
+
+
+def test_label_positions_keep_their_gap_and_leave_lone_labels_in_place():
+    from bench.analysis.figures import spread
+
+    values = [0.0, 0.5, 0.51, 0.52, 1.0]
+    out = spread(values, 0.05)
+    assert out[0] == 0.0 and out[-1] == 1.0  # nothing near them: unmoved
+    assert all(b - a >= 0.05 - 1e-12 for a, b in zip(out, out[1:], strict=False))
+    assert out[1:4] == pytest.approx([0.46, 0.51, 0.56])  # the crowded run, spaced around its mean

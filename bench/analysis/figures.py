@@ -222,7 +222,7 @@ def plot_memory(footprint: pd.DataFrame, spec: DatasetSpec, directory: Path) -> 
         gradients=table["gradient_bytes"] / 2**20,
         optimizer=table["optimizer_bytes"] / 2**20,
     )
-    height = 1.0 + 0.32 * len(order)
+    height = max(3.2, 1.0 + 0.32 * len(order))
     fig, axes = plt.subplots(1, 3, figsize=(15, height), sharey=True)
     sns.barplot(params, y="label", x="parameters", hue="count", order=order, ax=axes[0], orient="h")
     ratio_axis(axes[0], params["parameters"].to_numpy())
@@ -248,26 +248,40 @@ def plot_memory(footprint: pd.DataFrame, spec: DatasetSpec, directory: Path) -> 
 
 
 def spread(values: list[float], gap: float) -> list[float]:
-    """Positions as close to ``values`` (sorted ascending) as possible, at least ``gap`` apart."""
+    """Positions for labels of ``values`` (sorted ascending), at least ``gap`` apart: each run of
+    crowded labels is spaced evenly around its mean; runs that then collide are merged."""
+    clusters = [[v] for v in values]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(clusters) - 1):
+            a, b = clusters[i], clusters[i + 1]
+            top_a = np.mean(a) + gap * (len(a) - 1) / 2
+            bottom_b = np.mean(b) - gap * (len(b) - 1) / 2
+            if bottom_b - top_a < gap:
+                clusters[i : i + 2] = [a + b]
+                merged = True
+                break
     out: list[float] = []
-    for v in values:
-        out.append(max(v, out[-1] + gap) if out else v)
-    shift = (out[-1] - values[-1]) / 2 if out else 0.0
-    return [v - shift for v in out]
+    for cluster in clusters:
+        centre = float(np.mean(cluster))
+        out += [centre + gap * (k - (len(cluster) - 1) / 2) for k in range(len(cluster))]
+    return out
 
 
 def label_column(ax: plt.Axes, points: pd.DataFrame, color: str = "black") -> None:
-    """Name each point (columns x, y, name); points at the same x get their names stacked beside
-    them, never overlapping."""
-    low, high = float(points["y"].min()), float(points["y"].max())
-    gap = 0.045 * max(high - low, 1e-3)
-    for _, group in points.groupby(points["x"].round(9)):
+    """Name each point (columns x, y, name). Points within a fifth of a decade in x share one column
+    of names beside them, spaced so that none overlap (spacing from the axis's y range)."""
+    low, high = ax.get_ylim()
+    gap = 0.032 * (high - low)
+    column = (np.log10(points["x"].astype(float)) * 5).round()
+    for _, group in points.groupby(column):
         group = group.sort_values("y")
         for r, y in zip(group.itertuples(), spread(list(group["y"]), gap), strict=True):
             ax.annotate(
                 r.name,
                 (r.x, r.y),
-                xytext=(10, y),
+                xytext=(14, y),
                 textcoords=("offset points", "data"),
                 fontsize=7,
                 color=color,
@@ -296,16 +310,16 @@ def plot_hv_vs_overhead(
             markersize=6,
             capsize=2,
         )
-    label_column(ax, pd.DataFrame({"x": table["x_single"], "y": table["hv_mean"], "name": table["label"]}))
     ours = dict(zip(table["method"], table["x_single"], strict=False))
     shown = published[published["method"].isin(list(ours))]
     for r in shown.itertuples():
         ax.plot(ours[r.method], r.hv_mean, marker="o", markerfacecolor="none", color=PAPER_COLOR, markersize=7)
+    ratio_axis(ax, table["x_single"].to_numpy(), unit="×")
+    label_column(ax, pd.DataFrame({"x": table["x_single"], "y": table["hv_mean"], "name": table["label"]}))
     if len(shown):
         names = [f"{r.method}, {r.source} ({paper_dataset(spec)})" for r in shown.itertuples()]
         xs = [ours[m] for m in shown["method"]]
         label_column(ax, pd.DataFrame({"x": xs, "y": shown["hv_mean"].to_numpy(), "name": names}), PAPER_COLOR)
-    ratio_axis(ax, table["x_single"].to_numpy(), unit="×")
     ax.set_xlabel("trainable parameters / one plain model's")
     ax.set_ylabel(f"test hypervolume (ref {tuple(spec.hv_reference)})")
     title = f"{spec.name}: hypervolume (mean ± std over seeds) against parameter cost"
