@@ -108,6 +108,7 @@ def published_display(published: pd.DataFrame) -> pd.DataFrame:
         {
             "dataset": published["dataset"],
             "method": published["method"],
+            "kind": published["kind"],
             "hypervolume": [
                 mean_pm_std(m, s, 0 if pd.isna(n) else int(n) or 1)
                 if pd.notna(n)

@@ -55,6 +55,7 @@ def test_published_pamal_hypervolume_matches_an_independent_sweep(paper: pd.Data
         errors = 1.0 - wide[["top-left", "bottom-right"]].to_numpy()
         per_seed.append(sweep_hypervolume_2d(errors, (1.0, 1.0)))
     assert table.loc["pamal", "n_seeds"] == 3
+    assert table.loc["pamal", "kind"] == "front" and table.loc["ls", "kind"] == "point"  # official LS: one model
     assert table.loc["pamal", "hv_mean"] == pytest.approx(np.mean(per_seed), abs=1e-12)
     assert table.loc["pamal", "hv_std"] == pytest.approx(np.std(per_seed, ddof=1), abs=1e-12)
     points = paper_points(paper, spec)

@@ -311,7 +311,10 @@ def plot_hv_vs_overhead(
             capsize=2,
         )
     ours = dict(zip(table["method"], table["x_single"], strict=False))
-    shown = published[published["method"].isin(list(ours))]
+    kinds = dict(zip(table["method"], table["kind"], strict=False))
+    # beside ours only the same method of the same kind (the official "ls" is one model, ours a front)
+    same = [m in ours and k in ("", kinds[m]) for m, k in zip(published["method"], published["kind"], strict=True)]
+    shown = published[same]
     for r in shown.itertuples():
         ax.plot(ours[r.method], r.hv_mean, marker="o", markerfacecolor="none", color=PAPER_COLOR, markersize=7)
     ratio_axis(ax, table["x_single"].to_numpy(), unit="×")

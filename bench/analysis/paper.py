@@ -68,7 +68,8 @@ def paper_points(paper: pd.DataFrame, spec: DatasetSpec, split: str = "test") ->
 
 def paper_hypervolumes(paper: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     """Per published (source, method): hypervolume mean, std and seed count, either as published or
-    computed here from the published points (each seed's points are one front) with our reference."""
+    computed here from the published points (each seed's points are one front) with our reference;
+    ``kind`` says whether those points were a front or a single point (blank when published as is)."""
     names = [o.name for o in spec.hypervolume_objectives]
     rows = []
     reported = paper[(paper["dataset"] == paper_dataset(spec)) & (paper["metric"] == "hypervolume")]
@@ -82,6 +83,7 @@ def paper_hypervolumes(paper: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
                 "hv_mean": float(r.value),
                 "hv_std": float(std) if pd.notna(std) else np.nan,
                 "n_seeds": np.nan,
+                "kind": "",
                 "how": "as published",
             }
         )
@@ -96,7 +98,9 @@ def paper_hypervolumes(paper: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
                 "hv_mean": float(np.mean(per_seed)),
                 "hv_std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else np.nan,
                 "n_seeds": len(per_seed),
+                "kind": "front" if group["ray_index"].nunique() > 1 else "point",
                 "how": "computed here from the published points",
             }
         )
-    return pd.DataFrame(rows, columns=["source", "reference", "method", "hv_mean", "hv_std", "n_seeds", "how"])
+    columns = ["source", "reference", "method", "kind", "hv_mean", "hv_std", "n_seeds", "how"]
+    return pd.DataFrame(rows, columns=columns)
