@@ -22,7 +22,9 @@ import torch
 from bench.config import resolve
 from bench.record import read_status
 from bench.runner import run_experiment
-from bench.sweep import main
+from bench.sweep import main, submit
+from bench.sweep_job import REQUEUE_LOG
+from bench.sweep_spec import load_spec
 
 pytestmark = pytest.mark.slurm
 
@@ -66,22 +68,27 @@ def wait_for(condition, timeout: float, what: str, logs: Path) -> None:
     pytest.fail(f"timed out after {timeout} s waiting for {what}\n" + "\n".join(tails))
 
 
+def write_spec(path: Path, methods: list[str], seeds: list[int]) -> Path:
+    lines = ["[grid]", f"methods = {json.dumps(methods)}", 'datasets = ["multimnist-mini"]', f"seeds = {seeds}"]
+    lines += ["[set]", *[f'"{k}" = {json.dumps(v)}' for k, v in SETTINGS.items()]]
+    lines += ["[cluster]", 'partition = "debug"', "gpus_per_node = 0", "cpus_per_task = 1", "mem_gb = 1"]
+    lines += ["time_min = 60", "[run]", 'device = "cpu"', f'data_root = "{os.environ["PFLBENCH_DATA"]}"']
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def uninterrupted_front(tmp_path: Path) -> list:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the job, which uses its one CPU
+    try:
+        target = resolve("ls", "multimnist-mini", 0, overrides=SETTINGS)
+        return run_experiment(target, tmp_path / "straight", device="cpu", show_progress=False).summary["front"]
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_sweep_survives_a_requeue_and_matches_an_uninterrupted_run(slurm_cluster, tmp_path: Path, capsys):
-    spec = tmp_path / "sweep.toml"
-    lines = ["[grid]", 'methods = ["ls", "palora"]', 'datasets = ["multimnist-mini"]', "seeds = [0, 1]", "[set]"]
-    lines += [f'"{k}" = {json.dumps(v)}' for k, v in SETTINGS.items()]
-    lines += [
-        "[cluster]",
-        'partition = "debug"',
-        "gpus_per_node = 0",
-        "cpus_per_task = 1",
-        "mem_gb = 1",
-        "time_min = 60",
-        "[run]",
-        'device = "cpu"',
-        f'data_root = "{os.environ["PFLBENCH_DATA"]}"',
-    ]
-    spec.write_text("\n".join(lines) + "\n")
+    spec = write_spec(tmp_path / "sweep.toml", ["ls", "palora"], [0, 1])
     out = tmp_path / "out"
     assert main([str(spec), "--cluster", "slurm", "--out", str(out)]) == 0
     assert "submitted 4 runs as 4 slurm job(s)" in capsys.readouterr().out
@@ -107,14 +114,30 @@ def test_sweep_survives_a_requeue_and_matches_an_uninterrupted_run(slurm_cluster
     resumed = summary["resumed"][0]
     assert resumed["from_step"] > 0 and resumed["slurm_restart_count"] >= 1 and resumed["slurm_job_id"]
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the job, which uses its one CPU
-    try:
-        straight = run_experiment(target, tmp_path / "straight", device="cpu", show_progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    assert summary["front"] == straight.summary["front"]
-    assert summary["steps"] == straight.summary["steps"]
+    assert summary["front"] == uninterrupted_front(tmp_path)
+    assert summary["steps"] == 2 * 64
 
     assert main(["status", str(spec), "--out", str(out)]) == 0
     assert "pending 0, running 0, completed 4, failed 0" in capsys.readouterr().out
+
+
+def test_preemption_signal_checkpoints_requeues_and_resumes(slurm_cluster, tmp_path: Path):
+    """submitit's simulated preemption (SIGTERM, then USR2): SweepJob.checkpoint notes it, submitit
+    requeues the job, and the run resumes from its checkpoint to the uninterrupted result."""
+    spec = load_spec(write_spec(tmp_path / "one.toml", ["ls"], [0]))
+    out = tmp_path / "out"
+    (job,) = submit(spec, spec.configs(), out, "slurm")
+    run_dir = out / spec.configs()[0].run_id()
+    wait_for(
+        lambda: (run_dir / "checkpoint.pt").is_file() and read_status(run_dir) == "RUNNING",
+        180,
+        "the first checkpoint",
+        out,
+    )
+    job._interrupt()  # preemption, not time-out: the job has run far less than its 60 min
+    wait_for(lambda: read_status(run_dir) == "COMPLETED", 300, "the requeued run to complete", out)
+    notes = [json.loads(line) for line in (run_dir / REQUEUE_LOG).read_text().splitlines()]
+    assert len(notes) == 1 and notes[0]["slurm_job_id"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert len(summary["resumed"]) == 1 and summary["resumed"][0]["slurm_restart_count"] >= 1
+    assert summary["front"] == uninterrupted_front(tmp_path)
