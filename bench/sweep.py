@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime
@@ -32,21 +33,38 @@ from bench.sweep_spec import SweepSpec, load_spec
 
 CLUSTERS = ("slurm", "local", "debug")
 JOBS_FILE = "_sweep/jobs.json"
+LOCAL_TIMEOUT_MIN = 60 * 24 * 30
+
+
+def active_slurm_jobs() -> set[str] | None:
+    """Ids of the SLURM jobs (array tasks expanded) still queued or running; None without squeue."""
+    if shutil.which("squeue") is None:
+        return None
+    try:
+        probe = subprocess.run(["squeue", "-h", "-r", "-o", "%i"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return set(probe.stdout.split()) if probe.returncode == 0 else None
 
 
 def default_out(spec: SweepSpec) -> Path:
     return Path("runs") / "sweeps" / spec.name
 
 
-def run_state(out: Path, cfg: RunConfig) -> tuple[str, str]:
-    """(state, detail) from the run's record: pending, running, completed or failed (with reason)."""
+def run_state(out: Path, cfg: RunConfig, job: str | None = None, active: set[str] | None = None) -> tuple[str, str]:
+    """(state, detail) from the run's record: pending, running, completed or failed (with reason).
+    With the run's SLURM ``job`` and the ``active`` job ids, a RUNNING record whose job has left
+    the queue is reported as failed (killed without a word), and a queued run as pending."""
     status = read_status(out / cfg.run_id())
-    if status is None:
-        return "pending", ""
+    queued = job is not None and active is not None and job in active
     if status == "COMPLETED":
         return "completed", ""
+    if status is None or (status.startswith("FAILED") and queued):
+        return "pending", f"queued as job {job}" if queued else ""
     if status == "RUNNING":
-        return "running", "RUNNING (or its job died without a word: see the scheduler)"
+        if job is not None and active is not None and not queued:
+            return "failed", f"RUNNING in its record, but job {job} has left the queue (killed? see its log)"
+        return "running", "RUNNING" if active is not None else "RUNNING (or its job died: see the scheduler)"
     return "failed", status
 
 
@@ -82,7 +100,8 @@ def make_executor(cluster: str, folder: Path, spec: SweepSpec) -> submitit.Execu
             **{k: v for k, v in optional.items() if v},
         )
     elif cluster == "local":
-        executor.update_parameters(timeout_min=profile.time_min)
+        # the profile's limit is for a cluster's queue; a local worker runs its runs to the end
+        executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
     return executor
 
 
@@ -113,22 +132,37 @@ def submit(spec: SweepSpec, todo: list[RunConfig], out: Path, cluster: str) -> l
     return [job for _, job in assignments]
 
 
+def slurm_job(jobs: dict[str, Any], cfg: RunConfig) -> str | None:
+    entry = jobs.get(cfg.run_id(), {})
+    return entry.get("job_id") if entry.get("cluster") == "slurm" else None
+
+
 def print_plan(spec: SweepSpec, configs: list[RunConfig], out: Path) -> list[RunConfig]:
-    """One line per run with its state; returns the runs still to do."""
-    todo = []
+    """One line per run with its state; returns the runs still to do (not completed, and not
+    queued or running as a SLURM job of an earlier submission)."""
+    jobs, active = read_jobs(out), active_slurm_jobs()
+    todo, busy = [], 0
     for cfg in configs:
-        state, detail = run_state(out, cfg)
-        print(f"  {state:<9}  {cfg.run_id():<48}  {describe(cfg)}" + (f"  [{detail}]" if state == "failed" else ""))
-        if state != "completed":
-            todo.append(cfg)
-    print(f"{len(configs) - len(todo)} of {len(configs)} runs already completed in {out}; {len(todo)} to run")
+        job = slurm_job(jobs, cfg)
+        state, detail = run_state(out, cfg, job, active)
+        print(f"  {state:<9}  {cfg.run_id():<48}  {describe(cfg)}" + (f"  [{detail}]" if detail else ""))
+        if state == "completed":
+            continue
+        if job is not None and active is not None and job in active:
+            busy += 1
+            continue
+        todo.append(cfg)
+    done = len(configs) - len(todo) - busy
+    print(
+        f"{done} of {len(configs)} runs already completed in {out}; {busy} still queued or running; {len(todo)} to run"
+    )
     return todo
 
 
 def status(spec: SweepSpec, out: Path) -> int:
     configs = spec.configs()
-    jobs = read_jobs(out)
-    states = [(cfg, *run_state(out, cfg)) for cfg in configs]
+    jobs, active = read_jobs(out), active_slurm_jobs()
+    states = [(cfg, *run_state(out, cfg, slurm_job(jobs, cfg), active)) for cfg in configs]
     counts = Counter(state for _, state, _ in states)
     print(f"sweep {spec.name}: {len(configs)} runs in {out}")
     print("  " + ", ".join(f"{name} {counts.get(name, 0)}" for name in ("pending", "running", "completed", "failed")))

@@ -143,3 +143,27 @@ def test_local_sweep_runs_in_worker_processes(tmp_path: Path, capsys: pytest.Cap
     assert "completed 2, failed 0" in capsys.readouterr().out
     summaries = [json.loads(p.read_text()) for p in out.glob("*/summary.json")]
     assert sorted(s["seed"] for s in summaries) == [0, 1]
+
+
+def test_queue_aware_states_and_no_double_submission(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]):
+    import bench.sweep as sweep
+    from bench import atomic
+    from bench.record import RunRecord
+
+    spec = load_spec(write_spec(tmp_path / "s.toml", methods=["ls"]))
+    out = tmp_path / "out"
+    first, second = spec.configs()
+    RunRecord(out / first.run_id()).set_status("RUNNING")
+    atomic.write_json(
+        out / sweep.JOBS_FILE,
+        {c.run_id(): {"job_id": f"7_{i}", "cluster": "slurm"} for i, c in enumerate((first, second))},
+    )
+    monkeypatch.setattr(sweep, "active_slurm_jobs", lambda: {"7_0", "7_1"})
+    assert sweep.run_state(out, first, "7_0", {"7_0"}) == ("running", "RUNNING")
+    assert sweep.run_state(out, second, "7_1", {"7_1"}) == ("pending", "queued as job 7_1")
+    assert sweep.print_plan(spec, [first, second], out) == []  # both still with the scheduler
+    assert "2 still queued or running; 0 to run" in capsys.readouterr().out
+    monkeypatch.setattr(sweep, "active_slurm_jobs", lambda: set())  # both jobs have left the queue
+    state, detail = sweep.run_state(out, first, "7_0", set())
+    assert state == "failed" and "job 7_0 has left the queue" in detail
+    assert [c.run_id() for c in sweep.print_plan(spec, [first, second], out)] == [first.run_id(), second.run_id()]
