@@ -137,10 +137,17 @@ def slurm_job(jobs: dict[str, Any], cfg: RunConfig) -> str | None:
     return entry.get("job_id") if entry.get("cluster") == "slurm" else None
 
 
+def queue_for(jobs: dict[str, Any], configs: list[RunConfig]) -> set[str] | None:
+    """Ask squeue only when some run was submitted to SLURM (squeue takes ~10 s to fail without a
+    controller)."""
+    return active_slurm_jobs() if any(slurm_job(jobs, cfg) for cfg in configs) else None
+
+
 def print_plan(spec: SweepSpec, configs: list[RunConfig], out: Path) -> list[RunConfig]:
     """One line per run with its state; returns the runs still to do (not completed, and not
     queued or running as a SLURM job of an earlier submission)."""
-    jobs, active = read_jobs(out), active_slurm_jobs()
+    jobs = read_jobs(out)
+    active = queue_for(jobs, configs)
     todo, busy = [], 0
     for cfg in configs:
         job = slurm_job(jobs, cfg)
@@ -161,7 +168,8 @@ def print_plan(spec: SweepSpec, configs: list[RunConfig], out: Path) -> list[Run
 
 def status(spec: SweepSpec, out: Path) -> int:
     configs = spec.configs()
-    jobs, active = read_jobs(out), active_slurm_jobs()
+    jobs = read_jobs(out)
+    active = queue_for(jobs, configs)
     states = [(cfg, *run_state(out, cfg, slurm_job(jobs, cfg), active)) for cfg in configs]
     counts = Counter(state for _, state, _ in states)
     print(f"sweep {spec.name}: {len(configs)} runs in {out}")
