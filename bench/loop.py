@@ -31,6 +31,23 @@ def compute_losses(
     return torch.stack(rows)
 
 
+def train_step(
+    cnet: ConditionedNet,
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    x: Tensor,
+    targets: dict[str, Tensor],
+    rays: Tensor,
+    objectives: Sequence[Objective],
+) -> tuple[Tensor, Tensor]:
+    """One optimizer step under ``rays`` [R, T]; returns (losses [R, T], the reduced loss)."""
+    losses = compute_losses(cnet, x, targets, rays, objectives)
+    optimizer.zero_grad(set_to_none=True)
+    loss = method.backward(losses, rays, cnet)
+    optimizer.step()
+    return losses, loss
+
+
 @dataclasses.dataclass
 class LoopState:
     """Where the loop is, and everything it accumulated: what a checkpoint needs to resume it.
@@ -111,11 +128,7 @@ def fit(
             # the small offset keeps grid values such as 0.2 (stored as 0.19999...) in their own bin
             bins = (rays * RAY_HISTOGRAM_BINS + 1e-6).long().clamp_(max=RAY_HISTOGRAM_BINS - 1)
             histogram.scatter_add_(1, bins.T, torch.ones_like(bins.T))
-            rays = rays.to(device)
-            losses = compute_losses(cnet, x, targets, rays, objectives)
-            optimizer.zero_grad(set_to_none=True)
-            loss = method.backward(losses, rays, cnet)
-            optimizer.step()
+            losses, loss = train_step(cnet, method, optimizer, x, targets, rays.to(device), objectives)
             state.steps += 1
             state.batch += 1
             if state.steps % 10 == 0 or state.steps == 1:

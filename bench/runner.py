@@ -96,6 +96,13 @@ def hv_metric_descriptions(spec: DatasetSpec) -> dict[str, str]:
     return out
 
 
+def make_optimizer(cfg: RunConfig, method: Any, cnet: ConditionedNet) -> torch.optim.Optimizer:
+    """Adam over the method's parameter groups (the protocol of every dataset here)."""
+    return torch.optim.Adam(
+        method.param_groups(cnet, cfg.train.lr), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+    )
+
+
 def backbone_factory(spec: DatasetSpec, model: ModelConfig, root: Path) -> Callable[..., Any]:
     """``make_backbone(**kw)`` for :meth:`bench.spec.Method.build`: a fresh backbone (the dataset's
     unless ``model.backbone`` names another), its encoder initialised from ``model.weights`` when
@@ -217,9 +224,7 @@ def _train_and_record(
 ) -> RunResult:
     torch.manual_seed(cfg.seed)
     cnet = method.build(make_backbone).to(device)
-    optimizer = torch.optim.Adam(
-        method.param_groups(cnet, cfg.train.lr), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
-    )
+    optimizer = make_optimizer(cfg, method, cnet)
     scheduler = None
     if cfg.train.lr_step:
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, cfg.train.lr_step, cfg.train.lr_gamma)

@@ -1,0 +1,195 @@
+"""Time and memory of a method's training step, against the same backbone trained plainly.
+
+    python -m bench.profile --method palora [--dataset D] [--device auto|cpu|cuda] [--steps N]
+                            [--batch-size B] [--set k=v ...] [--json FILE]
+
+Builds the run as ``bench.run`` would (resolved config, dataset, backbone, method, Adam), warms up,
+times ``--steps`` training steps (the device synchronised before every clock read) and one
+evaluation pass over the ray grid, then prints one row per method: median and p90 step time,
+samples/s, the share of step time spent waiting for data, evaluation time, trainable and inference
+parameters, the peak memory of the timed steps (CUDA's peak counter, or the growth of the process's
+peak RSS on CPU), and the time and memory ratios to the plain backbone: ``ls`` with one uniform ray,
+no conditioning, the same batches. ``--method all`` profiles every registered method.
+Benchmarks, not tests: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench import atomic
+from bench.config import RunConfig, resolve
+from bench.errors import UserError
+from bench.evaluate import evaluate
+from bench.loop import train_step
+from bench.memory import read_peak_bytes, reset_peak
+from bench.registry import DATASETS, METHODS, load_all
+from bench.runner import (
+    backbone_factory,
+    default_data_root,
+    default_workers,
+    load_split,
+    make_optimizer,
+    resolve_device,
+)
+from bench.spec import Batch
+
+WARMUP_STEPS = 3
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def endless(batches: Any) -> Iterator[Batch]:
+    while True:
+        yield from batches
+
+
+def plain_config(cfg: RunConfig) -> RunConfig:
+    """The same dataset, backbone and batch trained plainly: one unconditioned model, one uniform ray."""
+    uniform = ",".join([f"{1 / DATASETS.get(cfg.dataset).num_tasks:.10g}"] * DATASETS.get(cfg.dataset).num_tasks)
+    sets = [f"train.batch_size={cfg.train.batch_size}", f"method.rays={uniform}"]
+    if cfg.model.backbone:
+        sets.append(f"model.backbone={cfg.model.backbone}")
+    return resolve("ls", cfg.dataset, cfg.seed, assignments=sets)
+
+
+def profile_run(cfg: RunConfig, device: torch.device, steps: int, root: Path, workers: int) -> dict[str, Any]:
+    """Time ``steps`` training steps (after a warm-up) and one evaluation pass of ``cfg``'s run."""
+    spec = DATASETS.get(cfg.dataset)
+    method = METHODS.get(cfg.method)(cfg.hparams, spec)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    train = load_split(spec, root, "train", cfg.train.batch_size, cfg.data.train_limit, device, generator, workers)
+    val = load_split(spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None, workers)
+    torch.manual_seed(cfg.seed)
+    cnet = method.build(backbone_factory(spec, cfg.model, root)).to(device)
+    optimizer = make_optimizer(cfg, method, cnet)
+    ray_generator = torch.Generator().manual_seed(cfg.seed + 1)
+    batches = endless(train)
+    cnet.train()
+
+    def step(progress: float) -> tuple[float, float]:
+        sync(device)
+        start = time.perf_counter()
+        x, targets = next(batches)
+        sync(device)
+        fetched = time.perf_counter()
+        rays = method.train_rays(progress, ray_generator).to(device)
+        train_step(cnet, method, optimizer, x, targets, rays, spec.objectives)
+        sync(device)
+        return time.perf_counter() - start, fetched - start
+
+    for k in range(WARMUP_STEPS):
+        step((k + 1) / (WARMUP_STEPS + steps))
+    reset_peak(device)
+    before = read_peak_bytes(device)
+    times, waits = zip(*(step((WARMUP_STEPS + k + 1) / (WARMUP_STEPS + steps)) for k in range(steps)), strict=True)
+    peak = read_peak_bytes(device) - (0 if device.type == "cuda" else before)
+    sync(device)
+    start = time.perf_counter()
+    evaluate(cnet, val, method.eval_rays().to(device), spec)
+    sync(device)
+    eval_seconds = time.perf_counter() - start
+    median = float(np.median(times))
+    return {
+        "method": cfg.method,
+        "dataset": cfg.dataset,
+        "device": str(device),
+        "batch_size": cfg.train.batch_size,
+        "steps": steps,
+        "step_ms_median": 1000 * median,
+        "step_ms_p90": 1000 * float(np.quantile(times, 0.9)),
+        "samples_per_s": cfg.train.batch_size / median,
+        "data_wait_share": float(sum(waits) / sum(times)),
+        "eval_seconds": eval_seconds,
+        "eval_rays": int(method.eval_rays().shape[0]),
+        "trainable_params": sum(p.numel() for p in cnet.parameters() if p.requires_grad),
+        "inference_params": cnet.inference_parameters(),
+        "peak_bytes": int(peak),
+        "peak_kind": "cuda_max_memory_allocated" if device.type == "cuda" else "process_peak_rss_growth",
+        "threads": torch.get_num_threads(),
+    }
+
+
+def profile(
+    method: str, dataset: str, device: torch.device, steps: int, batch_size: int, sets: list[str], root: Path
+) -> dict[str, Any]:
+    """One row: ``method``'s numbers and their ratios to the plain backbone on the same batches."""
+    assignments = [*sets, *([f"train.batch_size={batch_size}"] if batch_size else [])]
+    cfg = resolve(method, dataset, 0, assignments=assignments)
+    workers = default_workers()
+    row = profile_run(cfg, device, steps, root, workers)
+    plain = profile_run(plain_config(cfg), device, steps, root, workers)
+    row["time_ratio_to_plain"] = row["step_ms_median"] / plain["step_ms_median"]
+    row["memory_ratio_to_plain"] = row["peak_bytes"] / plain["peak_bytes"] if plain["peak_bytes"] > 0 else float("nan")
+    row["plain_step_ms_median"] = plain["step_ms_median"]
+    return row
+
+
+COLUMNS = [
+    ("method", "{}"),
+    ("device", "{}"),
+    ("batch_size", "{}"),
+    ("step_ms_median", "{:.2f}"),
+    ("step_ms_p90", "{:.2f}"),
+    ("samples_per_s", "{:.0f}"),
+    ("data_wait_share", "{:.1%}"),
+    ("eval_seconds", "{:.2f}"),
+    ("trainable_params", "{:,}"),
+    ("inference_params", "{:,}"),
+    ("peak_bytes", "{:,}"),
+    ("time_ratio_to_plain", "{:.3f}"),
+    ("memory_ratio_to_plain", "{:.2f}"),
+]
+
+
+def format_row(row: dict[str, Any]) -> str:
+    return "  ".join(fmt.format(row[key]) for key, fmt in COLUMNS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.profile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--method", required=True, help="a method name, or all")
+    parser.add_argument("--dataset", default="multimnist-mini")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:I")
+    parser.add_argument("--steps", type=int, default=30, help="timed training steps (default 30)")
+    parser.add_argument("--batch-size", type=int, default=0, help="default: the dataset's protocol")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here (JSON, atomically)")
+    args = parser.parse_args(argv)
+    try:
+        load_all()
+        if args.steps < 1:
+            raise UserError(f"--steps must be >= 1, got {args.steps}")
+        methods = METHODS.names() if args.method == "all" else [args.method]
+        METHODS.get(methods[0])
+        device = resolve_device(args.device)
+        root = args.data_root or default_data_root()
+        print("  ".join(key for key, _ in COLUMNS))
+        rows = []
+        for name in methods:
+            rows.append(profile(name, args.dataset, device, args.steps, args.batch_size, args.sets, root))
+            print(format_row(rows[-1]), flush=True)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if args.json:
+        atomic.write_json(args.json, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

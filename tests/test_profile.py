@@ -1,0 +1,41 @@
+"""bench.profile runs a method and its plain baseline and reports sane, positive numbers (no time is
+asserted: the profiler is a benchmark, not a test)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from bench.config import resolve
+from bench.profile import main, plain_config
+
+
+def test_plain_baseline_is_one_unconditioned_model_on_the_same_batch():
+    cfg = resolve("palora", "multimnist3", assignments=["train.batch_size=64"])
+    plain = plain_config(cfg)
+    assert plain.method == "ls" and plain.train.batch_size == 64
+    assert len(plain.hparams.rays) == 1 and sum(plain.hparams.rays[0]) == pytest.approx(1.0)
+
+
+def test_profile_prints_a_row_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    out = tmp_path / "p.json"
+    args = ["--method", "palora", "--device", "cpu", "--steps", "3", "--batch-size", "32"]
+    assert main([*args, "--set", "data.eval_limit=64", "--set", "data.train_limit=256", "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("method") and lines[1].startswith("palora")
+    (row,) = json.loads(out.read_text())
+    assert row["batch_size"] == 32 and row["steps"] == 3 and row["eval_rays"] == 11
+    assert 0 < row["step_ms_median"] <= row["step_ms_p90"] and row["samples_per_s"] > 0
+    assert 0 <= row["data_wait_share"] < 1 and row["eval_seconds"] > 0
+    assert row["trainable_params"] == 30_880 and row["inference_params"] == 27_450
+    assert row["time_ratio_to_plain"] > 0 and math.isfinite(row["time_ratio_to_plain"])
+
+
+def test_profile_rejects_bad_input(capsys: pytest.CaptureFixture[str]):
+    assert main(["--method", "plora"]) == 2
+    assert "valid methods" in capsys.readouterr().err
+    assert main(["--method", "palora", "--steps", "0"]) == 2
+    assert "--steps must be >= 1" in capsys.readouterr().err
