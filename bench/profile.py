@@ -8,8 +8,9 @@ times ``--steps`` training steps (the device synchronised before every clock rea
 evaluation pass over the ray grid, then prints one row per method: median and p90 step time,
 samples/s, the share of step time spent waiting for data, evaluation time, trainable and inference
 parameters, the peak memory of the timed steps (CUDA's peak counter, or the growth of the process's
-peak RSS on CPU), and the time and memory ratios to the plain backbone: ``ls`` with one uniform ray,
-no conditioning, the same batches. ``--method all`` profiles every registered method.
+peak RSS on CPU), and the time and memory ratios to the plain backbone (:class:`PlainBackbone`: one
+unconditioned model, as many forwards per step as the method has rays, the same batches), so the
+ratio measures what conditioning costs. ``--method all`` profiles every registered method.
 Benchmarks, not tests: nothing here asserts a time.
 """
 
@@ -18,14 +19,16 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from bench import atomic
+from bench.conditioning import UnconditionedNet
 from bench.config import RunConfig, resolve
 from bench.errors import UserError
 from bench.evaluate import evaluate
@@ -40,7 +43,7 @@ from bench.runner import (
     make_optimizer,
     resolve_device,
 )
-from bench.spec import Batch
+from bench.spec import Batch, ConditionedNet, DatasetSpec, Method, MultiTaskNet, NoHparams
 
 WARMUP_STEPS = 3
 
@@ -55,19 +58,36 @@ def endless(batches: Any) -> Iterator[Batch]:
         yield from batches
 
 
-def plain_config(cfg: RunConfig) -> RunConfig:
-    """The same dataset, backbone and batch trained plainly: one unconditioned model, one uniform ray."""
-    uniform = ",".join([f"{1 / DATASETS.get(cfg.dataset).num_tasks:.10g}"] * DATASETS.get(cfg.dataset).num_tasks)
-    sets = [f"train.batch_size={cfg.train.batch_size}", f"method.rays={uniform}"]
-    if cfg.model.backbone:
-        sets.append(f"model.backbone={cfg.model.backbone}")
-    return resolve("ls", cfg.dataset, cfg.seed, assignments=sets)
+class PlainBackbone(Method):
+    """The backbone trained plainly: one unconditioned model; each step runs ``rays`` forwards of
+    the same batch with uniform loss weights (as many as the profiled method's rays per step)."""
+
+    kind = "point"
+
+    def __init__(self, spec: DatasetSpec, rays: int) -> None:
+        super().__init__(NoHparams(), spec)
+        self.rays = rays
+
+    def build(self, make_backbone: Callable[..., MultiTaskNet]) -> ConditionedNet:
+        return UnconditionedNet(make_backbone())
+
+    def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
+        return torch.full((self.rays, self.num_tasks), 1.0 / self.num_tasks)
+
+    def eval_rays(self) -> Tensor:
+        return torch.full((1, self.num_tasks), 1.0 / self.num_tasks)
 
 
-def profile_run(cfg: RunConfig, device: torch.device, steps: int, root: Path, workers: int) -> dict[str, Any]:
-    """Time ``steps`` training steps (after a warm-up) and one evaluation pass of ``cfg``'s run."""
+def rays_per_step(method: Method) -> int:
+    return int(method.train_rays(0.5, torch.Generator().manual_seed(0)).shape[0])
+
+
+def profile_run(
+    cfg: RunConfig, method: Method, device: torch.device, steps: int, root: Path, workers: int
+) -> dict[str, Any]:
+    """Time ``steps`` training steps (after a warm-up) and one evaluation pass of ``method`` in
+    ``cfg``'s setting (dataset, backbone, batch size, learning rate)."""
     spec = DATASETS.get(cfg.dataset)
-    method = METHODS.get(cfg.method)(cfg.hparams, spec)
     generator = torch.Generator().manual_seed(cfg.seed)
     train = load_split(spec, root, "train", cfg.train.batch_size, cfg.data.train_limit, device, generator, workers)
     val = load_split(spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None, workers)
@@ -102,7 +122,8 @@ def profile_run(cfg: RunConfig, device: torch.device, steps: int, root: Path, wo
     eval_seconds = time.perf_counter() - start
     median = float(np.median(times))
     return {
-        "method": cfg.method,
+        "method": cfg.method if not isinstance(method, PlainBackbone) else "plain",
+        "rays_per_step": rays_per_step(method),
         "dataset": cfg.dataset,
         "device": str(device),
         "batch_size": cfg.train.batch_size,
@@ -128,8 +149,10 @@ def profile(
     assignments = [*sets, *([f"train.batch_size={batch_size}"] if batch_size else [])]
     cfg = resolve(method, dataset, 0, assignments=assignments)
     workers = default_workers()
-    row = profile_run(cfg, device, steps, root, workers)
-    plain = profile_run(plain_config(cfg), device, steps, root, workers)
+    spec = DATASETS.get(dataset)
+    method_object = METHODS.get(method)(cfg.hparams, spec)
+    row = profile_run(cfg, method_object, device, steps, root, workers)
+    plain = profile_run(cfg, PlainBackbone(spec, rays_per_step(method_object)), device, steps, root, workers)
     row["time_ratio_to_plain"] = row["step_ms_median"] / plain["step_ms_median"]
     row["memory_ratio_to_plain"] = row["peak_bytes"] / plain["peak_bytes"] if plain["peak_bytes"] > 0 else float("nan")
     row["plain_step_ms_median"] = plain["step_ms_median"]
@@ -140,6 +163,7 @@ COLUMNS = [
     ("method", "{}"),
     ("device", "{}"),
     ("batch_size", "{}"),
+    ("rays_per_step", "{}"),
     ("step_ms_median", "{:.2f}"),
     ("step_ms_p90", "{:.2f}"),
     ("samples_per_s", "{:.0f}"),

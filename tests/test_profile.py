@@ -8,16 +8,23 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 
+from bench.backbones import create_backbone
 from bench.config import resolve
-from bench.profile import main, plain_config
+from bench.profile import PlainBackbone, main, rays_per_step
+from bench.registry import DATASETS, METHODS
 
 
-def test_plain_baseline_is_one_unconditioned_model_on_the_same_batch():
-    cfg = resolve("palora", "multimnist3", assignments=["train.batch_size=64"])
-    plain = plain_config(cfg)
-    assert plain.method == "ls" and plain.train.batch_size == 64
-    assert len(plain.hparams.rays) == 1 and sum(plain.hparams.rays[0]) == pytest.approx(1.0)
+def test_plain_baseline_is_one_unconditioned_model_with_the_methods_rays_per_step():
+    spec = DATASETS.get("multimnist3")
+    hparams = resolve("palora", "multimnist3").hparams
+    assert rays_per_step(METHODS.get("palora")(hparams, spec)) == hparams.window
+    plain = PlainBackbone(spec, 2)
+    rays = plain.train_rays(0.3, torch.Generator())
+    assert rays.shape == (2, 3) and torch.allclose(rays.sum(1), torch.ones(2))
+    net = plain.build(lambda **kw: create_backbone("multilenet", spec, **kw))
+    assert sum(p.numel() for p in net.parameters()) == 30_510  # one plain MultiLeNet with 3 heads
 
 
 def test_profile_prints_a_row_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
@@ -27,7 +34,7 @@ def test_profile_prints_a_row_and_writes_json(tmp_path: Path, capsys: pytest.Cap
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("method") and lines[1].startswith("palora")
     (row,) = json.loads(out.read_text())
-    assert row["batch_size"] == 32 and row["steps"] == 3 and row["eval_rays"] == 11
+    assert row["batch_size"] == 32 and row["steps"] == 3 and row["eval_rays"] == 11 and row["rays_per_step"] == 2
     assert 0 < row["step_ms_median"] <= row["step_ms_p90"] and row["samples_per_s"] > 0
     assert 0 <= row["data_wait_share"] < 1 and row["eval_seconds"] > 0
     assert row["trainable_params"] == 30_880 and row["inference_params"] == 27_450
