@@ -37,20 +37,26 @@ class SweepJob(submitit.helpers.Checkpointable):
         if cpus:  # use the CPUs the job was given, not the node's
             torch.set_num_threads(cpus)
             workers = min(8, cpus - 1) if workers < 0 else workers
-        results = []
+        results, failures = [], []
         for cfg in configs:
             self.current = Path(out) / cfg.run_id()
-            result = run_experiment(
-                cfg,
-                Path(out),
-                Path(data_root) if data_root else None,
-                device,
-                show_progress=False,
-                workers=None if workers < 0 else workers,
-                resume=True,
-            )
+            try:
+                result = run_experiment(
+                    cfg,
+                    Path(out),
+                    Path(data_root) if data_root else None,
+                    device,
+                    show_progress=False,
+                    workers=None if workers < 0 else workers,
+                    resume=True,
+                )
+            except Exception as err:  # its record says FAILED and why; the job's other runs go on
+                failures.append(f"{cfg.run_id()}: {type(err).__name__}: {err}")
+                continue
             results.append({"run_id": cfg.run_id(), "skipped": result.skipped, "steps": result.summary["steps"]})
         self.current = None
+        if failures:
+            raise RuntimeError(f"{len(failures)} of {len(configs)} runs failed: " + "; ".join(failures))
         return results
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:

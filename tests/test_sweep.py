@@ -167,3 +167,20 @@ def test_queue_aware_states_and_no_double_submission(tmp_path: Path, monkeypatch
     state, detail = sweep.run_state(out, first, "7_0", set())
     assert state == "failed" and "job 7_0 has left the queue" in detail
     assert [c.run_id() for c in sweep.print_plan(spec, [first, second], out)] == [first.run_id(), second.run_id()]
+
+
+def test_a_failing_run_does_not_stop_the_rest_of_its_job(tmp_path: Path, monkeypatch):
+    from bench.record import read_status
+    from bench.sweep_job import SweepJob
+    from methods.palora import PaLoRA
+
+    def broken(self, losses, rays, cnet):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(PaLoRA, "backward", broken)
+    spec = load_spec(write_spec(tmp_path / "s.toml", methods=["palora", "ls"], seeds=[0]))
+    palora, ls = spec.configs()
+    with pytest.raises(RuntimeError, match="1 of 2 runs failed: palora_"):
+        SweepJob()([palora, ls], str(tmp_path / "out"), "", "cpu", 0)
+    assert read_status(tmp_path / "out" / palora.run_id()) == "FAILED: RuntimeError: boom"
+    assert read_status(tmp_path / "out" / ls.run_id()) == "COMPLETED"
