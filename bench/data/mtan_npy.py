@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import os
 import shutil
-import sys
 import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -29,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from bench.data import prepare_cli
 from bench.errors import MissingDataError, UserError
 
 Kind = Literal["label", "depth", "normal"]
@@ -348,23 +348,17 @@ def prepare_main(layout: Layout, argv: list[str] | None = None) -> int:
     """The command line of ``datasets/<name>/prepare.py`` for an MTAN-format dataset: link or extract
     the user's folders/zips under the root, check them, print each split's size; user errors print
     one line and return 2."""
-    from bench.runner import default_data_root  # bench.runner imports bench.data: import it late
+    cli = prepare_cli.parser(f"Prepare {layout.name} from MTAN's preprocessed .npy archive.")
+    cli.add_argument("--source", type=Path, action="append", required=True, help="extracted folder or zip (repeatable)")
+    cli.add_argument("--copy", action="store_true", help="copy the folders instead of symlinking them")
+    cli.add_argument("--force", action="store_true", help="replace existing train/val folders under the root")
 
-    parser = argparse.ArgumentParser(description=f"Prepare {layout.name} from MTAN's preprocessed .npy archive.")
-    parser.add_argument(
-        "--source", type=Path, action="append", required=True, help="extracted folder or zip (repeatable)"
-    )
-    parser.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
-    parser.add_argument("--copy", action="store_true", help="copy the folders instead of symlinking them")
-    parser.add_argument("--force", action="store_true", help="replace existing train/val folders under the root")
-    args = parser.parse_args(argv)
-    root: Path = (args.data_root or default_data_root()).expanduser()
-    try:
+    def work(args: argparse.Namespace, root: Path) -> list[str]:
         counts = prepare(layout, root, args.source, copy=args.copy, force=args.force)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for split, count in counts.items():
-        note = "" if count == layout.expected[split] else f" (the MTAN archive has {layout.expected[split]})"
-        print(f"{layout.directory(root) / split}: {count} samples{note}")
-    return 0
+        return [
+            f"{layout.directory(root) / split}: {count} samples"
+            + ("" if count == layout.expected[split] else f" (the MTAN archive has {layout.expected[split]})")
+            for split, count in counts.items()
+        ]
+
+    return prepare_cli.run(cli, argv, work)

@@ -13,7 +13,6 @@ listed image is checked, and the split sizes are printed. ROOT defaults to ``$PF
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import zipfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.data import prepare_cli
 from bench.data.celeba import (
     ATTR_FILE,
     ATTRIBUTES,
@@ -34,7 +34,6 @@ from bench.data.celeba import (
     read_annotations,
 )
 from bench.errors import MissingDataError, UserError
-from bench.runner import default_data_root
 
 SUBFOLDERS = ("", "Anno", "Eval", "Img")
 
@@ -140,21 +139,12 @@ def prepare(source: Path, root: Path, copy: bool = False) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Prepare the celeba dataset from the official CelebA files.")
-    parser.add_argument(
+    cli = prepare_cli.parser("Prepare the celeba dataset from the official CelebA files.")
+    cli.add_argument(
         "--source", type=Path, required=True, help=f"folder with {IMAGE_DIR}/ or .zip, {ATTR_FILE}, {PARTITION_FILE}"
     )
-    parser.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
-    parser.add_argument("--copy", action="store_true", help="copy an image folder instead of symlinking it")
-    args = parser.parse_args(argv)
-    root: Path = (args.data_root or default_data_root()).expanduser()
-    try:
-        lines = prepare(args.source.expanduser(), root, args.copy)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print("\n".join(lines))
-    return 0
+    cli.add_argument("--copy", action="store_true", help="copy an image folder instead of symlinking it")
+    return prepare_cli.run(cli, argv, lambda args, root: prepare(args.source.expanduser(), root, args.copy))
 
 
 if __name__ == "__main__":

@@ -21,9 +21,9 @@ import zipfile
 from pathlib import Path
 from typing import IO
 
+from bench.data import prepare_cli
 from bench.data.census import FILES, NUM_FEATURES, URL, census_dir, find_file, prepare
-from bench.errors import MissingDataError, UserError
-from bench.runner import default_data_root
+from bench.errors import MissingDataError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 WANTED = tuple(FILES.values())
@@ -113,17 +113,15 @@ def gather(source: Path, root: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Prepare the census datasets from the UCI Census-Income (KDD) files.")
-    parser.add_argument(
+    cli = prepare_cli.parser("Prepare the census datasets from the UCI Census-Income (KDD) files.")
+    cli.add_argument(
         "--source",
         type=Path,
         required=True,
         help="folder with census-income.data/.test (plain or .gz) or census.tar.gz / the UCI zip, or that archive",
     )
-    parser.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
-    args = parser.parse_args(argv)
-    root: Path = (args.data_root or default_data_root()).expanduser()
-    try:
+
+    def work(args: argparse.Namespace, root: Path) -> list[str]:
         folder = gather(args.source.expanduser(), root)
         info = prepare(root)
         wrong = {name: width for name, width in info["widths"].items() if width != NUM_FEATURES[name]}
@@ -135,15 +133,15 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 + f"; they are not the UCI Census-Income (KDD) release: re-download them from {URL}"
             )
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    sizes = info["sizes"]
-    print(f"census files: {folder}")
-    print(f"parsed cache: {info['cache']}")
-    print(f"rows: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}")
-    print("features: " + ", ".join(f"{name} {width}" for name, width in info["widths"].items()))
-    return 0
+        sizes = info["sizes"]
+        return [
+            f"census files: {folder}",
+            f"parsed cache: {info['cache']}",
+            f"rows: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}",
+            "features: " + ", ".join(f"{name} {width}" for name, width in info["widths"].items()),
+        ]
+
+    return prepare_cli.run(cli, argv, work)
 
 
 if __name__ == "__main__":

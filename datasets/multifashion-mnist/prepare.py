@@ -18,28 +18,23 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.data import prepare_cli
 from bench.data.idx import copy_image_set, download_image_set
 from bench.data.multifashion import FASHION_URLS, fashion_raw_dir, prepare
 from bench.data.multimnist import MNIST_URLS, cache_path, mnist_raw_dir
-from bench.errors import UserError
-from bench.runner import default_data_root
 
 NAME = "multifashion-mnist"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Prepare the multifashion-mnist dataset from the MNIST and Fashion-MNIST IDX files."
-    )
-    parser.add_argument("--mnist-dir", type=Path, help="folder holding the 4 MNIST IDX files (plain or .gz)")
-    parser.add_argument("--fashion-dir", type=Path, help="folder holding the 4 Fashion-MNIST IDX files (plain or .gz)")
-    parser.add_argument("--download", action="store_true", help="download both with torchvision (needs internet)")
-    parser.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
-    args = parser.parse_args(argv)
-    if args.download and (args.mnist_dir or args.fashion_dir):
-        parser.error("--download cannot be combined with --mnist-dir or --fashion-dir")
-    root: Path = (args.data_root or default_data_root()).expanduser()
-    try:
+    cli = prepare_cli.parser("Prepare the multifashion-mnist dataset from the MNIST and Fashion-MNIST IDX files.")
+    cli.add_argument("--mnist-dir", type=Path, help="folder holding the 4 MNIST IDX files (plain or .gz)")
+    cli.add_argument("--fashion-dir", type=Path, help="folder holding the 4 Fashion-MNIST IDX files (plain or .gz)")
+    cli.add_argument("--download", action="store_true", help="download both with torchvision (needs internet)")
+
+    def work(args: argparse.Namespace, root: Path) -> list[str]:
+        if args.download and (args.mnist_dir or args.fashion_dir):
+            cli.error("--download cannot be combined with --mnist-dir or --fashion-dir")
         if args.download:
             download_image_set("MNIST", root, "--mnist-dir")
             download_image_set("FashionMNIST", root, "--fashion-dir")
@@ -49,13 +44,13 @@ def main(argv: list[str] | None = None) -> int:
             copy_image_set(args.fashion_dir.expanduser(), fashion_raw_dir(root), "Fashion-MNIST", FASHION_URLS)
         existed = cache_path(root, NAME).is_file()
         path = prepare(root, NAME)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"MNIST files: {mnist_raw_dir(root)}")
-    print(f"Fashion-MNIST files: {fashion_raw_dir(root)}")
-    print(f"{NAME} cache ({'already there, kept; delete it to regenerate' if existed else 'generated'}): {path}")
-    return 0
+        return [
+            f"MNIST files: {mnist_raw_dir(root)}",
+            f"Fashion-MNIST files: {fashion_raw_dir(root)}",
+            prepare_cli.cache_line(NAME, path, existed),
+        ]
+
+    return prepare_cli.run(cli, argv, work)
 
 
 if __name__ == "__main__":

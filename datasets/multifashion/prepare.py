@@ -17,36 +17,30 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.data import prepare_cli
 from bench.data.idx import copy_image_set, download_image_set
 from bench.data.multifashion import FASHION_URLS, fashion_raw_dir, prepare
 from bench.data.multimnist import cache_path
-from bench.errors import UserError
-from bench.runner import default_data_root
 
 NAME = "multifashion"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Prepare the multifashion dataset from the Fashion-MNIST IDX files.")
-    source = parser.add_mutually_exclusive_group(required=True)
+    cli = prepare_cli.parser("Prepare the multifashion dataset from the Fashion-MNIST IDX files.")
+    source = cli.add_mutually_exclusive_group(required=True)
     source.add_argument("--fashion-dir", type=Path, help="folder holding the 4 Fashion-MNIST IDX files (plain or .gz)")
     source.add_argument("--download", action="store_true", help="download Fashion-MNIST with torchvision (internet)")
-    parser.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
-    args = parser.parse_args(argv)
-    root: Path = (args.data_root or default_data_root()).expanduser()
-    try:
+
+    def work(args: argparse.Namespace, root: Path) -> list[str]:
         if args.download:
             download_image_set("FashionMNIST", root, "--fashion-dir")
         else:
             copy_image_set(args.fashion_dir.expanduser(), fashion_raw_dir(root), "Fashion-MNIST", FASHION_URLS)
         existed = cache_path(root, NAME).is_file()
         path = prepare(root, NAME)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"Fashion-MNIST files: {fashion_raw_dir(root)}")
-    print(f"{NAME} cache ({'already there, kept; delete it to regenerate' if existed else 'generated'}): {path}")
-    return 0
+        return [f"Fashion-MNIST files: {fashion_raw_dir(root)}", prepare_cli.cache_line(NAME, path, existed)]
+
+    return prepare_cli.run(cli, argv, work)
 
 
 if __name__ == "__main__":

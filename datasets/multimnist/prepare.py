@@ -17,9 +17,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from bench.data import prepare_cli
 from bench.data.multimnist import MNIST_FILES, cache_path, find_mnist_file, mnist_raw_dir, prepare
 from bench.errors import MissingDataError, UserError
-from bench.runner import default_data_root
 
 
 def copy_mnist(source: Path, root: Path) -> Path:
@@ -58,26 +58,21 @@ def download_mnist(root: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Prepare the real multimnist dataset from the MNIST IDX files.")
-    source = parser.add_mutually_exclusive_group(required=True)
+    cli = prepare_cli.parser("Prepare the real multimnist dataset from the MNIST IDX files.")
+    source = cli.add_mutually_exclusive_group(required=True)
     source.add_argument("--mnist-dir", type=Path, help="folder holding the 4 MNIST IDX files (plain or .gz)")
     source.add_argument("--download", action="store_true", help="download MNIST with torchvision (needs internet)")
-    parser.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
-    args = parser.parse_args(argv)
-    root: Path = (args.data_root or default_data_root()).expanduser()
-    try:
+
+    def work(args: argparse.Namespace, root: Path) -> list[str]:
         if args.download:
             download_mnist(root)
         else:
             copy_mnist(args.mnist_dir.expanduser(), root)
         existed = cache_path(root, "multimnist").is_file()
         path = prepare(root)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"MNIST files: {mnist_raw_dir(root)}")
-    print(f"multimnist cache ({'already there, kept; delete it to regenerate' if existed else 'generated'}): {path}")
-    return 0
+        return [f"MNIST files: {mnist_raw_dir(root)}", prepare_cli.cache_line("multimnist", path, existed)]
+
+    return prepare_cli.run(cli, argv, work)
 
 
 if __name__ == "__main__":

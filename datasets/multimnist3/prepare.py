@@ -17,34 +17,28 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.data import prepare_cli
 from bench.data.idx import copy_image_set, download_image_set
 from bench.data.multimnist import MNIST_URLS, mnist_raw_dir
 from bench.data.multimnist3 import NAME, cache_file, prepare
-from bench.errors import UserError
-from bench.runner import default_data_root
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Prepare the multimnist3 dataset from the MNIST IDX files.")
-    source = parser.add_mutually_exclusive_group(required=True)
+    cli = prepare_cli.parser("Prepare the multimnist3 dataset from the MNIST IDX files.")
+    source = cli.add_mutually_exclusive_group(required=True)
     source.add_argument("--mnist-dir", type=Path, help="folder holding the 4 MNIST IDX files (plain or .gz)")
     source.add_argument("--download", action="store_true", help="download MNIST with torchvision (needs internet)")
-    parser.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
-    args = parser.parse_args(argv)
-    root: Path = (args.data_root or default_data_root()).expanduser()
-    try:
+
+    def work(args: argparse.Namespace, root: Path) -> list[str]:
         if args.download:
             download_image_set("MNIST", root, "--mnist-dir")
         else:
             copy_image_set(args.mnist_dir.expanduser(), mnist_raw_dir(root), "MNIST", MNIST_URLS)
         existed = cache_file(root).is_file()
         path = prepare(root)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"MNIST files: {mnist_raw_dir(root)}")
-    print(f"{NAME} cache ({'already there, kept; delete it to regenerate' if existed else 'generated'}): {path}")
-    return 0
+        return [f"MNIST files: {mnist_raw_dir(root)}", prepare_cli.cache_line(NAME, path, existed)]
+
+    return prepare_cli.run(cli, argv, work)
 
 
 if __name__ == "__main__":

@@ -16,9 +16,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from bench.data import prepare_cli
 from bench.data.sarcos import FILES, URL, prepare, sarcos_dir
-from bench.errors import MissingDataError, UserError
-from bench.runner import default_data_root
+from bench.errors import MissingDataError
 
 EXPECTED_ROWS = {"train": 44484, "test": 4449}
 
@@ -42,33 +42,27 @@ def copy_files(source: Path, root: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Prepare the sarcos dataset from sarcos_inv.mat and sarcos_inv_test.mat."
-    )
-    parser.add_argument(
-        "--source", type=Path, required=True, help="folder holding sarcos_inv.mat and sarcos_inv_test.mat"
-    )
-    parser.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
-    args = parser.parse_args(argv)
-    root: Path = (args.data_root or default_data_root()).expanduser()
-    try:
+    cli = prepare_cli.parser("Prepare the sarcos dataset from sarcos_inv.mat and sarcos_inv_test.mat.")
+    cli.add_argument("--source", type=Path, required=True, help="folder holding sarcos_inv.mat and sarcos_inv_test.mat")
+
+    def work(args: argparse.Namespace, root: Path) -> list[str]:
         folder = copy_files(args.source.expanduser(), root)
         info = prepare(root)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    sizes = info["sizes"]
-    print(f"sarcos files: {folder}")
-    print(f"rows: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}")
-    print("torque scales (train 90% quantiles): " + ", ".join(f"{s:.4g}" for s in info["scale"]))
-    total = {"train": sizes["train"] + sizes["val"], "test": sizes["test"]}
-    if total != EXPECTED_ROWS:
-        print(
-            f"warning: the GPML files have {EXPECTED_ROWS['train']} / {EXPECTED_ROWS['test']} rows, these have "
-            f"{total['train']} / {total['test']}; results will not be comparable with the paper",
-            file=sys.stderr,
-        )
-    return 0
+        sizes = info["sizes"]
+        total = {"train": sizes["train"] + sizes["val"], "test": sizes["test"]}
+        if total != EXPECTED_ROWS:
+            print(
+                f"warning: the GPML files have {EXPECTED_ROWS['train']} / {EXPECTED_ROWS['test']} rows, these have "
+                f"{total['train']} / {total['test']}; results will not be comparable with the paper",
+                file=sys.stderr,
+            )
+        return [
+            f"sarcos files: {folder}",
+            f"rows: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}",
+            "torque scales (train 90% quantiles): " + ", ".join(f"{s:.4g}" for s in info["scale"]),
+        ]
+
+    return prepare_cli.run(cli, argv, work)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ folder that contains ``UTKFace/``), which is symlinked (``--copy`` copies it). T
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -23,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from bench.data import prepare_cli
 from bench.data.utkface import (
     IMAGE_DIR,
     IMAGE_SUFFIXES,
@@ -35,7 +35,6 @@ from bench.data.utkface import (
     split_lengths,
 )
 from bench.errors import MissingDataError, UserError
-from bench.runner import default_data_root
 
 ARCHIVES = (".tar.gz", ".tgz", ".tar", ".zip")
 
@@ -146,19 +145,10 @@ def prepare(source: Path, root: Path, copy: bool = False) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Prepare the utkface dataset (Aligned&Cropped Faces).")
-    parser.add_argument("--source", type=Path, required=True, help="UTKFace.tar.gz (or .zip), or the UTKFace folder")
-    parser.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
-    parser.add_argument("--copy", action="store_true", help="copy a source folder instead of symlinking it")
-    args = parser.parse_args(argv)
-    root: Path = (args.data_root or default_data_root()).expanduser()
-    try:
-        lines = prepare(args.source.expanduser(), root, args.copy)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print("\n".join(lines))
-    return 0
+    cli = prepare_cli.parser("Prepare the utkface dataset (Aligned&Cropped Faces).")
+    cli.add_argument("--source", type=Path, required=True, help="UTKFace.tar.gz (or .zip), or the UTKFace folder")
+    cli.add_argument("--copy", action="store_true", help="copy a source folder instead of symlinking it")
+    return prepare_cli.run(cli, argv, lambda args, root: prepare(args.source.expanduser(), root, args.copy))
 
 
 if __name__ == "__main__":
