@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.config import RunConfig, read_toml, resolve
+from bench.config import RunConfig, apply_overrides, read_toml, resolve
 from bench.errors import ConfigError
 
 TABLES = ("grid", "set", "cluster", "run")
@@ -93,18 +93,12 @@ def _check_keys(table: Mapping[str, Any], valid: tuple[str, ...], where: str) ->
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
 
 
-def _dataclass_from(cls: type, table: Mapping[str, Any], where: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    _check_keys(table, tuple(fields), where)
-    values = {}
-    for key, value in table.items():
-        expected = type(getattr(cls(), key))
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
-            raise ConfigError(f"{where}: {key} must be {expected.__name__}, got {value!r}")
-        values[key] = value
-    return cls(**values)
+def _settings(cls: type, section: str, table: Mapping[str, Any], path: Path) -> Any:
+    """``cls`` with the table's values, checked as run settings are (:func:`bench.config.apply_overrides`)."""
+    try:
+        return apply_overrides(cls(), section, table)
+    except ConfigError as err:
+        raise ConfigError(f"{path} [{section}]: {err}") from None
 
 
 def _string_list(grid: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -152,6 +146,6 @@ def load_spec(path: Path) -> SweepSpec:
         seeds=tuple(seeds),
         variants=tuple(dict(v) for v in variants),
         settings=dict(table.get("set", {})),
-        cluster=_dataclass_from(ClusterProfile, cluster, f"{path} [cluster]"),
-        run=_dataclass_from(RunOptions, table.get("run", {}), f"{path} [run]"),
+        cluster=_settings(ClusterProfile, "cluster", cluster, path),
+        run=_settings(RunOptions, "run", table.get("run", {}), path),
     )

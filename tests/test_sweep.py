@@ -54,8 +54,8 @@ GRID = '[grid]\nmethods=["ls"]\ndatasets=["multimnist-mini"]\n'
     [
         (GRID + "[sett]\n", "unknown key(s) sett; valid keys: grid, set"),
         (GRID + "seed=[0]\n", "unknown key(s) seed; valid keys: methods"),
-        (GRID + "[cluster]\ngpu=1\n", "valid keys: partition, account"),
-        (GRID + '[cluster]\ntime_min="1h"\n', "time_min must be int"),
+        (GRID + "[cluster]\ngpu=1\n", "unknown key 'cluster.gpu'; valid keys: cluster.partition, cluster.account"),
+        (GRID + '[cluster]\ntime_min="1h"\n', "[cluster]: cluster.time_min: expected int, got '1h'"),
         ('[grid]\nmethods="ls"\ndatasets=["multimnist-mini"]\n', "methods must be a non-empty list"),
         (GRID + "seeds=[]\n", "seeds must be a non-empty list"),
         ("[set]\n", "a [grid] table with methods, datasets and seeds is required"),
