@@ -29,6 +29,7 @@ class SweepJob(submitit.helpers.Checkpointable):
 
     def __init__(self) -> None:
         self.current: Path | None = None
+        self.requeuing = False
 
     def __call__(
         self, configs: list[RunConfig], out: str, data_root: str, device: str, workers: int
@@ -37,6 +38,7 @@ class SweepJob(submitit.helpers.Checkpointable):
         if cpus:  # use the CPUs the job was given, not the node's
             torch.set_num_threads(cpus)
             workers = min(8, cpus - 1) if workers < 0 else workers
+        self.requeuing = False
         results, failures = [], []
         for cfg in configs:
             self.current = Path(out) / cfg.run_id()
@@ -51,6 +53,8 @@ class SweepJob(submitit.helpers.Checkpointable):
                     resume=True,
                 )
             except Exception as err:  # its record says FAILED and why; the job's other runs go on
+                if self.requeuing:  # raised by submitit's requeue inside its signal handler: let it end the job
+                    raise
                 failures.append(f"{cfg.run_id()}: {type(err).__name__}: {err}")
                 continue
             results.append({"run_id": cfg.run_id(), "skipped": result.skipped, "steps": result.summary["steps"]})
@@ -61,6 +65,7 @@ class SweepJob(submitit.helpers.Checkpointable):
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """Called by submitit on SLURM's signal: note it in the running run, resubmit the same call."""
+        self.requeuing = True
         if self.current is not None and self.current.is_dir():
             note = {
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
