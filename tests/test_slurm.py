@@ -121,6 +121,17 @@ def test_sweep_survives_a_requeue_and_matches_an_uninterrupted_run(slurm_cluster
     assert "pending 0, running 0, completed 4, failed 0" in capsys.readouterr().out
 
 
+def preempt(job, logs: Path) -> None:
+    """submitit's simulated preemption (``job._interrupt()``: SIGTERM, then USR2), with the order made
+    certain: ``_interrupt`` sends both at once and slurmd may deliver USR2 first, so the SIGTERM then
+    kills the ``scontrol requeue`` that submitit's USR2 handler is running, and the job is never
+    requeued (seen on CI). Here USR2 goes only after the job has logged that it ignored the SIGTERM."""
+    subprocess.run(["scancel", job.job_id, "--signal", "SIGTERM"], check=True, timeout=30)
+    log = Path(job.paths.stderr)
+    wait_for(lambda: log.is_file() and "Bypassing signal SIGTERM" in log.read_text(), 60, "the SIGTERM to arrive", logs)
+    subprocess.run(["scancel", job.job_id, "--signal", "USR2"], check=True, timeout=30)
+
+
 def test_preemption_signal_checkpoints_requeues_and_resumes(slurm_cluster, tmp_path: Path):
     """submitit's simulated preemption (SIGTERM, then USR2): SweepJob.checkpoint notes it, submitit
     requeues the job, and the run resumes from its checkpoint to the uninterrupted result."""
@@ -134,7 +145,7 @@ def test_preemption_signal_checkpoints_requeues_and_resumes(slurm_cluster, tmp_p
         "the first checkpoint",
         out,
     )
-    job._interrupt()  # preemption, not time-out: the job has run far less than its 60 min
+    preempt(job, out)
     wait_for(lambda: read_status(run_dir) == "COMPLETED", 300, "the requeued run to complete", out)
     notes = [json.loads(line) for line in (run_dir / REQUEUE_LOG).read_text().splitlines()]
     assert len(notes) == 1 and notes[0]["slurm_job_id"]
