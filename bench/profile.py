@@ -7,8 +7,9 @@ Builds the run as ``bench.run`` would (resolved config, dataset, backbone, metho
 times ``--steps`` training steps (the device synchronised before every clock read) and one
 evaluation pass over the ray grid, then prints one row per method: median and p90 step time,
 samples/s, the share of step time spent waiting for data, evaluation time, trainable and inference
-parameters, the peak memory of the first steps (CUDA's peak counter, or the growth of the process's
-peak RSS on CPU), and the time and (on CUDA) memory ratios to the plain backbone (:class:`PlainBackbone`: one
+parameters, the bytes of the training state (parameters, gradients, optimizer state), the peak memory
+a training step adds (CUDA's peak counter, or the growth of the peak RSS on CPU; the largest of
+``MEMORY_STEPS`` steps), and each one's ratio to the plain backbone (:class:`PlainBackbone`: one
 unconditioned model, as many forwards per step as the method has rays, the same batches), so the
 ratio measures what conditioning costs. The two take their timed steps alternately, so a slow spell
 of the machine hits both alike (timed one after the other, the same PaLoRA run measured 1.3x on
@@ -35,7 +36,7 @@ from bench.config import RunConfig, resolve
 from bench.errors import UserError
 from bench.evaluate import evaluate
 from bench.loop import train_step
-from bench.memory import read_peak_bytes, reset_peak
+from bench.memory import step_peak_bytes, training_state_bytes
 from bench.registry import DATASETS, METHODS, load_all
 from bench.runner import (
     backbone_factory,
@@ -48,6 +49,7 @@ from bench.runner import (
 from bench.spec import Batch, ConditionedNet, DatasetSpec, Method, MultiTaskNet, NoHparams
 
 WARMUP_STEPS = 3
+MEMORY_STEPS = 3
 
 
 def sync(device: torch.device) -> None:
@@ -118,13 +120,9 @@ class Stepper:
         sync(self.device)
         return time.perf_counter() - start, fetched - start
 
-    def peak_bytes(self, steps: int) -> int:
-        """Peak memory of ``steps`` steps: CUDA's peak counter, or the growth of the peak RSS on CPU."""
-        reset_peak(self.device)
-        before = read_peak_bytes(self.device)
-        for _ in range(steps):
-            self.step()
-        return read_peak_bytes(self.device) - (0 if self.device.type == "cuda" else before)
+    def step_peak(self) -> tuple[int, str]:
+        """What one training step adds to memory at its peak (:func:`bench.memory.step_peak_bytes`)."""
+        return step_peak_bytes(self.device, self.step)
 
     def evaluation_seconds(self) -> float:
         sync(self.device)
@@ -134,7 +132,9 @@ class Stepper:
         return time.perf_counter() - start
 
 
-def summarize(stepper: Stepper, name: str, times: list[float], waits: list[float], peak: int) -> dict[str, Any]:
+def summarize(
+    stepper: Stepper, name: str, times: list[float], waits: list[float], peak: tuple[int, str]
+) -> dict[str, Any]:
     cfg, method, cnet = stepper.cfg, stepper.method, stepper.cnet
     median = float(np.median(times))
     return {
@@ -152,8 +152,9 @@ def summarize(stepper: Stepper, name: str, times: list[float], waits: list[float
         "eval_rays": int(method.eval_rays().shape[0]),
         "trainable_params": sum(p.numel() for p in cnet.parameters() if p.requires_grad),
         "inference_params": cnet.inference_parameters(),
-        "peak_bytes": int(peak),
-        "peak_kind": "cuda_max_memory_allocated" if stepper.device.type == "cuda" else "process_peak_rss_growth",
+        "training_state_bytes": training_state_bytes(cnet, stepper.optimizer)["total"],
+        "step_peak_bytes": peak[0],
+        "step_peak_kind": peak[1],
         "threads": torch.get_num_threads(),
     }
 
@@ -168,26 +169,30 @@ def profile(
     workers = default_workers()
     spec = DATASETS.get(dataset)
     method_object = METHODS.get(method)(cfg.hparams, spec)
-    total = 2 * WARMUP_STEPS + steps
+    total = WARMUP_STEPS + MEMORY_STEPS + steps
     ours = Stepper(cfg, method_object, device, total, root, workers)
     plain = Stepper(cfg, PlainBackbone(spec, rays_per_step(method_object)), device, total, root, workers)
-    peaks = {"ours": ours.peak_bytes(WARMUP_STEPS), "plain": plain.peak_bytes(WARMUP_STEPS)}
     for _ in range(WARMUP_STEPS):
         ours.step()
         plain.step()
+    peaks: dict[str, list[tuple[int, str]]] = {"ours": [], "plain": []}
+    for _ in range(MEMORY_STEPS):
+        peaks["ours"].append(ours.step_peak())
+        peaks["plain"].append(plain.step_peak())
     timed: dict[str, tuple[list[float], list[float]]] = {"ours": ([], []), "plain": ([], [])}
     for _ in range(steps):
         for key, stepper in (("ours", ours), ("plain", plain)):
             seconds, wait = stepper.step()
             timed[key][0].append(seconds)
             timed[key][1].append(wait)
-    row = summarize(ours, method, *timed["ours"], peaks["ours"])
-    base = summarize(plain, "plain", *timed["plain"], peaks["plain"])
+    row = summarize(ours, method, *timed["ours"], max(peaks["ours"]))
+    base = summarize(plain, "plain", *timed["plain"], max(peaks["plain"]))
     row["time_ratio_to_plain"] = row["step_ms_median"] / base["step_ms_median"]
-    # on CPU the peak RSS only grows, so whichever runs first is charged the allocator's warm-up: no ratio
-    comparable = device.type == "cuda" and base["peak_bytes"] > 0
-    row["memory_ratio_to_plain"] = row["peak_bytes"] / base["peak_bytes"] if comparable else float("nan")
+    row["state_ratio_to_plain"] = row["training_state_bytes"] / base["training_state_bytes"]
+    measured = row["step_peak_bytes"] > 0 and base["step_peak_bytes"] > 0
+    row["step_peak_ratio_to_plain"] = row["step_peak_bytes"] / base["step_peak_bytes"] if measured else float("nan")
     row["plain_step_ms_median"] = base["step_ms_median"]
+    row["plain_trainable_params"] = base["trainable_params"]
     return row
 
 
@@ -203,9 +208,11 @@ COLUMNS = [
     ("eval_seconds", "{:.2f}"),
     ("trainable_params", "{:,}"),
     ("inference_params", "{:,}"),
-    ("peak_bytes", "{:,}"),
+    ("training_state_bytes", "{:,}"),
+    ("step_peak_bytes", "{:,}"),
     ("time_ratio_to_plain", "{:.3f}"),
-    ("memory_ratio_to_plain", "{:.2f}"),
+    ("state_ratio_to_plain", "{:.2f}"),
+    ("step_peak_ratio_to_plain", "{:.2f}"),
 ]
 
 

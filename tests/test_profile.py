@@ -39,6 +39,13 @@ def test_profile_prints_a_row_and_writes_json(tmp_path: Path, capsys: pytest.Cap
     assert 0 <= row["data_wait_share"] < 1 and row["eval_seconds"] > 0
     assert row["trainable_params"] == 30_880 and row["inference_params"] == 27_450
     assert row["time_ratio_to_plain"] > 0 and math.isfinite(row["time_ratio_to_plain"])
+    assert row["plain_trainable_params"] == 27_450
+    # 4 bytes each for a parameter, its gradient and Adam's two moments, plus Adam's float32 step per
+    # tensor: MultiLeNet has 14 tensors, PaLoRA adds an A and a B on each of its 7 Linear/Conv2d layers
+    assert row["training_state_bytes"] == 16 * 30_880 + 4 * 28
+    assert row["state_ratio_to_plain"] == pytest.approx(row["training_state_bytes"] / (16 * 27_450 + 4 * 14))
+    if row["step_peak_kind"] != "unavailable":
+        assert row["step_peak_bytes"] > 0 and row["step_peak_ratio_to_plain"] > 0
 
 
 def test_profile_rejects_bad_input(capsys: pytest.CaptureFixture[str]):
