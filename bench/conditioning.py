@@ -53,6 +53,7 @@ class RayChannelsNet(ConditionedNet):
     with ``extra_inputs = T``."""
 
     path = "input-channels"
+    vmaps_over_rays = True
 
     def __init__(self, net: MultiTaskNet) -> None:
         super().__init__()
@@ -101,3 +102,13 @@ class FunctionalTarget(nn.Module):
     def is_shared(self, name: str) -> bool:
         """Whether parameter ``name`` belongs to the shared encoder (not a task head)."""
         return name.startswith("encoder.")
+
+
+def ray_batching_problem(cnet: ConditionedNet) -> str | None:
+    """Why ``cnet`` cannot run a step's rays under one ``vmap`` (``train.ray_batching = vmap``), or None."""
+    if not cnet.vmaps_over_rays:
+        return f"its model ({type(cnet).__name__}, ray path {cnet.path!r}) does not compute outputs from the ray alone"
+    for module in cnet.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            return f"its backbone has {type(module).__name__} layers, whose running statistics vmap cannot update"
+    return None

@@ -28,6 +28,10 @@ else:  # pragma: no cover
 PRESETS_DIR = Path(__file__).with_name("presets")
 
 
+RAY_BATCHING = ("sequential", "vmap")
+AMP_DTYPES = ("off", "bf16", "fp16")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Optimisation and evaluation schedule."""
@@ -47,6 +51,14 @@ class TrainConfig:
     checkpoint_every: int = 500
     """Save a checkpoint every this many steps (0: only after each epoch's evaluation, which always
     saves one). Not part of the run id: resuming gives the same results wherever it restarts."""
+    ray_batching: str = "sequential"
+    """How a step's R rays run: ``sequential`` (R forwards) or ``vmap`` (one ``torch.func.vmap``
+    over the rays; models whose ray only makes parameters or inputs, without BatchNorm)."""
+    amp: str = "off"
+    """Mixed precision of the training forward: ``off``, ``bf16`` or ``fp16`` (``torch.autocast``;
+    fp16 without a loss scaler, see the README). Evaluation stays in float32."""
+    compile: bool = False
+    """Compile the model with ``torch.compile`` (in place: checkpoints keep their keys)."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
@@ -54,6 +66,9 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr_step < 0 or self.max_steps < 0 or self.checkpoint_every < 0:
             raise ValueError("train.lr_step, train.max_steps and train.checkpoint_every must be >= 0")
+        for name, valid in (("ray_batching", RAY_BATCHING), ("amp", AMP_DTYPES)):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"unknown train.{name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +117,8 @@ class RunConfig:
         }
 
     def identity(self) -> dict[str, Any]:
-        """The config without the keys that cannot change a result (:data:`NOT_IDENTITY`)."""
-        return without_keys(self.to_dict(), NOT_IDENTITY)
+        """What names the run: :func:`identity_of` its config."""
+        return identity_of(self.to_dict())
 
     def run_id(self) -> str:
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:10]
@@ -112,6 +127,26 @@ class RunConfig:
 
 NOT_IDENTITY = ("train.checkpoint_every",)
 """Dotted keys left out of a run's identity (its run id and the report's grouping)."""
+
+ADDED_LATER = {
+    "train.ray_batching": "sequential",
+    "train.amp": "off",
+    "train.compile": False,
+    "method_hparams.adapter_path": "merged",
+}
+"""Keys added after runs were recorded, with the value that reproduces those runs: at that value a
+key is left out of the identity, so every earlier run keeps its run id (and a sweep still finds it)."""
+
+
+def identity_of(config: dict[str, Any]) -> dict[str, Any]:
+    """A config dict without the keys that cannot change a result (:data:`NOT_IDENTITY`) and without
+    the :data:`ADDED_LATER` keys at their old behaviour (absent in older records)."""
+    at_default = tuple(
+        key
+        for key, value in ADDED_LATER.items()
+        if config.get(key.partition(".")[0], {}).get(key.partition(".")[2], value) == value
+    )
+    return without_keys(config, NOT_IDENTITY + at_default)
 
 
 def without_keys(config: dict[str, Any], dotted: tuple[str, ...]) -> dict[str, Any]:

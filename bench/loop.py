@@ -20,15 +20,41 @@ from bench.spec import ConditionedNet, Method, Objective
 RAY_HISTOGRAM_BINS = 10
 
 
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclasses.dataclass(frozen=True)
+class StepOptions:
+    """How a training step runs (``train.ray_batching``, ``train.amp``); the results it computes are
+    the same up to floating-point rounding."""
+
+    batch_rays: bool = False
+    """All rays in one ``cnet.forward_rays`` (vmap) instead of one forward per ray."""
+    amp: torch.dtype | None = None
+    """The autocast dtype of the forward and the losses (None: float32)."""
+
+    @classmethod
+    def from_names(cls, ray_batching: str, amp: str) -> StepOptions:
+        return cls(batch_rays=ray_batching == "vmap", amp=AMP_DTYPES[amp])
+
+
 def compute_losses(
-    cnet: ConditionedNet, x: Tensor, targets: dict[str, Tensor], rays: Tensor, objectives: Sequence[Objective]
+    cnet: ConditionedNet,
+    x: Tensor,
+    targets: dict[str, Tensor],
+    rays: Tensor,
+    objectives: Sequence[Objective],
+    options: StepOptions = StepOptions(),
 ) -> Tensor:
-    """losses[R, T]: each objective's batch-mean loss under each ray."""
-    rows = []
-    for ray in rays:
-        out = cnet(x, ray)
-        rows.append(torch.stack([o.loss(out[o.name], targets[o.name]) for o in objectives]))
-    return torch.stack(rows)
+    """losses[R, T]: each objective's batch-mean loss under each ray (float32 under autocast too)."""
+    with torch.autocast(x.device.type, dtype=options.amp or torch.float32, enabled=options.amp is not None):
+        if options.batch_rays:
+            outs = cnet.forward_rays(x, rays)
+            per_ray = [{name: out[r] for name, out in outs.items()} for r in range(rays.shape[0])]
+        else:
+            per_ray = [cnet(x, ray) for ray in rays]
+        rows = [torch.stack([o.loss(out[o.name], targets[o.name]) for o in objectives]) for out in per_ray]
+    return torch.stack(rows).float()
 
 
 def train_step(
@@ -39,9 +65,10 @@ def train_step(
     targets: dict[str, Tensor],
     rays: Tensor,
     objectives: Sequence[Objective],
+    options: StepOptions = StepOptions(),
 ) -> tuple[Tensor, Tensor]:
     """One optimizer step under ``rays`` [R, T]; returns (losses [R, T], the reduced loss)."""
-    losses = compute_losses(cnet, x, targets, rays, objectives)
+    losses = compute_losses(cnet, x, targets, rays, objectives, options)
     optimizer.zero_grad(set_to_none=True)
     loss = method.backward(losses, rays, cnet)
     optimizer.step()
@@ -83,6 +110,7 @@ def fit(
     state: LoopState | None = None,
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[LoopState], None] | None = None,
+    options: StepOptions = StepOptions(),
 ) -> LoopState:
     """Train for ``epochs`` (or ``max_steps``); call ``on_epoch_end(epoch, step, train_seconds)`` at
     each evaluation (``train_seconds``: training time so far, evaluations excluded); step ``scheduler``
@@ -128,7 +156,7 @@ def fit(
             # the small offset keeps grid values such as 0.2 (stored as 0.19999...) in their own bin
             bins = (rays * RAY_HISTOGRAM_BINS + 1e-6).long().clamp_(max=RAY_HISTOGRAM_BINS - 1)
             histogram.scatter_add_(1, bins.T, torch.ones_like(bins.T))
-            losses, loss = train_step(cnet, method, optimizer, x, targets, rays.to(device), objectives)
+            losses, loss = train_step(cnet, method, optimizer, x, targets, rays.to(device), objectives, options)
             state.steps += 1
             state.batch += 1
             if state.steps % 10 == 0 or state.steps == 1:

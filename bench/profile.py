@@ -20,6 +20,7 @@ Benchmarks, not tests: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +32,7 @@ import torch
 from torch import Tensor
 
 from bench import atomic
-from bench.conditioning import UnconditionedNet
+from bench.conditioning import UnconditionedNet, ray_batching_problem
 from bench.config import RunConfig, resolve
 from bench.errors import UserError
 from bench.evaluate import evaluate
@@ -45,6 +46,7 @@ from bench.runner import (
     load_split,
     make_optimizer,
     resolve_device,
+    step_options,
 )
 from bench.spec import Batch, ConditionedNet, DatasetSpec, Method, MultiTaskNet, NoHparams
 
@@ -101,6 +103,7 @@ class Stepper:
         self.val = load_split(spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None, workers)
         torch.manual_seed(cfg.seed)
         self.cnet = method.build(backbone_factory(spec, cfg.model, root)).to(device)
+        self.options = step_options(cfg, self.cnet)
         self.optimizer = make_optimizer(cfg, method, self.cnet)
         self.ray_generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.batches = endless(self.train)
@@ -116,7 +119,7 @@ class Stepper:
         fetched = time.perf_counter()
         self.done += 1
         rays = self.method.train_rays(min(self.done / self.total, 1.0), self.ray_generator).to(self.device)
-        train_step(self.cnet, self.method, self.optimizer, x, targets, rays, self.spec.objectives)
+        train_step(self.cnet, self.method, self.optimizer, x, targets, rays, self.spec.objectives, self.options)
         sync(self.device)
         return time.perf_counter() - start, fetched - start
 
@@ -159,40 +162,66 @@ def summarize(
     }
 
 
+def with_train(cfg: RunConfig, **changes: Any) -> RunConfig:
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
+
+
 def profile(
-    method: str, dataset: str, device: torch.device, steps: int, batch_size: int, sets: list[str], root: Path
+    method: str,
+    dataset: str,
+    device: torch.device,
+    steps: int,
+    batch_size: int,
+    sets: list[str],
+    root: Path,
+    compare_ray_batching: bool = False,
 ) -> dict[str, Any]:
     """One row: ``method``'s numbers and their ratios to the plain backbone. The two take their timed
-    steps alternately, so a slow spell of the machine hits both alike."""
+    steps alternately, so a slow spell of the machine hits both alike. With ``compare_ray_batching``
+    (and a model that can vmap its rays) the method also runs with the other ``train.ray_batching``,
+    alternating with the two, and the row gets ``vmap_speedup``: sequential step time / vmap's."""
     assignments = [*sets, *([f"train.batch_size={batch_size}"] if batch_size else [])]
     cfg = resolve(method, dataset, 0, assignments=assignments)
     workers = default_workers()
     spec = DATASETS.get(dataset)
     method_object = METHODS.get(method)(cfg.hparams, spec)
     total = WARMUP_STEPS + MEMORY_STEPS + steps
-    ours = Stepper(cfg, method_object, device, total, root, workers)
-    plain = Stepper(cfg, PlainBackbone(spec, rays_per_step(method_object)), device, total, root, workers)
+    steppers = {"ours": Stepper(cfg, method_object, device, total, root, workers)}
+    plain_method = PlainBackbone(spec, rays_per_step(method_object))
+    steppers["plain"] = Stepper(with_train(cfg, ray_batching="sequential"), plain_method, device, total, root, workers)
+    if compare_ray_batching and ray_batching_problem(steppers["ours"].cnet) is None:
+        other = "sequential" if cfg.train.ray_batching == "vmap" else "vmap"
+        other_method = METHODS.get(method)(cfg.hparams, spec)
+        steppers["other"] = Stepper(with_train(cfg, ray_batching=other), other_method, device, total, root, workers)
     for _ in range(WARMUP_STEPS):
-        ours.step()
-        plain.step()
-    peaks: dict[str, list[tuple[int, str]]] = {"ours": [], "plain": []}
+        for stepper in steppers.values():
+            stepper.step()
+    peaks: dict[str, list[tuple[int, str]]] = {key: [] for key in steppers}
     for _ in range(MEMORY_STEPS):
-        peaks["ours"].append(ours.step_peak())
-        peaks["plain"].append(plain.step_peak())
-    timed: dict[str, tuple[list[float], list[float]]] = {"ours": ([], []), "plain": ([], [])}
+        for key, stepper in steppers.items():
+            peaks[key].append(stepper.step_peak())
+    timed: dict[str, tuple[list[float], list[float]]] = {key: ([], []) for key in steppers}
     for _ in range(steps):
-        for key, stepper in (("ours", ours), ("plain", plain)):
+        for key, stepper in steppers.items():
             seconds, wait = stepper.step()
             timed[key][0].append(seconds)
             timed[key][1].append(wait)
-    row = summarize(ours, method, *timed["ours"], max(peaks["ours"]))
-    base = summarize(plain, "plain", *timed["plain"], max(peaks["plain"]))
+    row = summarize(steppers["ours"], method, *timed["ours"], max(peaks["ours"]))
+    base = summarize(steppers["plain"], "plain", *timed["plain"], max(peaks["plain"]))
+    row["ray_batching"] = cfg.train.ray_batching
     row["time_ratio_to_plain"] = row["step_ms_median"] / base["step_ms_median"]
     row["state_ratio_to_plain"] = row["training_state_bytes"] / base["training_state_bytes"]
     measured = row["step_peak_bytes"] > 0 and base["step_peak_bytes"] > 0
     row["step_peak_ratio_to_plain"] = row["step_peak_bytes"] / base["step_peak_bytes"] if measured else float("nan")
     row["plain_step_ms_median"] = base["step_ms_median"]
     row["plain_trainable_params"] = base["trainable_params"]
+    row["vmap_speedup"] = float("nan")
+    if "other" in steppers:
+        other_ms = 1000 * float(np.median(timed["other"][0]))
+        vmap_ms, sequential_ms = (
+            (row["step_ms_median"], other_ms) if row["ray_batching"] == "vmap" else (other_ms, row["step_ms_median"])
+        )
+        row["vmap_speedup"] = sequential_ms / vmap_ms
     return row
 
 
@@ -213,6 +242,7 @@ COLUMNS = [
     ("time_ratio_to_plain", "{:.3f}"),
     ("state_ratio_to_plain", "{:.2f}"),
     ("step_peak_ratio_to_plain", "{:.2f}"),
+    ("vmap_speedup", "{:.2f}"),
 ]
 
 
@@ -231,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=0, help="default: the dataset's protocol")
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument(
+        "--compare-ray-batching",
+        action="store_true",
+        help="also time the method with the other train.ray_batching (vmap vs sequential) and report the speed-up",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here (JSON, atomically)")
     args = parser.parse_args(argv)
     try:
@@ -244,7 +279,11 @@ def main(argv: list[str] | None = None) -> int:
         print("  ".join(key for key, _ in COLUMNS))
         rows = []
         for name in methods:
-            rows.append(profile(name, args.dataset, device, args.steps, args.batch_size, args.sets, root))
+            rows.append(
+                profile(
+                    name, args.dataset, device, args.steps, args.batch_size, args.sets, root, args.compare_ray_batching
+                )
+            )
             print(format_row(rows[-1]), flush=True)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

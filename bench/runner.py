@@ -18,11 +18,12 @@ from tqdm.auto import tqdm
 from bench import checkpoint
 from bench.analysis.hypervolume import front_hypervolume
 from bench.backbones import create_backbone, resolve_weights
+from bench.conditioning import ray_batching_problem
 from bench.config import ModelConfig, RunConfig
 from bench.data.batches import Batches, LoaderBatches, make_batches
 from bench.errors import ConfigError
 from bench.evaluate import evaluate, front
-from bench.loop import fit
+from bench.loop import StepOptions, fit
 from bench.memory import peak_kind, read_peak_bytes, reset_peak, training_state_bytes
 from bench.record import RunRecord, read_status
 from bench.registry import BACKBONES, DATASETS, METHODS, load_all
@@ -101,6 +102,19 @@ def make_optimizer(cfg: RunConfig, method: Any, cnet: ConditionedNet) -> torch.o
     return torch.optim.Adam(
         method.param_groups(cnet, cfg.train.lr), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
     )
+
+
+def step_options(cfg: RunConfig, cnet: ConditionedNet) -> StepOptions:
+    """The step's ray batching and autocast dtype from ``cfg.train``; compiles ``cnet`` in place
+    when ``train.compile`` (its parameter names, and so its checkpoints, are unchanged)."""
+    if cfg.train.ray_batching == "vmap" and (problem := ray_batching_problem(cnet)):
+        raise ConfigError(
+            f"train.ray_batching=vmap cannot run {cfg.method} on {cfg.dataset}: {problem}; "
+            "use train.ray_batching=sequential"
+        )
+    if cfg.train.compile:
+        cnet.compile()
+    return StepOptions.from_names(cfg.train.ray_batching, cfg.train.amp)
 
 
 def backbone_factory(spec: DatasetSpec, model: ModelConfig, root: Path) -> Callable[..., Any]:
@@ -224,6 +238,7 @@ def _train_and_record(
 ) -> RunResult:
     torch.manual_seed(cfg.seed)
     cnet = method.build(make_backbone).to(device)
+    options = step_options(cfg, cnet)
     optimizer = make_optimizer(cfg, method, cnet)
     scheduler = None
     if cfg.train.lr_step:
@@ -289,6 +304,7 @@ def _train_and_record(
         state=loop_state,
         checkpoint_every=cfg.train.checkpoint_every,
         on_checkpoint=on_checkpoint,
+        options=options,
     )
     peaks["train"] = max(peaks["train"], read_peak_bytes(device))
 

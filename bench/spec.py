@@ -162,9 +162,17 @@ class ConditionedNet(nn.Module):
 
     path: ClassVar[str] = "unconditioned"
     """How the ray enters the model; recorded with every run."""
+    vmaps_over_rays: ClassVar[bool] = False
+    """Whether ``forward`` may run under ``torch.func.vmap`` over rays: the ray only computes
+    parameters or inputs, and ``forward`` has no side effects (``train.ray_batching = vmap``)."""
 
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def forward_rays(self, x: Tensor, rays: Tensor) -> dict[str, Tensor]:
+        """The outputs for every ray of ``rays`` [R, T] at once, each [R, B, ...]: ``forward``
+        vmapped over the rays (a ray-specific weight becomes a batched matmul or grouped conv)."""
+        return torch.func.vmap(lambda ray: self(x, ray), randomness="different")(rays)
 
     def inference_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -60,13 +60,27 @@ class LowRankAdapters(nn.Module):
         update = weighted_b.reshape(out_rows, num_tasks * inner) @ self.A.reshape(num_tasks * inner, -1)
         return update.view(self.weight_shape)
 
+    def activations(self, x: Tensor, ray: Tensor) -> Tensor:
+        """A Linear adapter's output added to ``W x + b``: ``s sum_k ray_k B_k A_k x``, through the
+        rank-r activations (the official ``PaLinear.forward``; all tasks in two matmuls)."""
+        num_tasks, rank, _ = self.A.shape
+        low = x @ self.A.reshape(num_tasks * rank, -1).T  # [..., T*r]
+        low = low * (ray.to(low.dtype) * self.scaling).repeat_interleave(rank)
+        return low @ self.B.permute(0, 2, 1).reshape(num_tasks * rank, -1)  # B_k^T stacked: [T*r, out]
+
+
+ADAPTER_PATHS = ("merged", "activations")
+
 
 class PaLoRANet(ConditionedNet):
-    """The backbone plus adapters; ``forward(x, ray)`` runs the backbone with merged weights."""
+    """The backbone plus adapters; ``forward(x, ray)`` runs the backbone with merged weights
+    (``adapter_path = "merged"``), or with Linear adapters applied to activations as the official
+    ``PaLinear`` does and convolutions merged as its ``PaConvLoRA`` does (``"activations"``)."""
 
     path = "merged-weights"
+    vmaps_over_rays = True
 
-    def __init__(self, net: MultiTaskNet, num_tasks: int, rank: int, alpha: float) -> None:
+    def __init__(self, net: MultiTaskNet, num_tasks: int, rank: int, alpha: float, adapter_path: str = "merged"):
         super().__init__()
         self.net = net
         self.adapted: dict[str, str] = {}
@@ -75,14 +89,32 @@ class PaLoRANet(ConditionedNet):
             if isinstance(module, (nn.Linear, nn.Conv2d)):
                 key = parameter_key(name)
                 self.adapters[key] = LowRankAdapters(module, num_tasks, rank, alpha)
-                self.adapted[f"{name}.weight"] = key
+                if isinstance(module, nn.Linear) and adapter_path == "activations":
+                    module.register_forward_hook(self._linear_adapter_hook(key))
+                else:
+                    self.adapted[f"{name}.weight"] = key
+        if adapter_path == "activations":
+            self.path, self.vmaps_over_rays = "linear-activations+conv-merged", False  # the hooks read self.ray
+        self.ray: Tensor | None = None
+
+    def _linear_adapter_hook(self, key: str) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], Tensor]:
+        def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
+            if self.ray is None:
+                raise RuntimeError("the Linear adapters read the ray that PaLoRANet.forward sets")
+            return output + self.adapters[key].activations(inputs[0], self.ray)
+
+        return hook
 
     def merged_weights(self, ray: Tensor) -> dict[str, Tensor]:
         weights = dict(self.net.named_parameters())
         return {name: weights[name] + self.adapters[key].delta(ray) for name, key in self.adapted.items()}
 
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
-        return functional_call(self.net, self.merged_weights(ray), (x,))
+        self.ray = ray
+        try:
+            return functional_call(self.net, self.merged_weights(ray), (x,))
+        finally:
+            self.ray = None
 
     def inference_parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
@@ -108,12 +140,17 @@ class PaLoRAHparams:
     reweight_lr: bool = True
     inner_method: str = "ls"
     reg_coefficient: float = 0.0
+    adapter_path: str = "merged"
+    """``merged``: every layer runs with W + s sum_k ray_k B_k A_k (one small matmul per layer and ray);
+    ``activations``: Linear layers add s sum_k ray_k B_k (A_k x) as the official code does (same outputs)."""
 
     def __post_init__(self) -> None:
         if self.rank < 1:
             raise ConfigError(f"method.rank must be >= 1, got {self.rank}")
         if self.inner_method not in ("ls", "gb"):
             raise ConfigError(f"unknown method.inner_method {self.inner_method!r}; valid: gb, ls")
+        if self.adapter_path not in ADAPTER_PATHS:
+            raise ConfigError(f"unknown method.adapter_path {self.adapter_path!r}; valid: {', '.join(ADAPTER_PATHS)}")
 
 
 def cosine_penalty(cnet: PaLoRANet) -> Tensor:
@@ -142,7 +179,8 @@ class PaLoRA(Method):
         )
 
     def build(self, make_backbone: Callable[[], MultiTaskNet]) -> PaLoRANet:
-        return PaLoRANet(make_backbone(), self.num_tasks, self.hparams.rank, self.hparams.alpha)
+        hp = self.hparams
+        return PaLoRANet(make_backbone(), self.num_tasks, hp.rank, hp.alpha, hp.adapter_path)
 
     def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
         return self.sampler.sample(progress, generator)

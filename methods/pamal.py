@@ -38,6 +38,7 @@ class PaMaLNet(ConditionedNet):
     """T stacked copies of every backbone parameter; ``forward(x, ray)`` runs their ray-weighted sum."""
 
     path = "parameter-interpolation"
+    vmaps_over_rays = True
 
     def __init__(self, members: list[MultiTaskNet]) -> None:
         super().__init__()

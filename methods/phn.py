@@ -95,6 +95,7 @@ class PHNNet(ConditionedNet):
     """The hypernetwork and the parameter-free target; ``forward(x, ray)`` = target(hyper(ray), x)."""
 
     path = "hypernetwork"
+    vmaps_over_rays = True
 
     def __init__(self, target: MultiTaskNet, num_tasks: int, hidden: int, chunk_size: int, chunk_embedding: int):
         super().__init__()

@@ -171,3 +171,31 @@ def test_gradient_balancing_and_cosine_penalty_run(mini_spec):
     expected = sum(rays[0, k] * losses[0, k] / (norms[k] + 1e-3) for k in range(2)) + 0.5 * cosine_penalty(cnet)
     loss = method.backward(losses, rays, cnet)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("num_tasks", [2, 3])
+def test_adapter_activations_path_equals_merged_weights(num_tasks):
+    """Both ways of running PaLoRA (adapter_path merged / activations) give the same outputs and gradients."""
+    spec = tiny_spec(num_tasks)
+    nets = []
+    for path in ("merged", "activations"):
+        _, cnet = build(spec, rank=2, alpha=3.0, adapter_path=path)
+        randomize_adapters(cnet)
+        nets.append(cnet)
+    merged, activations = nets
+    assert activations.path == "linear-activations+conv-merged" and not activations.vmaps_over_rays
+    assert set(activations.adapted) == {"encoder.0.weight", "encoder.3.weight"}  # the two convs
+    x, _ = random_batch(spec, n=8)
+    ray = torch.softmax(torch.arange(num_tasks, dtype=torch.float), 0)
+    grads = []
+    outs = []
+    for cnet in nets:
+        out = cnet(x, ray)
+        sum((v * (i + 1)).sum() for i, v in enumerate(out.values())).backward()
+        outs.append(out)
+        grads.append({n: p.grad for n, p in cnet.named_parameters()})
+    for name in outs[0]:
+        torch.testing.assert_close(outs[1][name], outs[0][name], rtol=1e-5, atol=1e-5)
+        assert not torch.equal(outs[0][name], merged.net(x)[name])  # the adapters did act
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-5)

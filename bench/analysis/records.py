@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.config import NOT_IDENTITY, without_keys
+from bench.config import identity_of
 from bench.record import read_status
 
 
@@ -52,7 +52,7 @@ class Run:
     @property
     def variant(self) -> str:
         """Hash of the resolved config without the seed: runs that differ only by seed share it."""
-        rest = {k: v for k, v in without_keys(self.config, NOT_IDENTITY).items() if k != "seed"}
+        rest = {k: v for k, v in identity_of(self.config).items() if k != "seed"}
         return hashlib.sha256(json.dumps(rest, sort_keys=True).encode()).hexdigest()[:10]
 
     @cached_property
@@ -105,7 +105,7 @@ def variant_labels(runs: list[Run]) -> dict[str, str]:
     apart when one method ran with several configurations on the same dataset."""
     by_method: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for run in runs:
-        flat = {k: v for k, v in flat_config(without_keys(run.config, NOT_IDENTITY)).items() if k != "seed"}
+        flat = {k: v for k, v in flat_config(identity_of(run.config)).items() if k != "seed"}
         by_method.setdefault((run.dataset, run.method), {})[run.variant] = flat
     labels = {}
     for (_, method), variants in by_method.items():

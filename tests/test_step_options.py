@@ -1,0 +1,148 @@
+"""How a step runs: rays batched under vmap, autocast, torch.compile. Each must compute what the
+plain sequential float32 step computes, up to rounding; and none changes the id of earlier runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.backbones import create_backbone
+from bench.conditioning import ray_batching_problem
+from bench.config import identity_of, resolve
+from bench.errors import ConfigError
+from bench.loop import StepOptions, compute_losses
+from bench.registry import DATASETS, METHODS
+from bench.runner import run_experiment, step_options
+from tests.conftest import random_batch
+
+VMAPPABLE = ["cosmos", "palora", "pamal", "phn-epo", "phn-ls"]
+TINY = ["train.epochs=2", "train.batch_size=64", "data.train_limit=256", "data.eval_limit=128"]
+
+
+def build(name: str, dataset: str = "multimnist-mini"):
+    spec = DATASETS.get(dataset)
+    method = METHODS.get(name)(resolve(name, dataset).hparams, spec)
+    torch.manual_seed(0)
+    return spec, method.build(lambda **kw: create_backbone(spec.backbone, spec, **kw))
+
+
+def test_exactly_the_methods_whose_ray_only_makes_parameters_or_inputs_can_vmap():
+    able = [name for name in METHODS.names() if ray_batching_problem(build(name)[1]) is None]
+    assert able == VMAPPABLE
+
+
+@pytest.mark.parametrize("name", VMAPPABLE)
+def test_vmapped_rays_give_the_sequential_losses_and_gradients(name):
+    spec, cnet = build(name)
+    x, targets = random_batch(spec, n=16)
+    rays = torch.tensor([[0.1, 0.9], [0.6, 0.4], [1.0, 0.0]])
+    results = []
+    for batched in (False, True):
+        cnet.zero_grad()
+        losses = compute_losses(cnet, x, targets, rays, spec.objectives, StepOptions(batch_rays=batched))
+        (losses * torch.arange(1.0, 7.0).view(3, 2)).sum().backward()  # a different weight per entry
+        results.append((losses.detach(), [p.grad.clone() for p in cnet.parameters()]))
+    (seq_losses, seq_grads), (vmap_losses, vmap_grads) = results
+    assert seq_losses.shape == (3, 2)
+    torch.testing.assert_close(vmap_losses, seq_losses, rtol=1e-5, atol=1e-6)
+    for a, b in zip(vmap_grads, seq_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("name", "dataset", "reason"),
+    [
+        ("ls", "multimnist-mini", "does not compute outputs from the ray alone"),
+        ("mgda", "multimnist-mini", "does not compute outputs from the ray alone"),
+        ("palora", "cityscapes", "BatchNorm2d"),
+        ("pamal", "utkface", "BatchNorm2d"),
+    ],
+)
+def test_vmap_is_refused_with_the_reason(name, dataset, reason):
+    cfg = resolve(name, dataset, assignments=["train.ray_batching=vmap"])
+    with pytest.raises(ConfigError, match=reason) as err:
+        step_options(cfg, build(name, dataset)[1])
+    assert "train.ray_batching=sequential" in str(err.value)
+
+
+def test_new_keys_at_their_old_behaviour_keep_earlier_run_ids():
+    cfg = resolve("palora", "multimnist-mini")
+    old_record = cfg.to_dict()
+    for key in ("ray_batching", "amp", "compile"):
+        del old_record["train"][key]  # a record written before these keys existed
+    assert identity_of(old_record) == cfg.identity()
+    ids = {
+        resolve("palora", "multimnist-mini", assignments=[a]).run_id() for a in ("train.amp=off", "train.compile=false")
+    }
+    assert ids == {cfg.run_id()}
+    for changed in ("train.amp=bf16", "train.compile=true", "train.ray_batching=vmap"):
+        assert resolve("palora", "multimnist-mini", assignments=[changed]).run_id() != cfg.run_id()
+
+
+@pytest.mark.parametrize(("amp", "dtype"), [("off", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_amp_runs_the_forward_in_its_dtype_and_returns_float32_losses(amp, dtype):
+    spec, cnet = build("palora")
+    seen = []
+    cnet.net.heads["top-left"][0].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    x, targets = random_batch(spec, n=8)
+    losses = compute_losses(
+        cnet, x, targets, torch.tensor([[0.5, 0.5]]), spec.objectives, StepOptions.from_names("sequential", amp)
+    )
+    assert seen == [dtype] and losses.dtype == torch.float32
+
+
+def test_compile_compiles_the_model_in_place_keeping_its_parameter_names():
+    _, cnet = build("palora")
+    names = list(cnet.state_dict())
+    step_options(resolve("palora", "multimnist-mini", assignments=["train.compile=true"]), cnet)
+    assert cnet._compiled_call_impl is not None and list(cnet.state_dict()) == names
+
+
+def test_unknown_amp_and_ray_batching_list_the_valid_values():
+    with pytest.raises(ConfigError, match="valid: off, bf16, fp16"):
+        resolve("palora", "multimnist-mini", assignments=["train.amp=fp8"])
+    with pytest.raises(ConfigError, match="valid: sequential, vmap"):
+        resolve("palora", "multimnist-mini", assignments=["train.ray_batching=batched"])
+    with pytest.raises(ConfigError, match="valid: merged, activations"):
+        resolve("palora", "multimnist-mini", assignments=["method.adapter_path=hooks"])
+
+
+def tiny_run(tmp_path: Path, data_root: Path, *settings: str, method: str = "palora") -> dict:
+    cfg = resolve(method, "multimnist-mini", assignments=[*TINY, *settings])
+    result = run_experiment(cfg, tmp_path, data_root, "cpu", show_progress=False)
+    config = json.loads((result.directory / "config.json").read_text())["config"]["train"]
+    for setting in settings:  # recorded in the run
+        key, _, value = setting.partition("=")
+        assert str(config[key.split(".")[1]]).lower() == value
+    return result.summary
+
+
+def assert_same_front(a: dict, b: dict, atol: float) -> None:
+    assert len(a["front"]) == len(b["front"])
+    for p, q in zip(a["front"], b["front"], strict=True):
+        for objective, metrics in p["metrics"].items():
+            for name, value in metrics.items():
+                assert value == pytest.approx(q["metrics"][objective][name], abs=atol), (objective, name)
+
+
+@pytest.mark.parametrize("setting", ["train.ray_batching=vmap", "train.amp=bf16", "train.amp=fp16"])
+def test_a_tiny_run_gives_the_same_metrics(setting, tmp_path: Path, data_root: Path):
+    plain = tiny_run(tmp_path / "plain", data_root)
+    other = tiny_run(tmp_path / "other", data_root, setting)
+    # vmap differs only by rounding; bf16 keeps 8 bits of mantissa, so 8 steps drift a little further
+    assert_same_front(other, plain, atol=0.01 if "vmap" in setting else 0.05)
+    assert other["hypervolume"] == pytest.approx(plain["hypervolume"], abs=0.01 if "vmap" in setting else 0.03)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("cc") is None and shutil.which("gcc") is None, reason="torch.compile needs a C compiler"
+)
+def test_a_compiled_tiny_run_gives_the_same_metrics(tmp_path: Path, data_root: Path):
+    plain = tiny_run(tmp_path / "plain", data_root)
+    compiled = tiny_run(tmp_path / "compiled", data_root, "train.compile=true")
+    assert_same_front(compiled, plain, atol=0.01)
