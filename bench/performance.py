@@ -8,7 +8,7 @@ plain backbone, PaLoRA's ratio over separate invocations, and the speed-up of vm
    with ``compare_ray_batching`` so vmappable methods also report vmap's speed-up.
 2. ``python -m bench.profile --method palora`` run ``--invocations`` times as separate processes (the
    issue's criterion: the median of their time ratios), and the same with
-   ``method.adapter_path=activations`` (the official layers' way of computing Linear adapters).
+   ``method.adapter_path=activations`` (Linear adapters on activations, as the official ``PaLinear``).
 
 Writes ``performance.csv`` (every row, every column) and ``performance.md`` (the machine, the tables,
 the command) atomically under ``--out``. A benchmark: it measures and reports, it asserts nothing.
@@ -130,7 +130,7 @@ def render(
         "| adapter path | time ÷ plain per invocation | median |",
         "|---|---|---|",
         f"| merged weights (default) | {', '.join(f'{v:.3f}' for v in merged)} | **{np.median(merged):.3f}** |",
-        f"| Linear adapters on activations, convs merged (the official layers' computation) | "
+        f"| Linear adapters on activations (as the official PaLinear, vectorised over tasks), convs merged | "
         f"{', '.join(f'{v:.3f}' for v in activations)} | {np.median(activations):.3f} |",
         "",
         "## Every method",
