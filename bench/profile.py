@@ -34,6 +34,8 @@ from torch import Tensor
 from bench import atomic
 from bench.conditioning import UnconditionedNet, ray_batching_problem
 from bench.config import RunConfig, resolve
+from bench.data.batches import make_batches
+from bench.data.synthetic import synthetic_split
 from bench.errors import UserError
 from bench.evaluate import evaluate
 from bench.loop import train_step
@@ -92,15 +94,26 @@ class Stepper:
     """``method`` built in ``cfg``'s setting (dataset, backbone, batch size, optimizer), ready to
     take timed training steps and an evaluation pass."""
 
-    def __init__(self, cfg: RunConfig, method: Method, device: torch.device, total: int, root: Path, workers: int):
+    def __init__(
+        self, cfg: RunConfig, method: Method, device: torch.device, total: int, root: Path, workers: int, synthetic: int
+    ):
         self.cfg, self.method, self.device, self.total = cfg, method, device, total
+        self.synthetic = synthetic
         self.spec = DATASETS.get(cfg.dataset)
         generator = torch.Generator().manual_seed(cfg.seed)
         spec = self.spec
-        self.train = load_split(
-            spec, root, "train", cfg.train.batch_size, cfg.data.train_limit, device, generator, workers
-        )
-        self.val = load_split(spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None, workers)
+        if synthetic:  # random data shaped like the dataset's, on the device
+            with torch.random.fork_rng(devices=[]):
+                shaped = synthetic_split(spec, backbone_factory(spec, cfg.model, root)(), synthetic, cfg.seed)
+            self.train = make_batches(shaped, cfg.train.batch_size, device, generator)
+            self.val = make_batches(shaped, cfg.train.eval_batch_size, device)
+        else:
+            self.train = load_split(
+                spec, root, "train", cfg.train.batch_size, cfg.data.train_limit, device, generator, workers
+            )
+            self.val = load_split(
+                spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None, workers
+            )
         torch.manual_seed(cfg.seed)
         self.cnet = method.build(backbone_factory(spec, cfg.model, root)).to(device)
         self.options = step_options(cfg, self.cnet)
@@ -159,6 +172,7 @@ def summarize(
         "step_peak_bytes": peak[0],
         "step_peak_kind": peak[1],
         "threads": torch.get_num_threads(),
+        "data": "synthetic" if stepper.synthetic else "real",
     }
 
 
@@ -175,6 +189,7 @@ def profile(
     sets: list[str],
     root: Path,
     compare_ray_batching: bool = False,
+    synthetic: int = 0,
 ) -> dict[str, Any]:
     """One row: ``method``'s numbers and their ratios to the plain backbone. The two take their timed
     steps alternately, so a slow spell of the machine hits both alike. With ``compare_ray_batching``
@@ -186,13 +201,17 @@ def profile(
     spec = DATASETS.get(dataset)
     method_object = METHODS.get(method)(cfg.hparams, spec)
     total = WARMUP_STEPS + MEMORY_STEPS + steps
-    steppers = {"ours": Stepper(cfg, method_object, device, total, root, workers)}
+    steppers = {"ours": Stepper(cfg, method_object, device, total, root, workers, synthetic)}
     plain_method = PlainBackbone(spec, rays_per_step(method_object))
-    steppers["plain"] = Stepper(with_train(cfg, ray_batching="sequential"), plain_method, device, total, root, workers)
+    steppers["plain"] = Stepper(
+        with_train(cfg, ray_batching="sequential"), plain_method, device, total, root, workers, synthetic
+    )
     if compare_ray_batching and ray_batching_problem(steppers["ours"].cnet) is None:
         other = "sequential" if cfg.train.ray_batching == "vmap" else "vmap"
         other_method = METHODS.get(method)(cfg.hparams, spec)
-        steppers["other"] = Stepper(with_train(cfg, ray_batching=other), other_method, device, total, root, workers)
+        steppers["other"] = Stepper(
+            with_train(cfg, ray_batching=other), other_method, device, total, root, workers, synthetic
+        )
     for _ in range(WARMUP_STEPS):
         for stepper in steppers.values():
             stepper.step()
@@ -266,6 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time the method with the other train.ray_batching (vmap vs sequential) and report the speed-up",
     )
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N random samples shaped like the dataset's instead of its files (e.g. CelebA-shaped input on a GPU)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here (JSON, atomically)")
     args = parser.parse_args(argv)
     try:
@@ -281,7 +307,15 @@ def main(argv: list[str] | None = None) -> int:
         for name in methods:
             rows.append(
                 profile(
-                    name, args.dataset, device, args.steps, args.batch_size, args.sets, root, args.compare_ray_batching
+                    name,
+                    args.dataset,
+                    device,
+                    args.steps,
+                    args.batch_size,
+                    args.sets,
+                    root,
+                    args.compare_ray_batching,
+                    args.synthetic,
                 )
             )
             print(format_row(rows[-1]), flush=True)

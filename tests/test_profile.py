@@ -12,6 +12,7 @@ import torch
 
 from bench.backbones import create_backbone
 from bench.config import resolve
+from bench.data.synthetic import synthetic_split
 from bench.profile import PlainBackbone, main, rays_per_step
 from bench.registry import DATASETS, METHODS
 
@@ -53,3 +54,35 @@ def test_profile_rejects_bad_input(capsys: pytest.CaptureFixture[str]):
     assert "valid methods" in capsys.readouterr().err
     assert main(["--method", "palora", "--steps", "0"]) == 2
     assert "--steps must be >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("dataset", "expected"),
+    [
+        ("multimnist3", {name: ((4,), torch.int64) for name in ("top-left", "top-right", "bottom")}),
+        ("cityscapes", {"segmentation": ((4, 128, 256), torch.int64), "depth": ((4, 1, 128, 256), torch.float32)}),
+        ("sarcos", {f"torque{i}": ((4,), torch.float32) for i in range(1, 8)}),
+    ],
+)
+def test_synthetic_data_is_shaped_as_each_objectives_loss_expects(dataset, expected):
+    spec = DATASETS.get(dataset)
+    net = create_backbone(spec.backbone, spec, **dict(spec.backbone_options))
+    x, targets = synthetic_split(spec, net, 4)
+    assert tuple(x.shape) == (4, *spec.input_shape)
+    assert {k: (tuple(v.shape), v.dtype) for k, v in targets.items()} == expected
+    out = net.train()(x)
+    assert all(torch.isfinite(o.loss(out[o.name], targets[o.name])) for o in spec.objectives)
+
+
+def test_profile_runs_on_synthetic_celeba_shaped_input_without_the_files(tmp_path: Path):
+    out = tmp_path / "p.json"
+    args = ["--method", "palora", "--dataset", "celeba", "--device", "cpu", "--steps", "1", "--batch-size", "4"]
+    assert main([*args, "--synthetic", "8", "--data-root", str(tmp_path / "empty"), "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["data"] == "synthetic" and row["step_ms_median"] > 0 and row["eval_rays"] > 1
+
+
+def test_synthetic_data_refuses_a_target_layout_it_cannot_guess(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    args = ["--method", "ls", "--dataset", "utkface", "--device", "cpu", "--steps", "1", "--synthetic", "4"]
+    assert main([*args, "--data-root", str(tmp_path)]) == 2
+    assert "no synthetic target fits objective 'age'" in capsys.readouterr().err
