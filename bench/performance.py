@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 
 from bench import atomic
+from bench.analysis.tables import markdown
 from bench.errors import UserError
 from bench.profile import profile
 from bench.registry import METHODS, load_all
@@ -71,12 +72,6 @@ def invocation_ratios(device: str, dataset: str, steps: int, invocations: int, s
     return ratios
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def method_table(rows: list[dict[str, Any]]) -> str:
     def ratio(value: float, digits: int = 2) -> str:
         return "" if not math.isfinite(value) else f"{value:.{digits}f}"
@@ -100,7 +95,7 @@ def method_table(rows: list[dict[str, Any]]) -> str:
             "vmap speed-up": [ratio(r["vmap_speedup"]) for r in rows],
         }
     )
-    return markdown_table(frame)
+    return markdown(frame).rstrip("\n")
 
 
 def render(
