@@ -95,18 +95,23 @@ class Stepper:
     take timed training steps and an evaluation pass."""
 
     def __init__(
-        self, cfg: RunConfig, method: Method, device: torch.device, total: int, root: Path, workers: int, synthetic: int
+        self,
+        cfg: RunConfig,
+        method: Method,
+        device: torch.device,
+        total: int,
+        root: Path,
+        workers: int,
+        synthetic: tuple[Tensor, dict[str, Tensor]] | None = None,
     ):
         self.cfg, self.method, self.device, self.total = cfg, method, device, total
-        self.synthetic = synthetic
+        self.synthetic = synthetic is not None
         self.spec = DATASETS.get(cfg.dataset)
         generator = torch.Generator().manual_seed(cfg.seed)
         spec = self.spec
-        if synthetic:  # random data shaped like the dataset's, on the device
-            with torch.random.fork_rng(devices=[]):
-                shaped = synthetic_split(spec, backbone_factory(spec, cfg.model, root)(), synthetic, cfg.seed)
-            self.train = make_batches(shaped, cfg.train.batch_size, device, generator)
-            self.val = make_batches(shaped, cfg.train.eval_batch_size, device)
+        if synthetic is not None:  # random data shaped like the dataset's (:func:`synthetic_data`)
+            self.train = make_batches(synthetic, cfg.train.batch_size, device, generator)
+            self.val = make_batches(synthetic, cfg.train.eval_batch_size, device)
         else:
             self.train = load_split(
                 spec, root, "train", cfg.train.batch_size, cfg.data.train_limit, device, generator, workers
@@ -176,6 +181,13 @@ def summarize(
     }
 
 
+def synthetic_data(cfg: RunConfig, root: Path, n: int) -> tuple[Tensor, dict[str, Tensor]]:
+    """``n`` random samples shaped like ``cfg.dataset``'s, made once for every stepper of a profile."""
+    spec = DATASETS.get(cfg.dataset)
+    with torch.random.fork_rng(devices=[]):
+        return synthetic_split(spec, backbone_factory(spec, cfg.model, root)(), n, cfg.seed)
+
+
 def with_train(cfg: RunConfig, **changes: Any) -> RunConfig:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **changes))
 
@@ -201,16 +213,17 @@ def profile(
     spec = DATASETS.get(dataset)
     method_object = METHODS.get(method)(cfg.hparams, spec)
     total = WARMUP_STEPS + MEMORY_STEPS + steps
-    steppers = {"ours": Stepper(cfg, method_object, device, total, root, workers, synthetic)}
+    data = synthetic_data(cfg, root, synthetic) if synthetic else None
+    steppers = {"ours": Stepper(cfg, method_object, device, total, root, workers, data)}
     plain_method = PlainBackbone(spec, rays_per_step(method_object))
     steppers["plain"] = Stepper(
-        with_train(cfg, ray_batching="sequential"), plain_method, device, total, root, workers, synthetic
+        with_train(cfg, ray_batching="sequential"), plain_method, device, total, root, workers, data
     )
     if compare_ray_batching and ray_batching_problem(steppers["ours"].cnet) is None:
         other = "sequential" if cfg.train.ray_batching == "vmap" else "vmap"
         other_method = METHODS.get(method)(cfg.hparams, spec)
         steppers["other"] = Stepper(
-            with_train(cfg, ray_batching=other), other_method, device, total, root, workers, synthetic
+            with_train(cfg, ray_batching=other), other_method, device, total, root, workers, data
         )
     for _ in range(WARMUP_STEPS):
         for stepper in steppers.values():
