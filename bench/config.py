@@ -43,6 +43,10 @@ class TrainConfig:
     eval_batch_size: int = 1024
     eval_every: int = 1
     """Evaluate the ray grid on val every this many epochs (and always after the last)."""
+    val_points_per_edge: int = 3
+    """Validation during training evaluates the rays of the evaluation grid that lie on the grid with
+    this many points per edge (3: the vertices and the midpoints; 0: the whole grid). The test front
+    always uses the whole grid. See FIDELITY.md ("validation during training")."""
     max_steps: int = 0
     """Stop after this many optimizer steps (0: no limit); the ray schedule still spans all epochs."""
     lr_step: int = 0
@@ -64,8 +68,12 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr_step < 0 or self.max_steps < 0 or self.checkpoint_every < 0:
-            raise ValueError("train.lr_step, train.max_steps and train.checkpoint_every must be >= 0")
+        if self.lr_step < 0 or self.max_steps < 0 or self.checkpoint_every < 0 or self.val_points_per_edge < 0:
+            raise ValueError(
+                "train.lr_step, train.max_steps, train.checkpoint_every and train.val_points_per_edge must be >= 0"
+            )
+        if self.val_points_per_edge == 1:
+            raise ValueError("train.val_points_per_edge must be 0 (the whole grid) or >= 2, got 1")
         for name, valid in (("ray_batching", RAY_BATCHING), ("amp", AMP_DTYPES)):
             if getattr(self, name) not in valid:
                 raise ValueError(f"unknown train.{name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
@@ -132,7 +140,9 @@ ADDED_LATER = {
     "train.ray_batching": "sequential",
     "train.amp": "off",
     "train.compile": False,
+    "train.val_points_per_edge": 0,
     "method_hparams.adapter_path": "merged",
+    "method_hparams.stacking": "auto",
 }
 """Keys added after runs were recorded, with the value that reproduces those runs: at that value a
 key is left out of the identity, so every earlier run keeps its run id (and a sweep still finds it)."""

@@ -2,39 +2,102 @@
 
 Each metric sums its per-batch statistics over the split (:meth:`bench.spec.Metric.statistics`),
 so means, confusion-matrix mIoU and histogram medians are all exact over the whole split.
+
+What makes it cheap, none of which changes a number: each ray's model is made once per evaluation
+(:meth:`bench.spec.ConditionedNet.at_ray`: PaLoRA's merged weights, PaMaL's weighted sum, PHN's
+hypernetwork output) rather than once per batch; ``torch.inference_mode``; on CPU the forward runs
+in slices of :data:`CPU_FORWARD_SLICE` samples, whose activations stay in cache (a 1,024-sample
+MultiLeNet forward is ~1.4x slower per sample than four of 256, with bitwise the same outputs), and
+the outputs are put back together before the statistics, so these are computed as before.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from bench.rays import eval_grid
 from bench.spec import Batch, ConditionedNet, DatasetSpec
 
+CPU_FORWARD_SLICE = 256
+"""Samples per forward on CPU (0: the whole batch). Only the compute is sliced, not the batch."""
+BOUND_BYTES_BUDGET = 1 << 30
+"""At most this many bytes of per-ray weights are made at once; more rays take another pass over the data."""
 
-@torch.no_grad()
+
+def forward_slice(device: torch.device) -> int:
+    return CPU_FORWARD_SLICE if device.type == "cpu" else 0
+
+
+def sliced(model: Callable[[Tensor], dict[str, Tensor]], x: Tensor, size: int) -> dict[str, Tensor]:
+    """``model(x)``, computed ``size`` samples at a time (all at once when ``size`` is 0 or larger)."""
+    if not size or x.shape[0] <= size:
+        return model(x)
+    parts = [model(x[i : i + size]) for i in range(0, x.shape[0], size)]
+    return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
+
+
+def batched_rays(cnet: ConditionedNet, device: torch.device) -> bool:
+    """Whether the group's rays run in one ``forward_rays`` call: for models whose own fast path it is
+    (:attr:`bench.spec.ConditionedNet.batches_rays`, LS's stacked members), on an accelerator; on
+    CPU each ray runs alone (a vmapped MultiLeNet's grouped convolutions are slower there)."""
+    return cnet.batches_rays and device.type != "cpu"
+
+
+def ray_groups(cnet: ConditionedNet, rays: Tensor) -> list[Tensor]:
+    """``rays`` in groups whose per-ray weights fit :data:`BOUND_BYTES_BUDGET` together."""
+    per_ray = max(1, cnet.inference_parameters() * 4)
+    size = max(1, BOUND_BYTES_BUDGET // per_ray)
+    return [rays[i : i + size] for i in range(0, rays.shape[0], size)]
+
+
+def validation_rays(eval_rays: Tensor, num_tasks: int, points_per_edge: int) -> Tensor:
+    """The rays validated during training (``train.val_points_per_edge``): those of ``eval_rays``
+    on the coarser grid with ``points_per_edge`` points per edge; all of them when that is 0 or
+    when none lies on it (custom LS rays, T >= 4, a single-point method's uniform ray)."""
+    if points_per_edge <= 0:
+        return eval_rays
+    coarse = eval_grid(num_tasks, points_per_edge).to(eval_rays)
+    on_grid = torch.isclose(eval_rays[:, None, :], coarse[None], atol=1e-6).all(-1).any(-1)
+    return eval_rays[on_grid] if on_grid.any() else eval_rays
+
+
+def _batch_statistics(outs: list[dict[str, Tensor]], targets: dict[str, Tensor], keys: list) -> list[list[Tensor]]:
+    return [[m.statistics(out[o.name], targets[o.name]) for o, m in keys] for out in outs]
+
+
+@torch.inference_mode()
 def evaluate(cnet: ConditionedNet, loader: Iterable[Batch], rays: Tensor, spec: DatasetSpec) -> list[dict[str, Any]]:
     """Each metric of each objective over the split, for each ray: one row per (ray, objective, metric)."""
     was_training = cnet.training
     cnet.eval()
     keys = [(o, m) for o in spec.objectives for m in o.metrics]
-    sums: list[list[Tensor]] | None = None
-    for x, targets in loader:
-        batch = []
-        for ray in rays:
-            out = cnet(x, ray)
-            batch.append([m.statistics(out[o.name], targets[o.name]) for o, m in keys])
-        sums = (
-            batch
-            if sums is None
-            else [[a + b for a, b in zip(s, t, strict=True)] for s, t in zip(sums, batch, strict=True)]
-        )
-    cnet.train(was_training)
-    if sums is None:
-        raise ValueError("evaluation split is empty")
+    sums: list[list[Tensor]] = []
+    try:
+        for group in ray_groups(cnet, rays):
+            group_sums: list[list[Tensor]] | None = None
+            models = None if batched_rays(cnet, group.device) else [cnet.at_ray(ray) for ray in group]
+            for x, targets in loader:
+                size = forward_slice(x.device)
+                if models is None:  # the model runs several rays in one call ([R, B, ...] outputs)
+                    stacked = _rays_sliced(cnet, x, group, size)
+                    outs = [{name: out[r] for name, out in stacked.items()} for r in range(group.shape[0])]
+                else:
+                    outs = [sliced(model, x, size) for model in models]
+                batch = _batch_statistics(outs, targets, keys)
+                group_sums = (
+                    batch
+                    if group_sums is None
+                    else [[a + b for a, b in zip(s, t, strict=True)] for s, t in zip(group_sums, batch, strict=True)]
+                )
+            if group_sums is None:
+                raise ValueError("evaluation split is empty")
+            sums += group_sums
+    finally:
+        cnet.train(was_training)
     values = [[m.value(stat.cpu()) for (_, m), stat in zip(keys, per_ray, strict=True)] for per_ray in sums]
     return [
         {
@@ -47,6 +110,14 @@ def evaluate(cnet: ConditionedNet, loader: Iterable[Batch], rays: Tensor, spec: 
         for r, ray in enumerate(rays.cpu())
         for j, (o, m) in enumerate(keys)
     ]
+
+
+def _rays_sliced(cnet: ConditionedNet, x: Tensor, rays: Tensor, size: int) -> dict[str, Tensor]:
+    """``cnet.forward_rays(x, rays)`` ([R, B, ...]) computed ``size`` samples at a time."""
+    if not size or x.shape[0] <= size:
+        return cnet.forward_rays(x, rays)
+    parts = [cnet.forward_rays(x[i : i + size], rays) for i in range(0, x.shape[0], size)]
+    return {name: torch.cat([p[name] for p in parts], dim=1) for name in parts[0]}
 
 
 def front(rows: list[dict[str, Any]], spec: DatasetSpec) -> list[dict[str, Any]]:

@@ -48,7 +48,7 @@ def compute_losses(
 ) -> Tensor:
     """losses[R, T]: each objective's batch-mean loss under each ray (float32 under autocast too)."""
     with torch.autocast(x.device.type, dtype=options.amp or torch.float32, enabled=options.amp is not None):
-        if options.batch_rays:
+        if options.batch_rays or cnet.batches_rays:
             outs = cnet.forward_rays(x, rays)
             per_ray = [{name: out[r] for name, out in outs.items()} for r in range(rays.shape[0])]
         else:

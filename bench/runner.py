@@ -22,7 +22,7 @@ from bench.conditioning import ray_batching_problem
 from bench.config import ModelConfig, RunConfig
 from bench.data.batches import Batches, LoaderBatches, make_batches
 from bench.errors import ConfigError
-from bench.evaluate import evaluate, front
+from bench.evaluate import evaluate, front, validation_rays
 from bench.loop import StepOptions, fit
 from bench.memory import peak_kind, read_peak_bytes, reset_peak, training_state_bytes
 from bench.record import RunRecord, read_status
@@ -237,6 +237,7 @@ def _train_and_record(
     saved: dict[str, Any] | None,
 ) -> RunResult:
     torch.manual_seed(cfg.seed)
+    method.device = device
     cnet = method.build(make_backbone).to(device)
     options = step_options(cfg, cnet)
     optimizer = make_optimizer(cfg, method, cnet)
@@ -245,6 +246,7 @@ def _train_and_record(
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, cfg.train.lr_step, cfg.train.lr_gamma)
     ray_generator = torch.Generator().manual_seed(cfg.seed + 1)
     eval_rays = method.eval_rays().to(device)
+    val_rays = validation_rays(eval_rays, spec.num_tasks, cfg.train.val_points_per_edge)
     eval_seconds = 0.0
     peaks = {"train": 0, "eval": 0}
     resumes: list[dict[str, Any]] = []
@@ -272,7 +274,7 @@ def _train_and_record(
         t0 = time.perf_counter()
         peaks["train"] = max(peaks["train"], read_peak_bytes(device))  # the training phase just ended
         reset_peak(device)
-        rows = evaluate(cnet, val, eval_rays, spec)
+        rows = evaluate(cnet, val, val_rays, spec)
         peaks["eval"] = max(peaks["eval"], read_peak_bytes(device))
         reset_peak(device)
         eval_seconds += time.perf_counter() - t0
@@ -309,7 +311,9 @@ def _train_and_record(
     peaks["train"] = max(peaks["train"], read_peak_bytes(device))
 
     test = load_split(spec, root, "test", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None, workers)
+    test_started = time.perf_counter()
     test_rows = evaluate(cnet, test, eval_rays, spec)
+    test_eval_seconds = time.perf_counter() - test_started
     record.add_metrics(
         test_rows,
         step=stats.steps,
@@ -339,6 +343,8 @@ def _train_and_record(
         "train_seconds": round(stats.train_seconds, 3),
         "seconds_per_step": round(stats.train_seconds / max(stats.steps, 1), 6),
         "eval_seconds": round(eval_seconds, 3),
+        "test_eval_seconds": round(test_eval_seconds, 3),
+        "val_rays": int(val_rays.shape[0]),
         "wall_seconds": round(time.perf_counter() - started, 3),
         "peak_memory_bytes": {**peaks, "kind": peak_kind(device)},
         "resumed": resumes,

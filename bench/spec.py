@@ -165,6 +165,10 @@ class ConditionedNet(nn.Module):
     vmaps_over_rays: ClassVar[bool] = False
     """Whether ``forward`` may run under ``torch.func.vmap`` over rays: the ray only computes
     parameters or inputs, and ``forward`` has no side effects (``train.ray_batching = vmap``)."""
+    batches_rays: ClassVar[bool] = False
+    """Whether :meth:`forward_rays` is the model's own fast path (e.g. K stacked models run as one
+    vmapped model): the loop and the evaluation then run several rays through it in one call,
+    whatever ``train.ray_batching`` says."""
 
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -173,6 +177,11 @@ class ConditionedNet(nn.Module):
         """The outputs for every ray of ``rays`` [R, T] at once, each [R, B, ...]: ``forward``
         vmapped over the rays (a ray-specific weight becomes a batched matmul or grouped conv)."""
         return torch.func.vmap(lambda ray: self(x, ray), randomness="different")(rays)
+
+    def at_ray(self, ray: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
+        """The model with ``ray`` fixed, for evaluation: ``at_ray(ray)(x) == self(x, ray)``. A model
+        whose ray makes its parameters overrides it to make them once, not once per batch."""
+        return lambda x: self(x, ray)
 
     def inference_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -199,6 +208,9 @@ class Method:
         self.hparams = hparams
         self.spec = spec
         self.num_tasks = spec.num_tasks
+        self.device = torch.device("cpu")
+        """The device the run trains on, set by the harness before :meth:`build`: a method may pick
+        the implementation that is fastest there (never one that computes something else)."""
 
     def build(self, make_backbone: Callable[..., MultiTaskNet]) -> ConditionedNet:
         """Turn freshly initialised backbone(s) into the ray-conditioned model. Each call of

@@ -116,6 +116,13 @@ class PaLoRANet(ConditionedNet):
         finally:
             self.ray = None
 
+    def at_ray(self, ray: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
+        """The backbone with this ray's merged weights, merged once (the evaluation's model)."""
+        if self.path != PaLoRANet.path:  # the Linear adapters read the ray at every call
+            return super().at_ray(ray)
+        weights = self.merged_weights(ray)
+        return lambda x: functional_call(self.net, weights, (x,))
+
     def inference_parameters(self) -> int:
         return sum(p.numel() for p in self.net.parameters())
 

@@ -69,6 +69,11 @@ class PaMaLNet(ConditionedNet):
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
         return self.target(self.combined(ray), x)
 
+    def at_ray(self, ray: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
+        """The target with this ray's weighted sum of the members, summed once."""
+        params = self.combined(ray)
+        return lambda x: self.target(params, x)
+
     def inference_parameters(self) -> int:
         return self.target.numel()
 

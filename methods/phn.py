@@ -106,6 +106,17 @@ class PHNNet(ConditionedNet):
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
         return self.target(self.hyper(ray.to(x.dtype)), x)
 
+    def at_ray(self, ray: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
+        """The target with the hypernetwork's output for this ray, computed once."""
+        cache: dict[torch.dtype, dict[str, Tensor]] = {}
+
+        def model(x: Tensor) -> dict[str, Tensor]:
+            if x.dtype not in cache:
+                cache[x.dtype] = self.hyper(ray.to(x.dtype))
+            return self.target(cache[x.dtype], x)
+
+        return model
+
     def inference_parameters(self) -> int:
         return self.target.numel()
 

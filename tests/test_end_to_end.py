@@ -35,9 +35,13 @@ def test_tiny_run_writes_a_complete_record(name, tmp_path: Path, data_root: Path
     assert summary["parameters"]["trainable"] >= summary["parameters"]["inference"] > 0
     assert summary["peak_memory_bytes"]["train"] > 0 and summary["wall_seconds"] > 0
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    # 2 val evaluations + 1 test evaluation, each (11 rays or 1 point) x 2 tasks x 2 metrics
+    # 2 val evaluations (the 3-point grid, or 1 point) + 1 test evaluation (11 rays or 1 point),
+    # each x 2 tasks x 2 metrics
     per_eval = points * 4
-    assert sum(r["split"] == "val" for r in rows) == 2 * per_eval
+    val_points = 3 if points == 11 else 1
+    assert sum(r["split"] == "val" for r in rows) == 2 * val_points * 4
+    val_rays = {tuple(r["ray"]) for r in rows if r["split"] == "val"}
+    assert val_rays <= {tuple(r["ray"]) for r in rows if r["split"] == "test"}
     assert sum(r["split"] == "test" for r in rows) == per_eval
     assert {r["epoch"] for r in rows if r["split"] == "val"} == {1, 2}
     assert not list(run_dir.glob("*.tmp"))
