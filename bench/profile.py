@@ -120,6 +120,7 @@ class Stepper:
                 spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None, workers
             )
         torch.manual_seed(cfg.seed)
+        method.device = device
         self.cnet = method.build(backbone_factory(spec, cfg.model, root)).to(device)
         self.options = step_options(cfg, self.cnet)
         self.optimizer = make_optimizer(cfg, method, self.cnet)

@@ -5,6 +5,14 @@ dataset's evaluation grid), so that it yields a front like every PFL method. The
 in lockstep over the same batches: their parameters, gradients and Adam states are disjoint, so
 this equals K separate trainings with shared data order, and it needs K models in memory (the
 record says so). A sweep can split the rays over jobs: ``--set method.rays=0.3,0.7`` trains one model.
+
+``method.stacking`` picks how the K models run. ``loop`` (:class:`Ensemble`): K modules, one forward
+each. ``vmap`` (:class:`StackedEnsemble`): every parameter stacked as one [K, *shape] tensor and one
+``torch.func.vmap`` over ``torch.func.functional_call`` of a parameter-free backbone, so one forward
+and one backward train all K (Adam is elementwise: one Adam over the stacks equals K Adams).
+vmap cannot update BatchNorm running statistics, so ``auto`` (default) stacks only backbones without
+them (MultiLeNet, MLP), and only on an accelerator: on CPU the stacked MultiLeNet's grouped
+convolutions are ~2x slower than the loop (H200: 2.4x faster; ``results/performance*.md``).
 """
 
 from __future__ import annotations
@@ -16,40 +24,122 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from bench.conditioning import FunctionalTarget, parameter_key
 from bench.errors import ConfigError
 from bench.registry import METHODS
 from bench.spec import ConditionedNet, Method, MultiTaskNet
 
+STACKING = ("auto", "vmap", "loop")
+
 
 @dataclasses.dataclass(frozen=True)
 class LSHparams:
-    """``rays``: the fixed loss weights, one model each; empty means the dataset's evaluation grid."""
+    """``rays``: the fixed loss weights, one model each; empty means the dataset's evaluation grid.
+    ``stacking``: ``auto``, ``vmap`` (stacked parameters, one vmapped forward) or ``loop`` (K modules)."""
 
     rays: tuple[tuple[float, ...], ...] = ()
+    stacking: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.stacking not in STACKING:
+            raise ConfigError(f"unknown method.stacking {self.stacking!r}; valid: {', '.join(STACKING)}")
 
 
-class Ensemble(ConditionedNet):
-    """K independent backbones, one per ray; ``forward(x, ray)`` runs the member trained for ``ray``."""
+def tracked_batchnorm(net: nn.Module) -> str | None:
+    """The class name of a BatchNorm layer of ``net`` that tracks running statistics, or None."""
+    for module in net.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            return type(module).__name__
+    return None
+
+
+class _PerRayModels(ConditionedNet):
+    """K models, model k trained for ``rays[k]``; maps rays to members."""
 
     path = "one-model-per-ray"
 
-    def __init__(self, members: list[MultiTaskNet], rays: Tensor) -> None:
+    def __init__(self, rays: Tensor) -> None:
         super().__init__()
-        self.members = nn.ModuleList(members)
         self.register_buffer("rays", rays.clone())
         self._rays_cpu = rays.clone().cpu()
 
-    def member_index(self, ray: Tensor) -> int:
-        hits = torch.isclose(self._rays_cpu, ray.detach().cpu().to(self._rays_cpu.dtype), atol=1e-6).all(dim=1)
-        if not hits.any():
+    def member_indices(self, rays: Tensor) -> list[int]:
+        """The member trained for each ray of ``rays`` [R, T]; ValueError for a ray none was trained for."""
+        rays = rays.detach().cpu().to(self._rays_cpu.dtype).reshape(-1, self._rays_cpu.shape[1])
+        hits = torch.isclose(rays[:, None], self._rays_cpu[None], atol=1e-6).all(dim=2)  # [R, K]
+        found = hits.any(dim=1)
+        if not found.all():
+            ray = rays[int((~found).nonzero()[0])]
             raise ValueError(f"no LS model was trained for ray {ray.tolist()}; trained rays: {self._rays_cpu.tolist()}")
-        return int(hits.nonzero()[0])
+        return hits.int().argmax(dim=1).tolist()  # the first matching member
+
+    def member_index(self, ray: Tensor) -> int:
+        return self.member_indices(ray)[0]
+
+
+class Ensemble(_PerRayModels):
+    """K independent backbones, one per ray; ``forward(x, ray)`` runs the member trained for ``ray``."""
+
+    def __init__(self, members: list[MultiTaskNet], rays: Tensor) -> None:
+        super().__init__(rays)
+        self.members = nn.ModuleList(members)
 
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
         return self.members[self.member_index(ray)](x)
 
+    def at_ray(self, ray: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
+        """The member trained for ``ray``, found once."""
+        return self.members[self.member_index(ray)]
+
     def inference_parameters(self) -> int:
         return sum(p.numel() for p in self.members[0].parameters())
+
+
+class StackedEnsemble(_PerRayModels):
+    """The K backbones' parameters stacked [K, *shape] (``stacked``, keyed by ``parameter_key``) and
+    run by ``vmap`` over ``functional_call`` of one parameter-free copy (``target``). Buffers are the
+    first member's, shared: only for backbones without tracked BatchNorm statistics."""
+
+    batches_rays = True
+
+    def __init__(self, members: list[MultiTaskNet], rays: Tensor) -> None:
+        super().__init__(rays)
+        if name := tracked_batchnorm(members[0]):
+            raise ValueError(f"cannot stack models with {name} running statistics under vmap")
+        per_member = [dict(m.named_parameters()) for m in members]
+        self.target = FunctionalTarget(members[0])
+        self.target.take_initial()  # member 0's values: stacked below with the others
+        self.names = list(self.target.shapes)
+        self.stacked = nn.ParameterDict(
+            {
+                parameter_key(name): nn.Parameter(torch.stack([p[name].detach() for p in per_member]))
+                for name in self.names
+            }
+        )
+
+    def member_parameters(self, k: int) -> dict[str, Tensor]:
+        """Member k's parameters (views of the stacks) by their backbone names."""
+        return {name: self.stacked[parameter_key(name)][k] for name in self.names}
+
+    def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
+        return self.target(self.member_parameters(self.member_index(ray)), x)
+
+    def forward_rays(self, x: Tensor, rays: Tensor) -> dict[str, Tensor]:
+        """Each ray's member on ``x`` in one vmapped call: outputs [R, B, ...]."""
+        index = self.member_indices(rays)
+        stacks = {name: self.stacked[parameter_key(name)] for name in self.names}
+        if index != list(range(len(self._rays_cpu))):  # a subset or another order: gather those members
+            chosen = torch.tensor(index, device=self.rays.device)
+            stacks = {name: stack.index_select(0, chosen) for name, stack in stacks.items()}
+        return torch.func.vmap(lambda params: self.target(params, x), randomness="different")(stacks)
+
+    def at_ray(self, ray: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
+        """The member trained for ``ray``, its parameters sliced once."""
+        params = self.member_parameters(self.member_index(ray))
+        return lambda x: self.target(params, x)
+
+    def inference_parameters(self) -> int:
+        return self.target.numel()
 
 
 @METHODS.register("ls")
@@ -70,9 +160,22 @@ class LinearScalarization(Method):
             self.rays = rays
         else:
             self.rays = spec.eval_rays()
+        self.stacking = hparams.stacking
+        """The path that ran (``vmap`` or ``loop``) once :meth:`build` has chosen it."""
 
-    def build(self, make_backbone: Callable[[], MultiTaskNet]) -> Ensemble:
-        return Ensemble([make_backbone() for _ in range(len(self.rays))], self.rays)
+    def build(self, make_backbone: Callable[[], MultiTaskNet]) -> Ensemble | StackedEnsemble:
+        members = [make_backbone() for _ in range(len(self.rays))]
+        batchnorm = tracked_batchnorm(members[0])
+        if self.hparams.stacking == "vmap" and batchnorm:
+            raise ConfigError(
+                f"method.stacking=vmap cannot stack LS models whose backbone has {batchnorm} layers "
+                "(vmap cannot update their running statistics); use method.stacking=loop"
+            )
+        stack = self.hparams.stacking == "vmap" or (self.hparams.stacking == "auto" and self.device.type != "cpu")
+        self.stacking = "vmap" if stack and not batchnorm else "loop"
+        if self.stacking == "loop":
+            return Ensemble(members, self.rays)
+        return StackedEnsemble(members, self.rays)
 
     def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
         return self.rays
@@ -81,4 +184,4 @@ class LinearScalarization(Method):
         return self.rays
 
     def describe(self) -> dict[str, Any]:
-        return {"models": len(self.rays), "memory_models": len(self.rays)}
+        return {"models": len(self.rays), "memory_models": len(self.rays), "stacking": self.stacking}

@@ -1,14 +1,19 @@
-"""Linear scalarisation: one independent model per ray."""
+"""Linear scalarisation: one independent model per ray, looped (Ensemble) or stacked (StackedEnsemble)."""
 
 import pytest
 import torch
+from torch import Tensor, nn
+from torch.func import functional_call
 
 from bench.backbones import create_backbone
+from bench.conditioning import parameter_key
 from bench.config import apply_overrides
 from bench.errors import ConfigError
 from bench.loop import compute_losses
-from methods.ls import LinearScalarization, LSHparams
+from methods.ls import Ensemble, LinearScalarization, LSHparams, StackedEnsemble
 from tests.conftest import random_batch
+
+STACKINGS = pytest.mark.parametrize("stacking", ["loop", "vmap"])
 
 
 def build(spec, **overrides):
@@ -17,41 +22,62 @@ def build(spec, **overrides):
     return method, method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
 
 
-def test_one_model_per_eval_ray_by_default(mini_spec):
-    method, cnet = build(mini_spec)
-    assert len(cnet.members) == 11 and torch.equal(method.train_rays(0.1, torch.Generator()), mini_spec.eval_rays())
+def member_module(cnet: Ensemble | StackedEnsemble, k: int) -> nn.Module:
+    """A module that runs member k's architecture (given its parameters by functional_call)."""
+    return cnet.members[k] if isinstance(cnet, Ensemble) else cnet.target.net
+
+
+def member_params(cnet: Ensemble | StackedEnsemble, k: int) -> dict[str, Tensor]:
+    if isinstance(cnet, Ensemble):
+        return dict(cnet.members[k].named_parameters())
+    return cnet.member_parameters(k)
+
+
+def member_grads(cnet: Ensemble | StackedEnsemble, k: int) -> dict[str, Tensor]:
+    if isinstance(cnet, Ensemble):
+        return {name: p.grad for name, p in cnet.members[k].named_parameters()}
+    return {name: cnet.stacked[parameter_key(name)].grad[k] for name in cnet.names}
+
+
+def number_of_members(cnet: Ensemble | StackedEnsemble) -> int:
+    return len(cnet.members) if isinstance(cnet, Ensemble) else len(next(iter(cnet.stacked.values())))
+
+
+@STACKINGS
+def test_one_model_per_eval_ray_by_default(mini_spec, stacking):
+    method, cnet = build(mini_spec, stacking=stacking)
+    assert number_of_members(cnet) == 11 and method.describe()["stacking"] == stacking
+    assert torch.equal(method.train_rays(0.1, torch.Generator()), mini_spec.eval_rays())
     x = torch.rand(4, 1, 28, 28)
     for k, ray in enumerate(method.eval_rays()):
-        out, direct = cnet(x, ray), cnet.members[k](x)
+        out, direct = cnet(x, ray), functional_call(member_module(cnet, k), member_params(cnet, k), (x,))
         assert all(torch.equal(out[t], direct[t]) for t in out)
     assert cnet.inference_parameters() == 27450
 
 
-def test_models_are_independent_and_weighted_by_their_ray(mini_spec):
-    method, cnet = build(mini_spec, rays="1,0;0.5,0.5")
+@STACKINGS
+def test_models_are_independent_and_weighted_by_their_ray(mini_spec, stacking):
+    method, cnet = build(mini_spec, rays="1,0;0.5,0.5", stacking=stacking)
     x, targets = random_batch(mini_spec)
     rays = method.train_rays(0.5, torch.Generator())
     losses = compute_losses(cnet, x, targets, rays, mini_spec.objectives)
     method.backward(losses, rays, cnet)
     # model 0 has weight 0 on the second task: its second head gets exactly zero gradient
-    assert all(torch.count_nonzero(p.grad) == 0 for p in cnet.members[0].heads["bottom-right"].parameters())
+    zero_head = {n: g for n, g in member_grads(cnet, 0).items() if n.startswith("heads.bottom-right.")}
+    assert zero_head and all(torch.count_nonzero(g) == 0 for g in zero_head.values())
     # model 1's gradient equals that of its own scalarised loss alone
-    alone = [
-        torch.autograd.grad(
-            0.5 * o.loss(cnet.members[1](x)[o.name], targets[o.name]),
-            list(cnet.members[1].parameters()),
-            allow_unused=True,
-        )
-        for o in mini_spec.objectives
-    ]
-    for p, g0, g1 in zip(cnet.members[1].parameters(), *alone, strict=True):
-        expected = sum(g for g in (g0, g1) if g is not None)
-        assert torch.allclose(p.grad, expected, atol=1e-6)
+    leaves = {n: p.detach().clone().requires_grad_() for n, p in member_params(cnet, 1).items()}
+    out = functional_call(member_module(cnet, 1), leaves, (x,))
+    loss = sum(0.5 * o.loss(out[o.name], targets[o.name]) for o in mini_spec.objectives)
+    alone = dict(zip(leaves, torch.autograd.grad(loss, list(leaves.values())), strict=True))
+    for name, grad in member_grads(cnet, 1).items():
+        assert torch.allclose(grad, alone[name], atol=1e-6), name
 
 
-def test_a_single_ray_trains_one_model(mini_spec):
-    method, cnet = build(mini_spec, rays="0.3,0.7")
-    assert len(cnet.members) == 1 and method.eval_rays().tolist() == [[pytest.approx(0.3), pytest.approx(0.7)]]
+@STACKINGS
+def test_a_single_ray_trains_one_model(mini_spec, stacking):
+    method, cnet = build(mini_spec, rays="0.3,0.7", stacking=stacking)
+    assert number_of_members(cnet) == 1 and method.eval_rays().tolist() == [[pytest.approx(0.3), pytest.approx(0.7)]]
     with pytest.raises(ValueError, match="no LS model"):
         cnet(torch.rand(2, 1, 28, 28), torch.tensor([0.5, 0.5]))
 
