@@ -3,9 +3,12 @@
     python -m bench.sweep slurm/<spec>.toml [--cluster slurm|local|debug] [--out DIR] [--dry-run]
     python -m bench.sweep status slurm/<spec>.toml [--out DIR]
 
-``--cluster slurm`` submits one job array (one task per run) through submitit; ``local`` runs one
-worker per visible GPU (one on CPU when there is none), the runs spread round-robin over them;
-``debug`` runs everything in this process. Runs already COMPLETED under ``--out`` (same run id)
+``--cluster slurm`` submits one job array through submitit, one task per run, or per
+``[cluster] runs_per_gpu`` runs that then share the task's GPU, each in its own process; ``local``
+runs ``runs_per_gpu`` worker processes per visible GPU (that many on CPU when there is none), each
+pinned to its GPU with its share of the CPU threads, the runs dealt out over them in turn; ``debug``
+runs everything in this process. A run that fails, or a worker that is killed, leaves the others
+running. Runs already COMPLETED under ``--out`` (same run id)
 are skipped, and unfinished ones resume from their checkpoints, so running a sweep again is safe.
 State is read from each run's own record, never from the scheduler.
 """
@@ -13,6 +16,7 @@ State is read from each run's own record, never from the scheduler.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +32,7 @@ from bench import atomic
 from bench.config import RunConfig
 from bench.errors import ConfigError, UserError
 from bench.record import read_status
-from bench.sweep_job import SweepJob
+from bench.sweep_job import SweepJob, mark_lost, thread_env, worker_gone
 from bench.sweep_spec import SweepSpec, load_spec
 
 CLUSTERS = ("slurm", "local", "debug")
@@ -54,7 +58,8 @@ def default_out(spec: SweepSpec) -> Path:
 def run_state(out: Path, cfg: RunConfig, job: str | None = None, active: set[str] | None = None) -> tuple[str, str]:
     """(state, detail) from the run's record: pending, running, completed or failed (with reason).
     With the run's SLURM ``job`` and the ``active`` job ids, a RUNNING record whose job has left
-    the queue is reported as failed (killed without a word), and a queued run as pending."""
+    the queue is reported as failed (killed without a word), and a queued run as pending; without
+    a SLURM job, a RUNNING record whose worker process on this host is gone is failed too."""
     status = read_status(out / cfg.run_id())
     queued = job is not None and active is not None and job in active
     if status == "COMPLETED":
@@ -62,6 +67,9 @@ def run_state(out: Path, cfg: RunConfig, job: str | None = None, active: set[str
     if status is None or (status.startswith("FAILED") and queued):
         return "pending", f"queued as job {job}" if queued else ""
     if status == "RUNNING":
+        gone = worker_gone(out / cfg.run_id()) if job is None else ""
+        if gone:
+            return "failed", gone
         if job is not None and active is not None and not queued:
             return "failed", f"RUNNING in its record, but job {job} has left the queue (killed? see its log)"
         return "running", "RUNNING" if active is not None else "RUNNING (or its job died: see the scheduler)"
@@ -81,6 +89,11 @@ def make_executor(cluster: str, folder: Path, spec: SweepSpec) -> submitit.Execu
     profile = spec.cluster
     if cluster == "slurm" and shutil.which("sbatch") is None:
         raise UserError("--cluster slurm needs sbatch on the PATH (a SLURM login node); use --cluster local here")
+    if cluster == "local":  # not through AutoExecutor, which refuses LocalExecutor's visible_gpus
+        local = submitit.LocalExecutor(folder=folder)
+        # the profile's limit is for a cluster's queue; a local worker runs its runs to the end
+        local.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
+        return local
     executor = submitit.AutoExecutor(folder=folder, cluster=cluster, slurm_max_num_timeout=profile.max_requeues)
     if cluster == "slurm":
         optional = {
@@ -99,30 +112,50 @@ def make_executor(cluster: str, folder: Path, spec: SweepSpec) -> submitit.Execu
             slurm_signal_delay_s=profile.signal_delay_s,
             **{k: v for k, v in optional.items() if v},
         )
-    elif cluster == "local":
-        # the profile's limit is for a cluster's queue; a local worker runs its runs to the end
-        executor.update_parameters(timeout_min=LOCAL_TIMEOUT_MIN)
     return executor
+
+
+def local_gpus(runs_per_gpu: int) -> list[int | None]:
+    """The GPU of each local worker: ``runs_per_gpu`` per visible GPU, the GPUs taken in turn so
+    that a few runs spread over all of them; ``runs_per_gpu`` workers on CPU (None) without one."""
+    gpus = torch.cuda.device_count()
+    return [gpu for _ in range(runs_per_gpu) for gpu in range(gpus)] if gpus else [None] * runs_per_gpu
+
+
+def submit_local(executor: submitit.Executor, todo: list[RunConfig], args: tuple, runs_per_gpu: int) -> list:
+    """One worker process (a submitit local job) per GPU slot, each pinned to its GPU and given its
+    share of the CPU threads; the runs are dealt out over the workers in turn."""
+    slots = local_gpus(runs_per_gpu)
+    chunks = [(gpu, todo[k :: len(slots)]) for k, gpu in enumerate(slots) if todo[k :: len(slots)]]
+    threads = max(1, (os.cpu_count() or 1) // len(chunks)) if len(chunks) > 1 else 0
+    assignments = []
+    for gpu, chunk in chunks:
+        if gpu is not None:
+            executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
+        with thread_env(threads):  # the worker process starts with these variables
+            assignments.append((chunk, executor.submit(SweepJob(), chunk, *args, threads=threads)))
+    return assignments
+
+
+def submit_groups(executor: submitit.Executor, todo: list[RunConfig], args: tuple, runs_per_gpu: int) -> list:
+    """One job (a SLURM array task) per ``runs_per_gpu`` runs, consecutive in the grid and so alike
+    in size; a job of several runs starts one worker process per run (see ``SweepJob._run_pack``)."""
+    groups = [todo[i : i + runs_per_gpu] for i in range(0, len(todo), runs_per_gpu)]
+    with executor.batch():
+        jobs = [executor.submit(SweepJob(), group, *args, **pack_option(len(group))) for group in groups]
+    return list(zip(groups, jobs, strict=True))
+
+
+def pack_option(runs: int) -> dict[str, int]:
+    """No option for a job of one run, so it is submitted exactly as before packing existed."""
+    return {"pack": runs} if runs > 1 else {}
 
 
 def submit(spec: SweepSpec, todo: list[RunConfig], out: Path, cluster: str) -> list[Any]:
     """Submit ``todo``; returns the jobs. Records run id -> job id in ``<out>/_sweep/jobs.json``."""
     executor = make_executor(cluster, out / "_sweep" / "submitit", spec)
     args = (str(out), spec.run.data_root, spec.run.device, spec.run.workers)
-    assignments: list[tuple[list[RunConfig], Any]] = []
-    if cluster == "local":
-        gpus = torch.cuda.device_count()
-        for k in range(max(1, gpus)):
-            chunk = todo[k :: max(1, gpus)]
-            if not chunk:
-                continue
-            if gpus:
-                executor.update_parameters(gpus_per_node=1, visible_gpus=[k])
-            assignments.append((chunk, executor.submit(SweepJob(), chunk, *args)))
-    else:
-        with executor.batch():
-            pending = [(cfg, executor.submit(SweepJob(), [cfg], *args)) for cfg in todo]
-        assignments = [([cfg], job) for cfg, job in pending]
+    assignments = submitted(executor, todo, args, cluster, spec.cluster.runs_per_gpu)
     jobs = read_jobs(out)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for chunk, job in assignments:
@@ -130,6 +163,13 @@ def submit(spec: SweepSpec, todo: list[RunConfig], out: Path, cluster: str) -> l
             jobs[cfg.run_id()] = {"job_id": str(job.job_id), "cluster": cluster, "submitted": now}
     atomic.write_json(out / JOBS_FILE, jobs)
     return [job for _, job in assignments]
+
+
+def submitted(executor: submitit.Executor, todo: list[RunConfig], args: tuple, cluster: str, per_gpu: int) -> list:
+    """(runs, job) pairs: local workers, SLURM array tasks, or one in-process job per run (debug)."""
+    if cluster == "local":
+        return submit_local(executor, todo, args, per_gpu)
+    return submit_groups(executor, todo, args, per_gpu if cluster == "slurm" else 1)
 
 
 def slurm_job(jobs: dict[str, Any], cfg: RunConfig) -> str | None:
@@ -199,14 +239,31 @@ def launch(spec: SweepSpec, out: Path, cluster: str, dry_run: bool) -> int:
     if cluster == "slurm":
         print(f"follow with: python -m bench.sweep status {spec.path} --out {out}")
         return 0
-    failures = 0
-    for job in jobs:  # debug runs here, in this process; local waits for its workers
-        try:
-            job.result()
-        except Exception as err:  # a failed run: its record says why; the others go on
-            failures += 1
-            print(f"job {job.job_id} failed: {str(err).strip().splitlines()[-1] if str(err).strip() else err}")
+    failures = sum(not finished(job, cluster, out) for job in jobs)
     return status(spec, out) or (1 if failures else 0)
+
+
+def finished(job: Any, cluster: str, out: Path) -> bool:
+    """Wait for a debug or local job; False, with a line saying why, when some run of it failed.
+    A local worker that died without a result (killed) leaves its RUNNING run marked FAILED."""
+    if cluster == "local":
+        job.wait()
+        if not job.paths.result_pickle.exists():
+            reason = f"its local worker (job {job.job_id}) ended without a result (killed? see {job.paths.stderr})"
+            lost = [cfg.run_id() for cfg in job_runs(job) if mark_lost(out / cfg.run_id(), reason)]
+            print(f"job {job.job_id} died without a result; unfinished: {', '.join(lost) or 'none'}")
+            return False
+    try:
+        job.result()
+    except Exception as err:  # a failed run: its record says why; the others go on
+        print(f"job {job.job_id} failed: {str(err).strip().splitlines()[-1] if str(err).strip() else err}")
+        return False
+    return True
+
+
+def job_runs(job: Any) -> list[RunConfig]:
+    """The runs a job was submitted with (from its pickled submission)."""
+    return list(job.submission().args[0])
 
 
 def main(argv: list[str] | None = None) -> int:

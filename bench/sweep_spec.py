@@ -14,6 +14,7 @@ variants = [{}, {"method.rank" = 4}]   # optional: extra settings, one grid axis
 profile = "profiles/template.toml"     # relative to this spec
 partition = "gpu"
 time_min = 240
+runs_per_gpu = 2             # runs at once on one GPU, each in its own process (default 1)
 ```
 
 Unknown tables and keys are errors that list the valid ones; every run's settings are resolved
@@ -37,7 +38,8 @@ GRID_KEYS = ("methods", "datasets", "seeds", "variants")
 
 @dataclasses.dataclass(frozen=True)
 class ClusterProfile:
-    """Resources of one job (one run) and how many run at once. Empty strings are left unset."""
+    """Resources of one job (one run, or ``runs_per_gpu`` runs) and how many jobs run at once. Empty
+    strings are left unset."""
 
     partition: str = ""
     account: str = ""
@@ -52,6 +54,13 @@ class ClusterProfile:
     """Seconds before the time limit at which SLURM signals the job to checkpoint and requeue."""
     max_requeues: int = 3
     """Time-out requeues allowed per job (submitit's ``max_num_timeout``); preemptions are unlimited."""
+    runs_per_gpu: int = 1
+    """Runs at once on one GPU, each in its own process. SLURM: one job per N runs, its CPUs and memory
+    shared by them; ``--cluster local``: N workers per visible GPU (N on CPU)."""
+
+    def __post_init__(self) -> None:
+        if self.runs_per_gpu < 1:
+            raise ValueError(f"cluster.runs_per_gpu must be >= 1, got {self.runs_per_gpu}")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,8 +22,8 @@ import torch
 from bench.config import resolve
 from bench.record import read_status
 from bench.runner import run_experiment
-from bench.sweep import main, submit
-from bench.sweep_job import REQUEUE_LOG
+from bench.sweep import active_slurm_jobs, main, submit
+from bench.sweep_job import REQUEUE_LOG, WORKER_FILE
 from bench.sweep_spec import load_spec
 
 pytestmark = pytest.mark.slurm
@@ -68,10 +68,12 @@ def wait_for(condition, timeout: float, what: str, logs: Path) -> None:
     pytest.fail(f"timed out after {timeout} s waiting for {what}\n" + "\n".join(tails))
 
 
-def write_spec(path: Path, methods: list[str], seeds: list[int]) -> Path:
+def write_spec(path: Path, methods: list[str], seeds: list[int], runs_per_gpu: int = 1) -> Path:
+    """A spec for the local cluster: one CPU per run (a packed job gets one per run it holds)."""
     lines = ["[grid]", f"methods = {json.dumps(methods)}", 'datasets = ["multimnist-mini"]', f"seeds = {seeds}"]
     lines += ["[set]", *[f'"{k}" = {json.dumps(v)}' for k, v in SETTINGS.items()]]
-    lines += ["[cluster]", 'partition = "debug"', "gpus_per_node = 0", "cpus_per_task = 1", "mem_gb = 1"]
+    lines += ["[cluster]", 'partition = "debug"', "gpus_per_node = 0", f"cpus_per_task = {runs_per_gpu}", "mem_gb = 1"]
+    lines += [f"runs_per_gpu = {runs_per_gpu}"]
     lines += ["time_min = 60", "[run]", 'device = "cpu"', f'data_root = "{os.environ["PFLBENCH_DATA"]}"']
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -152,3 +154,57 @@ def test_preemption_signal_checkpoints_requeues_and_resumes(slurm_cluster, tmp_p
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["resumed"]) == 1 and summary["resumed"][0]["slurm_restart_count"] >= 1
     assert summary["front"] == uninterrupted_front(tmp_path)
+
+
+def both_mid_run(run_dirs: list[Path]) -> bool:
+    return all((d / "checkpoint.pt").is_file() and read_status(d) == "RUNNING" for d in run_dirs)
+
+
+def test_packed_job_runs_two_runs_at_once_and_requeues_both(slurm_cluster, tmp_path: Path):
+    """runs_per_gpu = 2: one array task holds both runs, each in its own process with one of the
+    task's two CPUs; a preemption is noted in both, the job requeues, and both resume to the
+    uninterrupted result."""
+    spec = load_spec(write_spec(tmp_path / "packed.toml", ["ls"], [0, 1], runs_per_gpu=2))
+    out = tmp_path / "out"
+    (job,) = submit(spec, spec.configs(), out, "slurm")
+    run_dirs = [out / cfg.run_id() for cfg in spec.configs()]
+    wait_for(lambda: both_mid_run(run_dirs), 180, "a checkpoint of both packed runs", out)
+    workers = [json.loads((d / WORKER_FILE).read_text()) for d in run_dirs]
+    assert len({w["pid"] for w in workers}) == 2 and len({w["slurm_job_id"] for w in workers}) == 1
+    assert {w["torch_threads"] for w in workers} == {1}
+    preempt(job, out)
+    wait_for(lambda: all(read_status(d) == "COMPLETED" for d in run_dirs), 400, "both runs to complete", out)
+    for d in run_dirs:
+        assert len((d / REQUEUE_LOG).read_text().splitlines()) == 1
+        summary = json.loads((d / "summary.json").read_text())
+        assert len(summary["resumed"]) == 1 and summary["resumed"][0]["slurm_restart_count"] >= 1
+    front = json.loads((run_dirs[0] / "summary.json").read_text())["front"]
+    assert front == uninterrupted_front(tmp_path)
+
+
+def test_packed_job_worker_killed_leaves_the_other_and_is_resumed(slurm_cluster, tmp_path: Path, capsys):
+    """A worker of a packed job killed with SIGKILL (as the OOM killer would): its run is marked
+    FAILED with why, the other run completes, and running the sweep again resumes the killed one."""
+    spec = write_spec(tmp_path / "packed.toml", ["ls"], [0, 1], runs_per_gpu=2)
+    out = tmp_path / "out"
+    assert main([str(spec), "--cluster", "slurm", "--out", str(out)]) == 0
+    assert "submitted 2 runs as 1 slurm job(s)" in capsys.readouterr().out
+    victim, other = [out / cfg.run_id() for cfg in load_spec(spec).configs()]
+    job_id = json.loads((out / "_sweep" / "jobs.json").read_text())[victim.name]["job_id"]
+    wait_for(lambda: both_mid_run([victim, other]), 180, "a checkpoint of both packed runs", out)
+    pid = json.loads((victim / WORKER_FILE).read_text())["pid"]
+    os.kill(pid, 9)
+    wait_for(lambda: read_status(other) == "COMPLETED", 400, "the other run to complete", out)
+    assert (
+        read_status(victim)
+        == f"FAILED: its worker process {pid} was killed by SIGKILL; run the sweep again to resume it"
+    )
+    wait_for(lambda: job_id not in (active_slurm_jobs() or set()), 60, "the job to leave the queue", out)
+    capsys.readouterr()
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    assert "completed 1, failed 1" in capsys.readouterr().out
+    assert main([str(spec), "--cluster", "slurm", "--out", str(out)]) == 0
+    assert "submitted 1 runs as 1 slurm job(s)" in capsys.readouterr().out
+    wait_for(lambda: read_status(victim) == "COMPLETED", 400, "the killed run to resume and complete", out)
+    summary = json.loads((victim / "summary.json").read_text())
+    assert len(summary["resumed"]) == 1 and summary["resumed"][0]["from_step"] > 0

@@ -36,7 +36,7 @@ def test_minimal_spec_expands_to_the_grid(tmp_path: Path):
     assert [(c.method, c.seed) for c in configs] == [("ls", 0), ("ls", 1), ("palora", 0), ("palora", 1)]
     assert all(c.train.epochs == 1 and c.train.max_steps == 2 for c in configs)
     assert len({c.run_id() for c in configs}) == 4
-    assert spec.cluster.time_min == 240 and spec.run.device == "auto"
+    assert spec.cluster.time_min == 240 and spec.cluster.runs_per_gpu == 1 and spec.run.device == "auto"
 
 
 def test_variants_are_a_grid_axis(tmp_path: Path):
@@ -56,6 +56,11 @@ GRID = '[grid]\nmethods=["ls"]\ndatasets=["multimnist-mini"]\n'
         (GRID + "seed=[0]\n", "unknown key(s) seed; valid keys: methods"),
         (GRID + "[cluster]\ngpu=1\n", "unknown key 'cluster.gpu'; valid keys: cluster.partition, cluster.account"),
         (GRID + '[cluster]\ntime_min="1h"\n', "[cluster]: cluster.time_min: expected int, got '1h'"),
+        (
+            GRID + "[cluster]\nruns_per_gpu=0\n",
+            "[cluster]: invalid cluster settings: cluster.runs_per_gpu must be >= 1",
+        ),
+        (GRID + "[cluster]\nruns_per_gpu=1.5\n", "[cluster]: cluster.runs_per_gpu: expected int, got 1.5"),
         ('[grid]\nmethods="ls"\ndatasets=["multimnist-mini"]\n', "methods must be a non-empty list"),
         (GRID + "seeds=[]\n", "seeds must be a non-empty list"),
         ("[set]\n", "a [grid] table with methods, datasets and seeds is required"),
@@ -131,6 +136,10 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     spec = write_spec(tmp_path / "s.toml")
     assert main([str(spec), "--cluster", "kubernetes", "--dry-run"]) == 2
     assert capsys.readouterr().err.strip() == "error: unknown cluster 'kubernetes'; valid clusters: slurm, local, debug"
+    bad = write_spec(tmp_path / "bad.toml", extra="[cluster]\nruns_per_gpu = -2")
+    assert main([str(bad), "--cluster", "local", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "cluster.runs_per_gpu must be >= 1, got -2" in err
     assert main(["status", str(tmp_path / "missing.toml")]) == 2
     assert "not found" in capsys.readouterr().err
 
