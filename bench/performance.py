@@ -35,6 +35,7 @@ import torch
 from bench import atomic
 from bench.analysis.tables import markdown
 from bench.errors import UserError
+from bench.performance_quick import run_quick
 from bench.profile import profile
 from bench.registry import METHODS, load_all
 from bench.runner import default_data_root, resolve_device
@@ -157,10 +158,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invocations", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch threads on CPU (the issue's setting: 2)")
     parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the short GPU benchmark instead (bench.performance_quick): performance-gpu.{md,csv}",
+    )
+    parser.add_argument("--budget-s", type=float, default=420, help="--quick: seconds for everything")
+    parser.add_argument(
+        "--runs-per-gpu", type=int, default=8, help="--quick: runs packed on the GPU against one at a time (0: skip)"
+    )
     args = parser.parse_args(argv)
     try:
         load_all()
         device = resolve_device(args.device)
+        if args.quick:
+            return run_quick(args, device, args.data_root or default_data_root(), machine(device))
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the separate invocations
         root = args.data_root or default_data_root()
