@@ -10,6 +10,7 @@ datasets with random augmentation resume with the same batches but fresh augment
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,10 @@ from bench.loop import LoopState
 from bench.spec import ConditionedNet, Method
 
 FILENAME = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+"""The checkpoint before the latest, kept so that a damaged latest one never blocks a run."""
 VERSION = 1
+KEYS = ("version", "model", "optimizer", "scheduler", "method", "rng", "loop", "runner")
 
 
 @dataclasses.dataclass
@@ -58,8 +62,11 @@ def set_global_rng_states(states: dict[str, Any], device: torch.device) -> None:
 
 
 def save(directory: Path, parts: Trainables, loop: LoopState, runner: dict[str, Any]) -> Path:
-    """Write the checkpoint of this moment (``runner``: the runner's own accumulators)."""
+    """Write the checkpoint of this moment (``runner``: the runner's own accumulators); the one it
+    replaces becomes :data:`PREVIOUS`."""
     path = Path(directory) / FILENAME
+    if path.is_file():
+        os.replace(path, Path(directory) / PREVIOUS)
     atomic.torch_save(
         path,
         {
@@ -80,15 +87,55 @@ def save(directory: Path, parts: Trainables, loop: LoopState, runner: dict[str, 
     return path
 
 
-def load(directory: Path) -> dict[str, Any] | None:
-    """The checkpoint in ``directory``, or None when there is none."""
-    path = Path(directory) / FILENAME
-    if not path.is_file():
-        return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if state.get("version") != VERSION:
-        raise ValueError(f"{path}: checkpoint version {state.get('version')}, this code reads {VERSION}")
+def read(path: Path) -> dict[str, Any]:
+    """The checkpoint at ``path``; ValueError saying why it cannot be one (truncated, empty, not a
+    checkpoint, missing parts, another version)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a damaged checkpoint
+        raise ValueError(f"unreadable ({type(err).__name__}: {str(err).strip()[:80]})") from err
+    if not isinstance(state, dict):
+        raise ValueError(f"not a checkpoint (a {type(state).__name__})")
+    if missing := [key for key in KEYS if key not in state]:
+        raise ValueError(f"not a checkpoint of this harness (no {', '.join(missing)})")
+    if state["version"] != VERSION:
+        raise ValueError(f"checkpoint version {state['version']!r}, this code reads {VERSION}")
     return state
+
+
+def fits(state: dict[str, Any], parts: Trainables) -> None:
+    """ValueError unless ``state`` holds this run's model and optimizer (names, shapes, groups)."""
+    ours = parts.cnet.state_dict()
+    theirs = state["model"]
+    if not isinstance(theirs, dict) or set(theirs) != set(ours):
+        raise ValueError("its model is not this run's (other parameter names: another method or backbone)")
+    if bad := [k for k, v in ours.items() if not isinstance(theirs[k], torch.Tensor) or theirs[k].shape != v.shape]:
+        raise ValueError(f"its model is not this run's ({bad[0]} has another shape)")
+    groups = state["optimizer"].get("param_groups", []) if isinstance(state["optimizer"], dict) else []
+    if [len(g["params"]) for g in groups] != [len(g["params"]) for g in parts.optimizer.param_groups]:
+        raise ValueError("its optimizer is not this run's (other parameter groups)")
+
+
+def load(directory: Path, parts: Trainables) -> tuple[dict[str, Any] | None, list[str]]:
+    """The newest checkpoint in ``directory`` that is sound and fits ``parts`` (the latest, else the
+    previous), or None; and one line for each checkpoint passed over, saying why."""
+    passed_over = []
+    for name in (FILENAME, PREVIOUS):
+        path = Path(directory) / name
+        if not path.is_file():
+            continue
+        try:
+            state = read(path)
+            fits(state, parts)
+        except ValueError as err:
+            passed_over.append(f"{name} is damaged: {err}")
+            continue
+        return state, passed_over
+    return None, passed_over
+
+
+def exists(directory: Path) -> bool:
+    return any((Path(directory) / name).is_file() for name in (FILENAME, PREVIOUS))
 
 
 def restore(state: dict[str, Any], parts: Trainables) -> tuple[LoopState, dict[str, Any]]:

@@ -47,6 +47,9 @@ class TrainConfig:
     """Validation during training evaluates the rays of the evaluation grid that lie on the grid with
     this many points per edge (3: the vertices and the midpoints; 0: the whole grid). The test front
     always uses the whole grid. See FIDELITY.md ("validation during training")."""
+    val_samples: int = 1000
+    """Validation during training reads the first this many samples of the val split (0: all of it;
+    ``data.eval_limit``, when smaller, still applies)."""
     max_steps: int = 0
     """Stop after this many optimizer steps (0: no limit); the ray schedule still spans all epochs."""
     lr_step: int = 0
@@ -68,10 +71,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr_step < 0 or self.max_steps < 0 or self.checkpoint_every < 0 or self.val_points_per_edge < 0:
-            raise ValueError(
-                "train.lr_step, train.max_steps, train.checkpoint_every and train.val_points_per_edge must be >= 0"
-            )
+        for name in ("lr_step", "max_steps", "checkpoint_every", "val_points_per_edge", "val_samples"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.val_points_per_edge == 1:
             raise ValueError("train.val_points_per_edge must be 0 (the whole grid) or >= 2, got 1")
         for name, valid in (("ray_batching", RAY_BATCHING), ("amp", AMP_DTYPES)):
@@ -85,6 +87,11 @@ class DataConfig:
 
     train_limit: int = 0
     eval_limit: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("train_limit", "eval_limit"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"data.{name} must be >= 0 (0: everything), got {getattr(self, name)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +148,7 @@ ADDED_LATER = {
     "train.amp": "off",
     "train.compile": False,
     "train.val_points_per_edge": 0,
+    "train.val_samples": 0,
     "method_hparams.adapter_path": "merged",
     "method_hparams.stacking": "auto",
 }

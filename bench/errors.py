@@ -11,3 +11,12 @@ class ConfigError(UserError):
 
 class MissingDataError(UserError):
     """A dataset's files are not on disk; the message names them and says how to prepare them."""
+
+
+class RunFailed(Exception):
+    """A run that ended without a result, for a reason its record keeps (``FAILED: <message>``); the
+    CLI prints the message on one line and exits 1."""
+
+
+class Diverged(RunFailed):
+    """A non-finite training loss or evaluation metric: the run's numbers are not a result."""

@@ -15,9 +15,13 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from bench.data.batches import Batches
+from bench.errors import Diverged
 from bench.spec import ConditionedNet, Method, Objective
 
 RAY_HISTOGRAM_BINS = 10
+DIVERGENCE_CHECK_EVERY = 50
+"""On an accelerator the loop reads its non-finite-loss flag every this many steps (and before every
+checkpoint and evaluation), so that it never waits for the device at each step; on CPU every step."""
 
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -76,6 +80,27 @@ def train_step(
 
 
 @dataclasses.dataclass
+class DivergenceWatch:
+    """Notes the first step whose loss is not finite, on the device (no host sync), and raises
+    :class:`bench.errors.Diverged` when asked to :meth:`check`."""
+
+    def __init__(self, device: torch.device, steps_per_epoch: int) -> None:
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        self.steps_per_epoch = steps_per_epoch
+        self.every = 1 if device.type == "cpu" else DIVERGENCE_CHECK_EVERY
+
+    def note(self, step: int, losses: Tensor, loss: Tensor) -> None:
+        finite = torch.isfinite(loss).all() & torch.isfinite(losses).all()
+        self.first_bad.masked_fill_((self.first_bad < 0) & ~finite, step)
+
+    def check(self) -> None:
+        step = int(self.first_bad)
+        if step >= 0:
+            epoch = (step - 1) // max(self.steps_per_epoch, 1) + 1
+            raise Diverged(f"diverged: non-finite loss at step {step} (epoch {epoch})")
+
+
+@dataclasses.dataclass
 class LoopState:
     """Where the loop is, and everything it accumulated: what a checkpoint needs to resume it.
 
@@ -116,7 +141,8 @@ def fit(
     each evaluation (``train_seconds``: training time so far, evaluations excluded); step ``scheduler``
     (if any) once per epoch. From ``state`` (a checkpoint's) the loop continues where it stopped,
     replaying the interrupted epoch's shuffle from ``data_generator``. ``on_checkpoint(state)`` runs
-    every ``checkpoint_every`` steps and after each epoch's evaluation."""
+    every ``checkpoint_every`` steps and after each epoch's evaluation. A non-finite loss raises
+    :class:`bench.errors.Diverged` naming its step (:class:`DivergenceWatch`)."""
     device = next(cnet.parameters()).device
     total_steps = epochs * len(loader)
     state = state if state is not None else LoopState()
@@ -132,6 +158,7 @@ def fit(
         state.ray_histogram = histogram.tolist()
         return now
 
+    watch = DivergenceWatch(device, len(loader))
     cnet.train()
     done = bool(max_steps and state.steps >= max_steps)
     while state.epoch < epochs and not done:
@@ -159,6 +186,9 @@ def fit(
             losses, loss = train_step(cnet, method, optimizer, x, targets, rays.to(device), objectives, options)
             state.steps += 1
             state.batch += 1
+            watch.note(state.steps, losses, loss)
+            if state.steps % watch.every == 0:
+                watch.check()
             if state.steps % 10 == 0 or state.steps == 1:
                 task_losses = losses.detach().mean(0).tolist()
                 per_task = {o.name: f"{v:.3f}" for o, v in zip(objectives, task_losses, strict=True)}
@@ -168,8 +198,10 @@ def fit(
                 break
             if on_checkpoint and checkpoint_every and state.steps % checkpoint_every == 0 and state.batch < len(loader):
                 started = sync_clock(started)
+                watch.check()  # never save a diverged model as a checkpoint
                 on_checkpoint(state)
         sync_clock(started)
+        watch.check()
         if scheduler is not None:
             scheduler.step()
         if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs or done:

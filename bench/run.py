@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from bench.errors import UserError
+from bench.errors import RunFailed, UserError
 from bench.registry import BACKBONES, DATASETS, METHODS, load_all
 
 
@@ -113,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RunFailed as err:
+        print(f"error: run {cfg.run_id()} failed: {err} (its record says FAILED: {err})", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -21,12 +23,13 @@ from bench.backbones import create_backbone, resolve_weights
 from bench.conditioning import ray_batching_problem
 from bench.config import ModelConfig, RunConfig
 from bench.data.batches import Batches, LoaderBatches, make_batches
-from bench.errors import ConfigError
+from bench.errors import ConfigError, Diverged, RunFailed
 from bench.evaluate import evaluate, front, validation_rays
 from bench.loop import StepOptions, fit
 from bench.memory import peak_kind, read_peak_bytes, reset_peak, training_state_bytes
 from bench.record import RunRecord, read_status
 from bench.registry import BACKBONES, DATASETS, METHODS, load_all
+from bench.run_lock import run_lock
 from bench.spec import ConditionedNet, DatasetSpec, Split
 
 
@@ -150,6 +153,34 @@ def train_generator(batches: Batches) -> torch.Generator:
     return generator
 
 
+def clear_attempt(directory: Path, keep_damaged: bool = False) -> None:
+    """Remove what an earlier attempt left (checkpoints, summary, metrics, error log)."""
+    names = ["summary.json", "metrics.jsonl", "error.log"]
+    if not keep_damaged:
+        names += [checkpoint.FILENAME, checkpoint.PREVIOUS]
+    for name in names:
+        (directory / name).unlink(missing_ok=True)
+
+
+def set_aside_damaged(directory: Path, passed_over: list[str]) -> None:
+    """Rename each damaged checkpoint to ``<name>.damaged``, so a later save never keeps it as the
+    previous one (and it stays there to look at)."""
+    for line in passed_over:
+        name = line.split(" ", 1)[0]
+        if (directory / name).is_file():
+            os.replace(directory / name, directory / f"{name}.damaged")
+
+
+def check_finite(rows: list[dict[str, Any]], split: str, step: int, epoch: int) -> None:
+    """Raise :class:`Diverged` when an evaluation metric is not finite (NaN logits give a NaN loss)."""
+    for row in rows:
+        if not math.isfinite(row["value"]):
+            raise Diverged(
+                f"diverged: non-finite {split} {row['metric']} of {row['objective']} at ray {row['ray']} "
+                f"after step {step} (epoch {epoch})"
+            )
+
+
 def resume_note(step: int) -> dict[str, Any]:
     """How and where a run resumed: by hand, or as a requeued SLURM job (restart count, job id)."""
     note: dict[str, Any] = {"from_step": step, "at": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -185,40 +216,46 @@ def run_experiment(
     train = load_split(
         spec, root, "train", cfg.train.batch_size, cfg.data.train_limit, torch_device, data_generator, workers
     )
-    val = load_split(spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, torch_device, None, workers)
+    val_limit = min((n for n in (cfg.data.eval_limit, cfg.train.val_samples) if n > 0), default=0)
+    val = load_split(spec, root, "val", cfg.train.eval_batch_size, val_limit, torch_device, None, workers)
     make_backbone = backbone_factory(spec, cfg.model, root)
 
     directory = Path(out) / cfg.run_id()
     if resume and read_status(directory) == "COMPLETED" and (directory / "summary.json").is_file():
         return RunResult(directory, json.loads((directory / "summary.json").read_text()), skipped=True)
-    saved = checkpoint.load(directory) if resume else None
-    if saved is None:  # a fresh start: nothing of an earlier attempt may be mistaken for this one's
-        for stale in (checkpoint.FILENAME, "summary.json", "metrics.jsonl", "error.log"):
-            (directory / stale).unlink(missing_ok=True)
-    record = RunRecord(directory)
-    record.write_config(cfg.to_dict(), str(torch_device))
-    record.set_status("RUNNING")
-    try:
-        return _train_and_record(
-            cfg,
-            spec,
-            method,
-            make_backbone,
-            torch_device,
-            root,
-            train,
-            val,
-            workers,
-            record,
-            show_progress,
-            started,
-            saved,
-        )
-    except BaseException as err:
-        reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"{type(err).__name__}: {err}"
-        record.set_status(f"FAILED: {reason}")
-        (record.directory / "error.log").write_text(traceback.format_exc())
-        raise
+    with run_lock(directory):  # a second process on the same run stops here (RunLocked), touching nothing
+        resume = resume and checkpoint.exists(directory)
+        if not resume:  # a fresh start: nothing of an earlier attempt may be mistaken for this one's
+            clear_attempt(directory)
+        record = RunRecord(directory)
+        record.write_config(cfg.to_dict(), str(torch_device))
+        record.set_status("RUNNING")
+        try:
+            return _train_and_record(
+                cfg,
+                spec,
+                method,
+                make_backbone,
+                torch_device,
+                root,
+                train,
+                val,
+                workers,
+                record,
+                show_progress,
+                started,
+                resume,
+            )
+        except BaseException as err:
+            if isinstance(err, KeyboardInterrupt):
+                reason = "interrupted"
+            elif isinstance(err, RunFailed):
+                reason = str(err)
+            else:
+                reason = f"{type(err).__name__}: {err}"
+            record.set_status(f"FAILED: {reason}")
+            (record.directory / "error.log").write_text(traceback.format_exc())
+            raise
 
 
 def _train_and_record(
@@ -234,7 +271,7 @@ def _train_and_record(
     record: RunRecord,
     show_progress: bool,
     started: float,
-    saved: dict[str, Any] | None,
+    resume: bool,
 ) -> RunResult:
     torch.manual_seed(cfg.seed)
     method.device = device
@@ -252,12 +289,21 @@ def _train_and_record(
     resumes: list[dict[str, Any]] = []
     parts = checkpoint.Trainables(cnet, optimizer, scheduler, method, ray_generator, train_generator(train), device)
     loop_state = None
+    saved, passed_over = checkpoint.load(record.directory, parts) if resume else (None, [])
     if saved is not None:
         loop_state, runner_state = checkpoint.restore(saved, parts)
         eval_seconds, peaks = runner_state["eval_seconds"], runner_state["peaks"]
-        resumes = [*runner_state["resumes"], resume_note(loop_state.steps)]
+        resumes = [*runner_state["resumes"], {**resume_note(loop_state.steps), "passed_over": passed_over}]
         started -= runner_state["elapsed"]  # wall time counts every attempt up to its checkpoint
         record.keep_metrics(runner_state["metric_lines"])
+    elif passed_over:  # every checkpoint was damaged: start over, and say so
+        clear_attempt(record.directory, keep_damaged=True)
+        record.keep_metrics(0)
+        resumes = [{**resume_note(0), "passed_over": passed_over, "started_over": True}]
+    if passed_over:
+        where = f"resumed from step {loop_state.steps}" if loop_state is not None else "started over"
+        print(f"warning: run {record.directory.name}: {'; '.join(passed_over)}; {where}", file=sys.stderr)
+        set_aside_damaged(record.directory, passed_over)
 
     def on_checkpoint(state: Any) -> None:
         runner_state = {
@@ -275,6 +321,7 @@ def _train_and_record(
         peaks["train"] = max(peaks["train"], read_peak_bytes(device))  # the training phase just ended
         reset_peak(device)
         rows = evaluate(cnet, val, val_rays, spec)
+        check_finite(rows, "validation", step, epoch + 1)
         peaks["eval"] = max(peaks["eval"], read_peak_bytes(device))
         reset_peak(device)
         eval_seconds += time.perf_counter() - t0
@@ -314,6 +361,7 @@ def _train_and_record(
     test_started = time.perf_counter()
     test_rows = evaluate(cnet, test, eval_rays, spec)
     test_eval_seconds = time.perf_counter() - test_started
+    check_finite(test_rows, "test", stats.steps, cfg.train.epochs)
     record.add_metrics(
         test_rows,
         step=stats.steps,

@@ -37,7 +37,9 @@ import torch
 
 from bench import atomic
 from bench.config import RunConfig
+from bench.errors import RunFailed
 from bench.record import RunRecord, read_status
+from bench.run_lock import RunLocked
 from bench.runner import run_experiment
 
 REQUEUE_LOG = "requeues.jsonl"
@@ -165,12 +167,15 @@ class SweepJob(submitit.helpers.Checkpointable):
             self.current = Path(out) / cfg.run_id()
             try:
                 results.append(self._run_one(cfg, self.current, data_root, device, workers))
+            except RunLocked as err:  # another live process trains it: leave it to that one
+                print(f"skipped: {err}", flush=True)
             except Exception as err:  # its record says FAILED and why; the job's other runs go on
                 if self.requeuing:  # raised by submitit's requeue inside its signal handler: let it end the job
                     raise
+                reason = str(err) if isinstance(err, RunFailed) else f"{type(err).__name__}: {err}"
                 # a run failing before its record exists (missing data, a bad method setting) gets one too
-                RunRecord(self.current).set_status(f"FAILED: {type(err).__name__}: {err}")
-                failures.append(f"{cfg.run_id()}: {type(err).__name__}: {err}")
+                RunRecord(self.current).set_status(f"FAILED: {reason}")
+                failures.append(f"{cfg.run_id()}: {reason}")
         self.current = None
         return results, failures
 
