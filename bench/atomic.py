@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -10,6 +11,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
+
+from bench.errors import RunFailed
+
+DISK_ERRORS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT)
+
+
+class DiskFull(RunFailed):
+    """A full, over-quota or read-only disk: the file named was not written (nor half-written)."""
 
 
 def _umask() -> int:
@@ -21,8 +30,13 @@ def _umask() -> int:
 def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """mkstemp creates the file 0600; it gets the usual mode (0666 less the umask) before the rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        if err.errno in DISK_ERRORS:
+            raise DiskFull(f"{os.strerror(err.errno).lower()} writing {path}") from err
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -30,8 +44,10 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in DISK_ERRORS:
+            raise DiskFull(f"{os.strerror(err.errno).lower()} writing {path}") from err
         raise
 
 

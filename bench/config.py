@@ -71,6 +71,12 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:  # NaN too; inf is allowed (a run that diverges, and is recorded so)
+            raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        if not self.weight_decay >= 0 or not self.lr_gamma > 0:
+            raise ValueError(
+                f"train.weight_decay must be >= 0 and train.lr_gamma > 0, got {self.weight_decay}, {self.lr_gamma}"
+            )
         for name in ("lr_step", "max_steps", "checkpoint_every", "val_points_per_edge", "val_samples"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
@@ -292,6 +298,8 @@ def flatten_table(table: Mapping[str, Any], source: str) -> list[tuple[str, Any]
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    if Path(path).exists() and not Path(path).is_file():
+        raise ConfigError(f"config file {path} is not a file; give a TOML file")
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)
@@ -334,6 +342,8 @@ def resolve(
     from bench.registry import DATASETS, METHODS, load_all
 
     load_all()
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"--seed must be between 0 and 2**63 - 1, got {seed}")
     method_cls = METHODS.get(method)
     spec = DATASETS.get(dataset)
     pairs: list[tuple[str, Any]] = list(spec.train_defaults.items())

@@ -35,7 +35,7 @@ import torch
 from bench import atomic
 from bench.analysis.tables import markdown
 from bench.errors import UserError
-from bench.performance_quick import run_quick
+from bench.performance_quick import ls_lines, ls_rows, run_quick
 from bench.profile import profile
 from bench.registry import METHODS, load_all
 from bench.runner import default_data_root, resolve_device
@@ -100,7 +100,12 @@ def method_table(rows: list[dict[str, Any]]) -> str:
 
 
 def render(
-    rows: list[dict[str, Any]], merged: list[float], activations: list[float], args: argparse.Namespace, words: str
+    rows: list[dict[str, Any]],
+    merged: list[float],
+    activations: list[float],
+    args: argparse.Namespace,
+    words: str,
+    ls: list[dict[str, Any]] = (),
 ) -> str:
     device, dataset = rows[0]["device"], rows[0]["dataset"]
     command = f"python -m bench.performance --out {args.out} --device {args.device} --dataset {dataset}"
@@ -133,6 +138,7 @@ def render(
         "",
         method_table(rows),
         "",
+        *ls_lines(list(ls)),
         "## Parameter overhead (trainable ÷ one plain model − 1)",
         "",
         "| method | overhead | PaMaL's ÷ this | PHN-LS's ÷ this |",
@@ -180,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in METHODS.names():
             rows.append(profile(name, args.dataset, device, args.steps, 0, [], root, compare_ray_batching=True))
             print(f"{name}: {rows[-1]['step_ms_median']:.1f} ms, x{rows[-1]['time_ratio_to_plain']:.3f}", flush=True)
+        errors: list[str] = []
+        ls = ls_rows(device, args.steps, root, errors) if args.dataset == "multimnist-mini" else []
         merged = invocation_ratios(str(device), args.dataset, args.steps, args.invocations, [])
         activations = invocation_ratios(
             str(device), args.dataset, args.steps, args.invocations, ["method.adapter_path=activations"]
@@ -191,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     words = machine(device)
     frame = pd.DataFrame(rows).assign(machine=words)
     atomic.write_text(args.out / "performance.csv", frame.to_csv(index=False))
-    atomic.write_text(args.out / "performance.md", render(rows, merged, activations, args, words))
+    atomic.write_text(args.out / "performance.md", render(rows, merged, activations, args, words, ls))
     print(f"wrote {args.out / 'performance.md'} and performance.csv")
     return 0
 

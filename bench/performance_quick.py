@@ -201,6 +201,19 @@ def packing(runs_per_gpu: int, seconds: float, errors: list[str]) -> dict[int, d
     return results
 
 
+def ls_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The LS section: each stacking path's step and evaluation time, and the ensemble's speed-up."""
+    lines = ["## LS: 11 models as one vmapped ensemble against one after another (MultiLeNet, batch 256)", ""]
+    ls = {r["stacking"]: r for r in rows}
+    for stacking, row in ls.items():
+        ms, evaluation = row["step_ms_median"], row["eval_seconds"]
+        lines.append(f"- `method.stacking={stacking}`: {ms:.2f} ms / step, evaluation {evaluation:.2f} s")
+    if {"loop", "vmap"} <= ls.keys():
+        speedup = ls["loop"]["step_ms_median"] / ls["vmap"]["step_ms_median"]
+        lines.append(f"- speed-up of the ensemble: **{speedup:.2f}x**")
+    return [*lines, ""] if ls else lines
+
+
 def ratio(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) and np.isfinite(value) else ""
 
@@ -243,16 +256,7 @@ def render(sections: dict[str, Any], words: str, command: str, errors: list[str]
             }
         )
         lines += [markdown(frame).rstrip("\n"), ""]
-    lines += ["## LS: 11 models as one vmapped ensemble against one after another (MultiLeNet, batch 256)", ""]
-    ls = {r["stacking"]: r for r in sections["ls"]}
-    if ls:
-        for stacking, row in ls.items():
-            ms, evaluation = row["step_ms_median"], row["eval_seconds"]
-            lines.append(f"- `method.stacking={stacking}`: {ms:.2f} ms / step, evaluation {evaluation:.2f} s")
-        if {"loop", "vmap"} <= ls.keys():
-            speedup = ls["loop"]["step_ms_median"] / ls["vmap"]["step_ms_median"]
-            lines.append(f"- speed-up of the ensemble: **{speedup:.2f}x**")
-        lines.append("")
+    lines += ls_lines(sections["ls"])
     lines += ["## Default multimnist-mini runs, one at a time and packed on the GPU", ""]
     packed = sections["packing"]
     if packed:

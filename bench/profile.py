@@ -312,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         load_all()
         if args.steps < 1:
             raise UserError(f"--steps must be >= 1, got {args.steps}")
+        if args.synthetic < 0 or args.batch_size < 0:
+            raise UserError(f"--synthetic and --batch-size must be >= 0, got {args.synthetic} and {args.batch_size}")
         methods = METHODS.names() if args.method == "all" else [args.method]
         METHODS.get(methods[0])
         device = resolve_device(args.device)

@@ -325,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if not args.runs.is_dir():
             raise ConfigError(f"--runs {args.runs} is not a folder; give the --out folder of bench.run or bench.sweep")
+        if args.out.exists() and not args.out.is_dir():
+            raise ConfigError(f"--out {args.out} is a file; give the folder to write the report in")
         stats = build_report(args.runs, args.out, args.paper, parse_seeds(args.seeds))
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -66,6 +67,20 @@ def print_listing() -> None:
             print(f"  {name:<{width}} {description}")
 
 
+def check_paths(out: Path, data_root: Path | None) -> None:
+    """``--out`` must be a folder this process can write in; ``--data-root``, when it exists, a folder."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give the folder that holds run directories")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot create it ({err.strerror}); give a writable folder") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out} is not writable; give a writable folder")
+    if data_root is not None and data_root.exists() and not data_root.is_dir():
+        raise UserError(f"--data-root {data_root} is a file; give the folder that holds the datasets")
+
+
 def print_front(summary: dict) -> None:
     print(f"front on test ({summary['method']} on {summary['dataset']}, seed {summary['seed']}):")
     for entry in summary["front"]:
@@ -101,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = resolve(args.method, args.dataset, args.seed, args.config, args.assignments)
         if args.workers is not None and args.workers < 0:
             raise UserError(f"--workers must be >= 0, got {args.workers}")
+        check_paths(args.out, args.data_root)
         result = run_experiment(
             cfg,
             args.out,

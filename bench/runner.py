@@ -171,6 +171,23 @@ def set_aside_damaged(directory: Path, passed_over: list[str]) -> None:
             os.replace(directory / name, directory / f"{name}.damaged")
 
 
+def check_backbone_runs(cfg: RunConfig, spec: DatasetSpec, method: Any, make_backbone: Any, val: Batches) -> None:
+    """ConfigError unless another backbone (``model.backbone``) builds and runs on two of the
+    dataset's samples: found before a run directory exists, not after training started. Under a
+    forked RNG, on CPU, so the run's own seeding is untouched."""
+    x, _ = next(iter(val))
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            cnet = method.build(make_backbone).eval()
+            cnet(x[:2].cpu(), method.eval_rays()[0])
+    except Exception as err:  # noqa: BLE001 - any failure here means the backbone does not fit the data
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"model.backbone={cfg.model.backbone} cannot run on {spec.name} ({first}); "
+            f"{spec.name}'s own backbone is {spec.backbone}"
+        ) from None
+
+
 def check_finite(rows: list[dict[str, Any]], split: str, step: int, epoch: int) -> None:
     """Raise :class:`Diverged` when an evaluation metric is not finite (NaN logits give a NaN loss)."""
     for row in rows:
@@ -219,6 +236,8 @@ def run_experiment(
     val_limit = min((n for n in (cfg.data.eval_limit, cfg.train.val_samples) if n > 0), default=0)
     val = load_split(spec, root, "val", cfg.train.eval_batch_size, val_limit, torch_device, None, workers)
     make_backbone = backbone_factory(spec, cfg.model, root)
+    if cfg.model.backbone and cfg.model.backbone != spec.backbone:
+        check_backbone_runs(cfg, spec, method, make_backbone, val)
 
     directory = Path(out) / cfg.run_id()
     if resume and read_status(directory) == "COMPLETED" and (directory / "summary.json").is_file():
@@ -253,8 +272,11 @@ def run_experiment(
                 reason = str(err)
             else:
                 reason = f"{type(err).__name__}: {err}"
-            record.set_status(f"FAILED: {reason}")
-            (record.directory / "error.log").write_text(traceback.format_exc())
+            try:
+                record.set_status(f"FAILED: {reason}")
+                (record.directory / "error.log").write_text(traceback.format_exc())
+            except OSError:  # a full or read-only disk takes the status too: the error still reaches the user
+                pass
             raise
 
 

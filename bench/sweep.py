@@ -16,11 +16,14 @@ State is read from each run's own record, never from the scheduler.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import pdb
 import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -254,11 +257,24 @@ def finished(job: Any, cluster: str, out: Path) -> bool:
             print(f"job {job.job_id} died without a result; unfinished: {', '.join(lost) or 'none'}")
             return False
     try:
-        job.result()
+        with no_post_mortem():
+            job.result()
     except Exception as err:  # a failed run: its record says why; the others go on
         print(f"job {job.job_id} failed: {str(err).strip().splitlines()[-1] if str(err).strip() else err}")
         return False
     return True
+
+
+@contextlib.contextmanager
+def no_post_mortem() -> Iterator[None]:
+    """submitit's debug jobs call ``pdb.post_mortem()`` on any exception, which on a terminal stops
+    the sweep at a prompt; a sweep records the failure and goes on instead."""
+    original = pdb.post_mortem
+    pdb.post_mortem = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        pdb.post_mortem = original
 
 
 def job_runs(job: Any) -> list[RunConfig]:

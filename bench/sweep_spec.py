@@ -124,6 +124,9 @@ def load_spec(path: Path) -> SweepSpec:
         raise ConfigError(f"sweep spec {path} not found; examples are in slurm/*.toml")
     table = read_toml(path)
     _check_keys(table, TABLES, str(path))
+    for name in ("set", "cluster", "run"):
+        if not isinstance(table.get(name, {}), Mapping):
+            raise ConfigError(f"{path}: [{name}] must be a table of settings, got {name} = {table[name]!r}")
     grid = table.get("grid")
     if not isinstance(grid, Mapping):
         raise ConfigError(f"{path}: a [grid] table with methods, datasets and seeds is required")

@@ -182,3 +182,31 @@ def test_label_positions_keep_their_gap_and_leave_lone_labels_in_place():
     assert out[0] == 0.0 and out[-1] == 1.0  # nothing near them: unmoved
     assert all(b - a >= 0.05 - 1e-12 for a, b in zip(out, out[1:], strict=False))
     assert out[1:4] == pytest.approx([0.46, 0.51, 0.56])  # the crowded run, spaced around its mean
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("config.json", "[1, 2]"),
+        ("config.json", '{"config": 3}'),
+        ("config.json", "\x00\x01garbage"),
+        ("summary.json", '{"front": 3}'),
+        ("summary.json", '[{"ray": [1, 0]}]'),
+        ("summary.json", '{"front": [{"ray": [1, 0], "metrics": {"a": {"accuracy": "high"}}}]}'),
+    ],
+)
+def test_garbage_records_are_reported_unreadable_not_a_traceback(name, text, runs_dir: Path, tmp_path: Path, capsys):
+    broken = next(p for p in runs_dir.iterdir() if p.name.startswith("mean_") and "_s0_" in p.name)
+    (broken / name).write_text(text)
+    assert main(["--runs", str(runs_dir), "--out", str(tmp_path / "out")]) == 0
+    assert "report: 6/8 usable runs" in capsys.readouterr().out
+    assert f"UNREADABLE: {name}" in (tmp_path / "out" / "REPORT.md").read_text()
+
+
+def test_report_out_that_is_a_file_is_one_line(runs_dir: Path, tmp_path: Path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["--runs", str(runs_dir), "--out", str(afile)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --out {afile} is a file; give the folder to write the report in"
+    ]

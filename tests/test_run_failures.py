@@ -4,6 +4,7 @@ process on the same run stops with one line while the first goes on."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -185,3 +186,28 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path):
     holder.wait()
     with run_lock(tmp_path / "run"):  # the kernel released it with the process
         pass
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_a_full_or_read_only_disk_fails_the_run_in_one_line_and_leaves_nothing_half_written(
+    code, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    """The disk fills up when the first checkpoint is written: FAILED with the file, nothing partial."""
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").split("/")[-1].startswith(".checkpoint.pt."):
+            raise OSError(code, os.strerror(code))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    argv = ["--method", "palora", "--device", "cpu", "--out", str(tmp_path), "--no-progress"]
+    argv += [item for s in TINY for item in ("--set", s)]
+    assert main(argv) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    what = os.strerror(code).lower()
+    assert line.startswith("error: run palora_") and f"{what} writing {tmp_path}" in line and "checkpoint.pt" in line
+    (run_dir,) = tmp_path.iterdir()
+    assert read_status(run_dir) == f"FAILED: {what} writing {run_dir / 'checkpoint.pt'}"
+    assert not list(run_dir.glob("*.tmp")) and not list(run_dir.glob(".*.tmp"))
+    assert not (run_dir / "checkpoint.pt").exists() and not (run_dir / "summary.json").exists()

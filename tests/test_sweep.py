@@ -193,3 +193,22 @@ def test_a_failing_run_does_not_stop_the_rest_of_its_job(tmp_path: Path, monkeyp
         SweepJob()([palora, ls], str(tmp_path / "out"), "", "cpu", 0)
     assert read_status(tmp_path / "out" / palora.run_id()) == "FAILED: RuntimeError: boom"
     assert read_status(tmp_path / "out" / ls.run_id()) == "COMPLETED"
+
+
+def test_a_diverged_run_in_a_debug_sweep_is_listed_and_no_debugger_starts(
+    tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]
+):
+    import pdb
+
+    calls = []
+    monkeypatch.setattr(pdb, "post_mortem", lambda *args, **kwargs: calls.append(args))
+    spec = write_spec(tmp_path / "s.toml", methods=["palora", "mean"], seeds=[0], settings={**TINY, "train.lr": 1e8})
+    out = tmp_path / "out"
+    assert main([str(spec), "--cluster", "debug", "--out", str(out)]) == 1
+    assert (
+        "diverged: non-finite loss at step 2 (epoch 1)" in capsys.readouterr().out
+    )  # Adam at lr 1e8: step 1 is finite
+    assert not calls  # submitit's debug job would have opened pdb on a terminal
+    assert main(["status", str(spec), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "failed 2" in text and text.count("FAILED: diverged: non-finite loss at step 2 (epoch 1)") == 2

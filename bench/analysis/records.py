@@ -69,16 +69,37 @@ def read_run(directory: Path) -> Run:
     directory = Path(directory)
     try:
         config = json.loads((directory / "config.json").read_text())["config"]
-    except (OSError, ValueError, KeyError) as err:
+        if not isinstance(config, dict) or not all(isinstance(config.get(k), str) for k in ("method", "dataset")):
+            raise ValueError("no method and dataset names")
+    except (OSError, ValueError, KeyError, TypeError) as err:
         return Run(directory, {}, f"UNREADABLE: config.json ({type(err).__name__}: {err})", None)
     status = read_status(directory) or "NO STATUS (never started or killed before writing one)"
     summary = None
     if status == "COMPLETED":
         try:
             summary = json.loads((directory / "summary.json").read_text())
+            if problem := summary_problem(summary):
+                raise ValueError(problem)
         except (OSError, ValueError) as err:
-            status = f"UNREADABLE: summary.json ({type(err).__name__}: {err})"
+            status, summary = f"UNREADABLE: summary.json ({type(err).__name__}: {err})", None
     return Run(directory, config, status, summary)
+
+
+def summary_problem(summary: Any) -> str | None:
+    """What makes ``summary`` unusable by the report (not a dict, no per-ray front of numbers), or None."""
+    if not isinstance(summary, dict):
+        return f"a {type(summary).__name__}, not a summary"
+    front = summary.get("front")
+    if not isinstance(front, list) or not front:
+        return "no front"
+    for entry in front:
+        metrics = entry.get("metrics") if isinstance(entry, dict) else None
+        if not isinstance(metrics, dict) or not all(
+            isinstance(values, dict) and all(isinstance(v, (int, float)) for v in values.values())
+            for values in metrics.values()
+        ):
+            return "a front entry without numeric metrics"
+    return None
 
 
 def scan(runs: Path) -> list[Run]:
