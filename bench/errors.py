@@ -9,6 +9,10 @@ class ConfigError(UserError):
     """An unknown configuration key, a value of the wrong type, or an unknown name."""
 
 
+class CorruptDataError(UserError):
+    """A dataset file is on disk but damaged (truncated, wrong format); the message names it and the fix."""
+
+
 class MissingDataError(UserError):
     """A dataset's files are not on disk; the message names them and says how to prepare them."""
 

@@ -9,7 +9,7 @@ from PIL import Image
 from bench.data import multimnist as mm
 from bench.data.idx import read_idx, write_idx
 from bench.data.multimnist_generator import compose, draw_pairs, make_multimnist
-from bench.errors import MissingDataError
+from bench.errors import CorruptDataError, MissingDataError
 
 
 def official_compose(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -46,7 +46,7 @@ def test_idx_round_trip(tmp_path: Path):
 def test_idx_rejects_truncated_files(tmp_path: Path):
     write_idx(tmp_path / "x", np.zeros((4, 28, 28), np.uint8))
     (tmp_path / "y").write_bytes((tmp_path / "x").read_bytes()[:-10])
-    with pytest.raises(ValueError, match="holds"):
+    with pytest.raises(CorruptDataError, match="holds"):
         read_idx(tmp_path / "y")
 
 

@@ -54,6 +54,9 @@ class FakeExecutor:
         return open(os.devnull)  # any context manager
 
 
+BAD_BACKBONE = "FAILED: ConfigError: model.backbone=mlp cannot run on multimnist-mini"
+
+
 def notes(out: Path, configs: list[RunConfig]) -> list[dict[str, Any]]:
     return [json.loads((out / c.run_id() / WORKER_FILE).read_text()) for c in configs]
 
@@ -153,7 +156,9 @@ def test_a_failing_run_leaves_the_packed_runs_to_complete(tmp_path: Path, capsys
     text = capsys.readouterr().out
     assert "completed 2, failed 2" in text and "backbone mlp expects feature vectors" in text
     states = {c.model.backbone: read_status(out / c.run_id()) for c in load_spec(spec).configs()}
-    assert states[""] == "COMPLETED" and states["mlp"].startswith("FAILED: ConfigError: backbone mlp")
+    assert states[""] == "COMPLETED" and states["mlp"].startswith(
+        "FAILED: ConfigError: model.backbone=mlp cannot run on multimnist-mini"
+    )
 
 
 @pytest.mark.slow
@@ -220,7 +225,9 @@ def test_packed_job_survives_a_failing_run_and_a_killed_worker(tmp_path: Path):
     thread.join(600)
     assert "2 of 3 runs failed" in str(box.get("error")), box
     assert read_status(out / good1.run_id()) == "COMPLETED"
-    assert read_status(out / bad0.run_id()).startswith("FAILED: ConfigError: backbone mlp")
+    assert read_status(out / bad0.run_id()).startswith(
+        "FAILED: ConfigError: model.backbone=mlp cannot run on multimnist-mini"
+    )
     assert read_status(out / good0.run_id()) == f"FAILED: its worker process {victim} was killed by SIGKILL; " + (
         "run the sweep again to resume it"
     )

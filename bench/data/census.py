@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -211,8 +212,16 @@ def parsed_table(root: Path, rebuild: bool = False) -> Parsed:
     paths = source_files(root)
     path = cache_path(root)
     if path.is_file() and not rebuild:
-        cached = torch.load(path, weights_only=True)
-        if cached.get("version") == PARSER_VERSION and cached.get("sources") == file_stamps(paths):
+        try:
+            cached = torch.load(path, weights_only=True)
+        except Exception:  # noqa: BLE001 - a truncated or garbage cache is parsed again from the sources
+            print(f"warning: the data cache {path} is damaged; parsing the sources again", file=sys.stderr)
+            cached = {}
+        if (
+            isinstance(cached, dict)
+            and cached.get("version") == PARSER_VERSION
+            and cached.get("sources") == file_stamps(paths)
+        ):
             return cached
     parsed = parse(root)
     atomic.torch_save(path, parsed)

