@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except RunFailed as err:
-        print(f"error: run {cfg.run_id()} failed: {err} (its record says FAILED: {err})", file=sys.stderr)
+        print(f"error: run {cfg.run_id()} FAILED: {err} (recorded in {args.out / cfg.run_id()})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
