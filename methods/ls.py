@@ -152,6 +152,8 @@ class LinearScalarization(Method):
     def __init__(self, hparams: LSHparams, spec: Any) -> None:
         super().__init__(hparams, spec)
         if hparams.rays:
+            if any(len(ray) != self.num_tasks for ray in hparams.rays):
+                raise ConfigError(f"method.rays: each ray needs {self.num_tasks} weights, got {list(hparams.rays)}")
             rays = torch.tensor(hparams.rays, dtype=torch.float32)
             if rays.ndim != 2 or rays.shape[1] != self.num_tasks:
                 raise ConfigError(f"method.rays: each ray needs {self.num_tasks} weights, got {list(hparams.rays)}")
