@@ -171,3 +171,50 @@ def test_a_backbone_that_does_not_fit_the_data_is_one_line_before_any_record(tmp
     line = one_error_line(capsys)
     assert line.startswith("error: model.backbone=segnet cannot run on multimnist-mini (")
     assert not list((tmp_path / "runs").glob("*"))
+
+
+CLI_KEYS = [
+    "train.lr",
+    "train.weight_decay",
+    "train.val_points_per_edge",
+    "train.ray_batching",
+    "train.amp",
+    "train.eval_every",
+    "model.backbone",
+    "method.rank",
+    "method.window",
+    "method.rays",
+    "method.stacking",
+    "method.sampler",
+    "method.p",
+    "nonsense.key",
+]
+CLI_VALUES = st.one_of(
+    st.integers(-3, 12).map(str),
+    st.sampled_from(["0", "1e-3", "-1e-3", "nan", "inf", "1e309", "true", "vmap", "bf16", "mlp", "segnet", "0.3,0.7"]),
+    st.sampled_from(["0.3,0.7;0.5", "1,0;0,1", "", ";", "annealing", "random", "x"]),
+)
+SMOKE = ["train.epochs=1", "train.max_steps=1", "train.batch_size=32", "data.train_limit=64", "data.eval_limit=32"]
+
+
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(["palora", "pamal", "ls", "phn-epo", "cosmos", "mgda", "nash-mtl"]),
+    assignments=st.lists(st.tuples(st.sampled_from(CLI_KEYS), CLI_VALUES), max_size=3),
+)
+def test_the_cli_exits_0_or_2_with_one_error_line_never_a_traceback(method, assignments, tmp_path_factory, capsys):
+    """Generated ``--set`` values through ``bench.run`` itself (a one-step run when they are valid)."""
+    out = tmp_path_factory.mktemp("cli")
+    sets = [f"{key}={value}" for key, value in assignments] + SMOKE
+    argv = ["--method", method, "--device", "cpu", "--no-progress", "--out", str(out)]
+    code = main([*argv, *[item for s in sets for item in ("--set", s)]])
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    if code == 2:
+        assert len(captured.err.strip().splitlines()) == 1 and captured.err.startswith("error: "), captured.err
+        assert not list(out.glob("*")), "a user mistake left a run record"
+    else:
+        assert code in (0, 1), (code, captured.err)  # 1: a run that diverged (e.g. lr=inf), recorded FAILED
+        if code == 1:
+            assert "FAILED: diverged" in captured.err
