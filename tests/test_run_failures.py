@@ -22,16 +22,10 @@ from bench.record import read_status
 from bench.run import main
 from bench.run_lock import RunLocked, run_lock
 from bench.runner import run_experiment
+from tests.test_resume import SETTINGS as RESUMABLE
 from tests.test_resume import Interrupt, interrupt_after, metric_rows
 
 TINY = ["train.epochs=2", "train.batch_size=64", "data.train_limit=256", "data.eval_limit=128"]
-RESUMABLE = [
-    "train.epochs=3",
-    "train.batch_size=64",
-    "data.train_limit=640",
-    "data.eval_limit=256",
-    "train.checkpoint_every=4",
-]  # 10 steps per epoch: checkpoints at steps 4, 8, 10 (epoch end), 12, ...
 
 
 @pytest.mark.parametrize("method", ["palora", "mean", "phn-ls"])
