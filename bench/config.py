@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
+import tomllib
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -19,11 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 
