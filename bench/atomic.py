@@ -30,14 +30,10 @@ def _umask() -> int:
 def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
     """mkstemp creates the file 0600; it gets the usual mode (0666 less the umask) before the rename."""
     path = Path(path)
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        if err.errno in DISK_ERRORS:
-            raise DiskFull(f"{os.strerror(err.errno).lower()} writing {path}") from err
-        raise
-    try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -45,7 +41,8 @@ def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         if isinstance(err, OSError) and err.errno in DISK_ERRORS:
             raise DiskFull(f"{os.strerror(err.errno).lower()} writing {path}") from err
         raise

@@ -116,10 +116,10 @@ def fits(state: dict[str, Any], parts: Trainables) -> None:
         raise ValueError("its optimizer is not this run's (other parameter groups)")
 
 
-def load(directory: Path, parts: Trainables) -> tuple[dict[str, Any] | None, list[str]]:
+def load(directory: Path, parts: Trainables) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """The newest checkpoint in ``directory`` that is sound and fits ``parts`` (the latest, else the
-    previous), or None; and one line for each checkpoint passed over, saying why."""
-    passed_over = []
+    previous), or None; and each checkpoint passed over (file name -> why it is damaged)."""
+    passed_over = {}
     for name in (FILENAME, PREVIOUS):
         path = Path(directory) / name
         if not path.is_file():
@@ -128,7 +128,7 @@ def load(directory: Path, parts: Trainables) -> tuple[dict[str, Any] | None, lis
             state = read(path)
             fits(state, parts)
         except ValueError as err:
-            passed_over.append(f"{name} is damaged: {err}")
+            passed_over[name] = str(err)
             continue
         return state, passed_over
     return None, passed_over

@@ -104,11 +104,19 @@ class FunctionalTarget(nn.Module):
         return name.startswith("encoder.")
 
 
+def tracked_batchnorm(net: nn.Module) -> str | None:
+    """The class name of a BatchNorm layer of ``net`` that tracks running statistics (which vmap
+    cannot update), or None."""
+    for module in net.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+            return type(module).__name__
+    return None
+
+
 def ray_batching_problem(cnet: ConditionedNet) -> str | None:
     """Why ``cnet`` cannot run a step's rays under one ``vmap`` (``train.ray_batching = vmap``), or None."""
     if not cnet.vmaps_over_rays:
         return f"its model ({type(cnet).__name__}, ray path {cnet.path!r}) does not compute outputs from the ray alone"
-    for module in cnet.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
-            return f"its backbone has {type(module).__name__} layers, whose running statistics vmap cannot update"
+    if name := tracked_batchnorm(cnet):
+        return f"its backbone has {name} layers, whose running statistics vmap cannot update"
     return None

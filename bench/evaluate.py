@@ -14,6 +14,7 @@ as before.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,12 +34,15 @@ def forward_slice(device: torch.device) -> int:
     return CPU_FORWARD_SLICE if device.type == "cpu" else 0
 
 
-def sliced(model: Callable[[Tensor], dict[str, Tensor]], x: Tensor, size: int) -> dict[str, Tensor]:
-    """``model(x)``, computed ``size`` samples at a time (all at once when ``size`` is 0 or larger)."""
+def sliced(
+    model: Callable[[Tensor], dict[str, Tensor]], x: Tensor, size: int, sample_dim: int = 0
+) -> dict[str, Tensor]:
+    """``model(x)``, computed ``size`` samples at a time (all at once when ``size`` is 0 or larger);
+    the outputs' samples lie along ``sample_dim`` (1 for [R, B, ...] outputs of several rays)."""
     if not size or x.shape[0] <= size:
         return model(x)
     parts = [model(x[i : i + size]) for i in range(0, x.shape[0], size)]
-    return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
+    return {name: torch.cat([p[name] for p in parts], dim=sample_dim) for name in parts[0]}
 
 
 def batched_rays(cnet: ConditionedNet, device: torch.device) -> bool:
@@ -80,11 +84,12 @@ def evaluate(cnet: ConditionedNet, loader: Iterable[Batch], rays: Tensor, spec: 
     try:
         for group in ray_groups(cnet, rays):
             group_sums: list[list[Tensor]] | None = None
+            all_rays = functools.partial(cnet.forward_rays, rays=group)  # outputs [R, B, ...]
             models = None if batched_rays(cnet, group.device) else [cnet.at_ray(ray) for ray in group]
             for x, targets in loader:
                 size = forward_slice(x.device)
                 if models is None:  # the model runs several rays in one call ([R, B, ...] outputs)
-                    stacked = _rays_sliced(cnet, x, group, size)
+                    stacked = sliced(all_rays, x, size, sample_dim=1)
                     outs = [{name: out[r] for name, out in stacked.items()} for r in range(group.shape[0])]
                 else:
                     outs = [sliced(model, x, size) for model in models]
@@ -111,14 +116,6 @@ def evaluate(cnet: ConditionedNet, loader: Iterable[Batch], rays: Tensor, spec: 
         for r, ray in enumerate(rays.cpu())
         for j, (o, m) in enumerate(keys)
     ]
-
-
-def _rays_sliced(cnet: ConditionedNet, x: Tensor, rays: Tensor, size: int) -> dict[str, Tensor]:
-    """``cnet.forward_rays(x, rays)`` ([R, B, ...]) computed ``size`` samples at a time."""
-    if not size or x.shape[0] <= size:
-        return cnet.forward_rays(x, rays)
-    parts = [cnet.forward_rays(x[i : i + size], rays) for i in range(0, x.shape[0], size)]
-    return {name: torch.cat([p[name] for p in parts], dim=1) for name in parts[0]}
 
 
 def front(rows: list[dict[str, Any]], spec: DatasetSpec) -> list[dict[str, Any]]:

@@ -79,7 +79,6 @@ def train_step(
     return losses, loss
 
 
-@dataclasses.dataclass
 class DivergenceWatch:
     """Notes the first step whose loss is not finite, on the device (no host sync), and raises
     :class:`bench.errors.Diverged` when asked to :meth:`check`."""

@@ -106,6 +106,7 @@ def render(
     args: argparse.Namespace,
     words: str,
     ls: list[dict[str, Any]] = (),
+    not_measured: list[str] = (),
 ) -> str:
     device, dataset = rows[0]["device"], rows[0]["dataset"]
     command = f"python -m bench.performance --out {args.out} --device {args.device} --dataset {dataset}"
@@ -139,6 +140,8 @@ def render(
         method_table(rows),
         "",
         *ls_lines(list(ls)),
+        *[f"Not measured: {line}" for line in not_measured],
+        *([""] if not_measured else []),
         "## Parameter overhead (trainable ÷ one plain model − 1)",
         "",
         "| method | overhead | PaMaL's ÷ this | PHN-LS's ÷ this |",
@@ -199,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     words = machine(device)
     frame = pd.DataFrame(rows).assign(machine=words)
     atomic.write_text(args.out / "performance.csv", frame.to_csv(index=False))
-    atomic.write_text(args.out / "performance.md", render(rows, merged, activations, args, words, ls))
+    atomic.write_text(args.out / "performance.md", render(rows, merged, activations, args, words, ls, errors))
     print(f"wrote {args.out / 'performance.md'} and performance.csv")
     return 0
 

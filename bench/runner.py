@@ -162,13 +162,11 @@ def clear_attempt(directory: Path, keep_damaged: bool = False) -> None:
         (directory / name).unlink(missing_ok=True)
 
 
-def set_aside_damaged(directory: Path, passed_over: list[str]) -> None:
+def set_aside_damaged(directory: Path, names: list[str]) -> None:
     """Rename each damaged checkpoint to ``<name>.damaged``, so a later save never keeps it as the
     previous one (and it stays there to look at)."""
-    for line in passed_over:
-        name = line.split(" ", 1)[0]
-        if (directory / name).is_file():
-            os.replace(directory / name, directory / f"{name}.damaged")
+    for name in names:
+        os.replace(directory / name, directory / f"{name}.damaged")
 
 
 def check_backbone_runs(cfg: RunConfig, spec: DatasetSpec, method: Any, make_backbone: Any, val: Batches) -> None:
@@ -311,7 +309,8 @@ def _train_and_record(
     resumes: list[dict[str, Any]] = []
     parts = checkpoint.Trainables(cnet, optimizer, scheduler, method, ray_generator, train_generator(train), device)
     loop_state = None
-    saved, passed_over = checkpoint.load(record.directory, parts) if resume else (None, [])
+    saved, damaged = checkpoint.load(record.directory, parts) if resume else (None, {})
+    passed_over = [f"{name} is damaged: {why}" for name, why in damaged.items()]
     if saved is not None:
         loop_state, runner_state = checkpoint.restore(saved, parts)
         eval_seconds, peaks = runner_state["eval_seconds"], runner_state["peaks"]
@@ -325,7 +324,7 @@ def _train_and_record(
     if passed_over:
         where = f"resumed from step {loop_state.steps}" if loop_state is not None else "started over"
         print(f"warning: run {record.directory.name}: {'; '.join(passed_over)}; {where}", file=sys.stderr)
-        set_aside_damaged(record.directory, passed_over)
+        set_aside_damaged(record.directory, list(damaged))
 
     def on_checkpoint(state: Any) -> None:
         runner_state = {

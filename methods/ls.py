@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from bench.conditioning import FunctionalTarget, parameter_key
+from bench.conditioning import FunctionalTarget, parameter_key, tracked_batchnorm
 from bench.errors import ConfigError
 from bench.registry import METHODS
 from bench.spec import ConditionedNet, Method, MultiTaskNet
@@ -43,14 +43,6 @@ class LSHparams:
     def __post_init__(self) -> None:
         if self.stacking not in STACKING:
             raise ConfigError(f"unknown method.stacking {self.stacking!r}; valid: {', '.join(STACKING)}")
-
-
-def tracked_batchnorm(net: nn.Module) -> str | None:
-    """The class name of a BatchNorm layer of ``net`` that tracks running statistics, or None."""
-    for module in net.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
-            return type(module).__name__
-    return None
 
 
 class _PerRayModels(ConditionedNet):
@@ -155,8 +147,6 @@ class LinearScalarization(Method):
             if any(len(ray) != self.num_tasks for ray in hparams.rays):
                 raise ConfigError(f"method.rays: each ray needs {self.num_tasks} weights, got {list(hparams.rays)}")
             rays = torch.tensor(hparams.rays, dtype=torch.float32)
-            if rays.ndim != 2 or rays.shape[1] != self.num_tasks:
-                raise ConfigError(f"method.rays: each ray needs {self.num_tasks} weights, got {list(hparams.rays)}")
             if (rays < 0).any() or not torch.allclose(rays.sum(1), torch.ones(len(rays)), atol=1e-6):
                 raise ConfigError(f"method.rays: weights must be >= 0 and sum to 1, got {list(hparams.rays)}")
             self.rays = rays
