@@ -1,7 +1,7 @@
 """The one training loop. It knows the contract (rays, ConditionedNet, Method hooks), never a method.
 
 Per step: ``rays = method.train_rays(progress)``, one forward per ray giving ``losses[R, T]``,
-``method.backward(losses, rays, cnet)``, one optimizer step. ``progress = (step + 1) / total_steps``.
+``method.backward(losses, rays, cnet)``, one optimizer step. ``progress`` is :func:`training_progress`.
 """
 
 from __future__ import annotations
@@ -117,6 +117,13 @@ class LoopState:
 LoopStats = LoopState  # what fit returns: the final state
 
 
+def training_progress(steps_done: int, total_steps: int) -> float:
+    """The annealing time t of the step after ``steps_done`` steps, as the official trainer computes
+    it: its step counter is ticked before the ray is drawn and ``t = (counter + 1) / total``, so the
+    first step draws at 2 / total and the last ones at 1 (nik-dim/palora ``base_trainer.py``, ``t``)."""
+    return min(1.0, (steps_done + 2) / total_steps)
+
+
 def fit(
     cnet: ConditionedNet,
     method: Method,
@@ -178,7 +185,7 @@ def fit(
             dynamic_ncols=True,
         )
         for x, targets in bar:
-            rays = method.train_rays((state.steps + 1) / total_steps, ray_generator)
+            rays = method.train_rays(training_progress(state.steps, total_steps), ray_generator)
             # the small offset keeps grid values such as 0.2 (stored as 0.19999...) in their own bin
             bins = (rays * RAY_HISTOGRAM_BINS + 1e-6).long().clamp_(max=RAY_HISTOGRAM_BINS - 1)
             histogram.scatter_add_(1, bins.T, torch.ones_like(bins.T))

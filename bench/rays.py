@@ -55,9 +55,21 @@ def fixed_rays(num_tasks: int, window: int, eps: float) -> Tensor:
     raise ConfigError(f"the fixed ray sampler supports 2 or 3 tasks, got {num_tasks}")
 
 
+def interior_rays(num_tasks: int, window: int, eps: float) -> Tensor:
+    """The annealing schedule's base rays, every weight >= ``eps``: T=2 -> the fixed rays
+    (lambda_1 = linspace(eps, 1 - eps, R)); T=3 -> the fixed lattice moved inside the simplex,
+    ``eps + (1 - 3 eps) * lattice``, the T=2 construction in three dimensions."""
+    if num_tasks == 3:
+        return eps + (1.0 - num_tasks * eps) * fixed_rays(num_tasks, window, eps)
+    return fixed_rays(num_tasks, window, eps)
+
+
 def annealing_rays(num_tasks: int, window: int, progress: float, mul: float, eps: float) -> Tensor:
-    """PaLoRA's deterministic schedule: fixed rays raised to the power ``mul * progress``, renormalised."""
-    rays = fixed_rays(num_tasks, window, eps).pow(mul * progress)
+    """PaLoRA's deterministic schedule (paper Sec. 3.3): base rays raised to the power
+    ``mul * progress`` and renormalised, so they start at the uniform ray and spread towards the
+    vertices as training goes on. The base rays have no zero weight (:func:`interior_rays`): a zero
+    stays zero under any power, and the {0, 1/2, 1} lattice of T = 3 would never move."""
+    rays = interior_rays(num_tasks, window, eps).pow(mul * progress)
     return rays / rays.sum(dim=1, keepdim=True)
 
 

@@ -91,3 +91,27 @@ def test_default_window_and_sampler_are_the_multimnist_preset():
     method, _ = build()
     rays = method.train_rays(0.5, torch.Generator().manual_seed(0))
     assert rays.shape == (4, 2) and method.sampler.name == "annealing"
+
+
+def test_the_official_sign_would_penalise_the_intended_order():
+    """nik-dim/pamal multi_forward_ensemble_trainer.py takes relu(diff) of the losses sorted by the
+    task's weight, descending, i.e. it penalises a loss that grows as its weight shrinks, which is
+    what PaMaL Sec. 3.2 asks for. Ours penalises the opposite: on an ordering that honours "more
+    weight on task k never gives a higher loss k" ours is zero, the official sign is not."""
+    rays = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]])
+    honoured = torch.tensor([[0.5, 1.0], [0.7, 0.7], [1.0, 0.5]])
+    violated = honoured.flip(0)  # more weight, higher loss, for both tasks
+    assert order_penalty(honoured, rays).item() == pytest.approx(0.0, abs=1e-7)
+    assert order_penalty(violated, rays).item() > 0.1
+    assert order_penalty(-honoured, rays).item() == pytest.approx(order_penalty(violated, rays).item())  # relu(-diff)
+
+
+@pytest.mark.parametrize(("dataset", "p"), [("utkface", 2.0), ("celeba", 2.0), ("cityscapes", 7.0)])
+def test_pamal_follows_nik_dim_pamal_where_the_palora_code_cannot_run(dataset, p):
+    """The PaLoRA repository's get_method raises on inner_method gradnorm; nik-dim/pamal draws each
+    window ray from a plain Dirichlet(p)."""
+    from bench.config import resolve
+
+    cfg = resolve("pamal", dataset)
+    hp = cfg.hparams
+    assert (hp.sampler, hp.p, hp.window, hp.inner_method, hp.reg_coefficient) == ("dirichlet", p, 3, "gradnorm", 1.0)

@@ -4,7 +4,16 @@ import pytest
 import torch
 
 from bench.errors import ConfigError
-from bench.rays import RaySampler, annealing_rays, dirichlet_rays, eval_grid, sample_gamma_log, simplex_lattice
+from bench.loop import training_progress
+from bench.rays import (
+    RaySampler,
+    annealing_rays,
+    dirichlet_rays,
+    eval_grid,
+    interior_rays,
+    sample_gamma_log,
+    simplex_lattice,
+)
 
 
 def on_simplex(rays: torch.Tensor) -> bool:
@@ -41,9 +50,45 @@ def test_annealing_follows_the_formula():
     assert annealing_rays(2, 2, 1.0, mul, eps)[0, 0].item() == pytest.approx(0.01**5 / (0.01**5 + 0.99**5), rel=1e-4)
 
 
-def test_annealing_three_tasks_uses_the_lattice():
+def test_annealing_three_tasks_uses_the_lattice_moved_inside():
     rays = RaySampler("annealing", 3, 6).sample(0.5, torch.Generator())
     assert rays.shape == (6, 3) and on_simplex(rays)
+    eps = 0.01
+    base = interior_rays(3, 6, eps)  # {0, 1/2, 1} lattice -> eps + (1 - 3 eps) * lattice
+    assert torch.allclose(base[0], torch.tensor([1 - 2 * eps, eps, eps]))
+    assert torch.allclose(base[1], torch.tensor([0.5 - eps / 2, 0.5 - eps / 2, eps]))
+    assert base.min() >= eps - 1e-7 and on_simplex(base)
+    # the closed form at t = 1 for the vertex ray
+    top = (1 - 2 * eps) ** 5
+    assert annealing_rays(3, 6, 1.0, 5.0, eps)[0, 0].item() == pytest.approx(top / (top + 2 * eps**5), rel=1e-5)
+
+
+@pytest.mark.parametrize("window", [3, 6])
+def test_three_task_annealing_moves_and_reaches_the_interior(window):
+    """With the {0, 1/2, 1} lattice every power left the rays unchanged and no ray had all weights
+    > 0; the schedule must move the rays and pass through the interior of the simplex."""
+    total = 200
+    draws = [
+        RaySampler("annealing", 3, window).sample(training_progress(step, total), torch.Generator())
+        for step in range(total)
+    ]
+    assert not torch.allclose(draws[0], draws[-1], atol=0.05)
+    stacked = torch.cat(draws)
+    interior = (stacked >= 0.2).all(dim=1)
+    # early rays sit near the uniform ray; with eps = 0.01 the power spreads them within the first
+    # few percent of training, as it does for T = 2 (lambda_1 leaves [0.2, 0.8] as early)
+    assert interior[:window].all() and interior.float().mean() > 0.02
+    near_vertex = stacked.max(dim=1).values > 0.9
+    assert near_vertex.any()  # late rays near the vertices (window 3) or edges' ends
+    assert (annealing_rays(3, window, 1.0, 5.0, 0.01) > 0).all()
+    lattice = simplex_lattice(3, 1 if window == 3 else 2)
+    assert torch.equal(lattice.pow(5.0 * 0.5) / lattice.pow(5.0 * 0.5).sum(1, keepdim=True), lattice)  # the old no-op
+
+
+def test_training_progress_follows_the_official_trainer():
+    """nik-dim/palora base_trainer.py: the step counter is ticked before t = (counter + 1) / N."""
+    assert training_progress(0, 10) == pytest.approx(0.2)
+    assert training_progress(8, 10) == 1.0 and training_progress(9, 10) == 1.0
 
 
 def test_annealing_needs_two_rays():

@@ -1,0 +1,71 @@
+"""Record the official implementation's lockstep numbers for one method.
+
+    python tools/official_lockstep.py --official /path/to/checkout --method palora
+
+``--official`` is a checkout of the method's official repository (named in FIDELITY.md); it is
+imported at run time from that folder and never copied here. Each family's producer lives in
+``tools/lockstep_<family>.py`` and exposes ``produce(official: Path, method: str) -> dict`` with the
+keys ``setup`` and ``steps`` (a list of {"losses": [...], "checksum": {...}}) and ``repo``. The
+record lands in ``tests/lockstep/<method>.json`` with the checkout's commit and this command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.fidelity import write_record  # noqa: E402
+
+PRODUCERS = {
+    "palora": "lockstep_palora",
+    "pamal": "lockstep_palora",
+    "ls": "lockstep_palora",
+    "mgda": "lockstep_palora",
+    "padora": "lockstep_padora",
+    "cosmos": "lockstep_cosmos",
+    "phn-ls": "lockstep_phn",
+    "phn-epo": "lockstep_phn",
+}
+
+
+def load_producer(name: str):
+    path = Path(__file__).resolve().parent / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"error: no producer {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--official", type=Path, required=True, help="checkout of the official repository")
+    parser.add_argument("--method", required=True, choices=sorted(PRODUCERS))
+    args = parser.parse_args(argv)
+    if not args.official.is_dir():
+        print(f"error: --official {args.official} is not a folder", file=sys.stderr)
+        return 2
+    commit = subprocess.run(
+        ["git", "-C", str(args.official), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    produced = load_producer(PRODUCERS[args.method]).produce(args.official.resolve(), args.method)
+    repo = produced.pop("repo")
+    record = {
+        "official": {"repo": repo, "commit": commit},
+        "produced_by": f"python tools/official_lockstep.py --official <checkout of {repo}> --method {args.method}",
+        **produced,
+    }
+    path = write_record(args.method, record)
+    print(f"wrote {path.relative_to(ROOT)}: {len(record['steps'])} steps from {repo}@{commit[:7]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
