@@ -23,6 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent
 Pools = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
+@pytest.fixture(autouse=True)
+def no_debian_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep a real /usr/share/datasets/fashion-mnist out of these tests; one test fakes it."""
+    monkeypatch.setattr(mf, "DEBIAN_FASHION_DIR", tmp_path / "no-debian-package")
+
+
 def write_idx_set(folder: Path, n_train: int, n_test: int, seed: int, label_step: int, gz: bool = True) -> Pools:
     """The four IDX files of an MNIST-layout set in ``folder``: unique random images, label (i * step) % 10."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,7 +131,19 @@ def test_missing_fashion_files_are_named_with_the_fix(tmp_path: Path):
     message = str(err.value)
     assert "t10k-images-idx3-ubyte" in message and "train-images-idx3-ubyte" not in message
     assert str(mf.fashion_raw_dir(tmp_path)) in message and "fashion-mnist.s3-website" in message
-    assert "python datasets/multifashion/prepare.py --fashion-dir" in message and str(tmp_path) in message
+    assert "python datasets/multifashion/prepare.py [--fashion-dir" in message and str(tmp_path) in message
+    assert "apt-get install dataset-fashion-mnist" in message
+
+
+def test_prepare_uses_the_debian_package_folder_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    debian = tmp_path / "usr-share-datasets-fashion-mnist"
+    fashion = write_idx_set(debian, 12, 6, seed=1, label_step=3)
+    monkeypatch.setattr(mf, "DEBIAN_FASHION_DIR", debian)
+    root = tmp_path / "root"
+    assert load_script("multifashion").main(["--data-root", str(root)]) == 0
+    copied = mf.read_sources(root, "multifashion", False, True)["fashion"]
+    assert np.array_equal(copied["train_labels"], fashion["train"][1])
+    assert cache_path(root, "multifashion").is_file()
 
 
 def test_missing_files_of_both_sets_in_one_message(tmp_path: Path):
@@ -138,7 +156,7 @@ def test_missing_files_of_both_sets_in_one_message(tmp_path: Path):
     assert "datasets/multimnist/prepare.py" in message and "yann.lecun.com" in message
     for path in mf.fashion_raw_dir(tmp_path).iterdir():
         path.unlink()
-    with pytest.raises(MissingDataError, match="--mnist-dir .* --fashion-dir"):
+    with pytest.raises(MissingDataError, match=r"--mnist-dir .* \[--fashion-dir"):
         DATASETS.get("multifashion-mnist").load(tmp_path, "val")
 
 

@@ -47,16 +47,29 @@ FASHION_CLASSES = (
     *("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
 )
 """The ten Fashion-MNIST labels 0..9 (zalandoresearch/fashion-mnist README)."""
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+"""Where Debian's and Ubuntu's package ``dataset-fashion-mnist`` installs the four original IDX files."""
 FASHION_URLS = (
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (linked from "
     "https://github.com/zalandoresearch/fashion-mnist; or torchvision.datasets.FashionMNIST(root, download=True) "
-    "on a machine with internet)"
+    f"on a machine with internet; or, on Debian/Ubuntu, `apt-get install dataset-fashion-mnist`, which puts them in "
+    f"{DEBIAN_FASHION_DIR})"
 )
 
 
 def fashion_raw_dir(root: Path) -> Path:
     """Where the Fashion-MNIST IDX files live: torchvision's layout, ``<root>/FashionMNIST/raw``."""
     return Path(root) / "FashionMNIST" / "raw"
+
+
+def default_fashion_dir(given: Path | None) -> Path | None:
+    """The folder to copy Fashion-MNIST from: ``given``, else Debian's package folder if it holds the
+    four files, else None (the files must already be under the data root)."""
+    if given is not None:
+        return given.expanduser()
+    if not find_image_set(DEBIAN_FASHION_DIR)[1]:
+        return DEBIAN_FASHION_DIR
+    return None
 
 
 def _listing(folder: Path, missing: list[str]) -> str:
@@ -75,7 +88,7 @@ def missing_message(root: Path, dataset: str, missing_mnist: list[str], missing_
         sets.append("Fashion-MNIST")
         places.append(_listing(fashion_raw_dir(root), missing_fashion))
         sources.append(f"Fashion-MNIST from {FASHION_URLS}")
-        flags.append("--fashion-dir <folder with the 4 Fashion-MNIST files>")
+        flags.append(f"[--fashion-dir <folder with the 4 Fashion-MNIST files; default {DEBIAN_FASHION_DIR}>]")
     message = (
         f"dataset '{dataset}' needs the {' and the '.join(sets)} IDX files; {'; '.join(places)}. "
         f"Get {' and '.join(sources)}, then run: python datasets/{dataset}/prepare.py {' '.join(flags)} "
