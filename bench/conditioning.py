@@ -6,7 +6,7 @@ the ray by ``torch.func.functional_call``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -48,24 +48,39 @@ class UnconditionedNet(ConditionedNet):
 
 
 class RayChannelsNet(ConditionedNet):
-    """The ray appended to the input: T constant channels for images, T features for vectors
-    (COSMOS, Ruchte and Grabocka 2021, Sec. 4; official ``Upsampler``). The backbone must be built
-    with ``extra_inputs = T``."""
+    """The ray appended to the input (COSMOS, Ruchte and Grabocka 2021, Sec. 4; official ``Upsampler``):
+    T features for vectors; for images the T channels ``ray_map(ray)`` [T, H, W] (COSMOS's learned
+    upsampler), or T constant channels without a ``ray_map``. The backbone must be built with
+    ``extra_inputs = T``."""
 
     path = "input-channels"
     vmaps_over_rays = True
 
-    def __init__(self, net: MultiTaskNet) -> None:
+    def __init__(self, net: MultiTaskNet, ray_map: nn.Module | None = None) -> None:
         super().__init__()
         self.net = net
+        self.ray_map = ray_map
+        if ray_map is not None:
+            self.path = "input-channels-upsampled"
+
+    def ray_input(self, ray: Tensor) -> Tensor:
+        """What one sample gets appended under ``ray``: [T], or [T, H, W] from ``ray_map``."""
+        return ray if self.ray_map is None else self.ray_map(ray)
+
+    def with_ray_input(self, x: Tensor, extra: Tensor) -> dict[str, Tensor]:
+        """The backbone on ``x`` with ``extra`` (from :meth:`ray_input`) appended to every sample."""
+        extra = extra.to(x.dtype)
+        if extra.ndim == 1:
+            extra = extra.view(-1, *([1] * (x.ndim - 2)))
+        return self.net(torch.cat([x, extra.expand(x.shape[0], *extra.shape[:1], *x.shape[2:])], dim=1))
 
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
-        ray = ray.to(x.dtype)
-        if x.ndim == 2:
-            extra = ray.expand(x.shape[0], -1)
-        else:
-            extra = ray.view(1, -1, *([1] * (x.ndim - 2))).expand(x.shape[0], -1, *x.shape[2:])
-        return self.net(torch.cat([x, extra], dim=1))
+        return self.with_ray_input(x, self.ray_input(ray))
+
+    def at_ray(self, ray: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
+        """The model at ``ray``, with the upsampled ray channels computed once."""
+        extra = self.ray_input(ray)
+        return lambda x: self.with_ray_input(x, extra)
 
 
 class FunctionalTarget(nn.Module):

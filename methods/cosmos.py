@@ -1,9 +1,10 @@
 """COSMOS: conditioned one-shot multi-objective search (Ruchte and Grabocka, ICDM 2021; arXiv 2103.13392).
 
-The ray enters through the input: T constant channels holding ray_k are appended to an image (the
-first convolution gets T more input channels), or T features to a vector (official
-``Upsampler`` in ruchtem/cosmos and nik-dim/palora ``callbacks/methods/cosmos.py``). One ray per step
-from Dirichlet(alpha). Loss (paper Eq. 3): ``sum_k ray_k L_k - mu * cos(ray, L)`` with
+The ray enters through the input (official ``Upsampler``: ruchtem/cosmos
+``methods/cosmos/cosmos.py``, nik-dim/palora and nik-dim/pamal ``models/factory/cosmos/upsampler.py``):
+appended as T features to a vector, and to an image as the T channels of a learned upsampler
+(:class:`RayUpsampler`); the first layer of the backbone gets T more inputs. One ray per step from
+Dirichlet(alpha). Loss (paper Eq. 3): ``sum_k ray_k L_k - mu * cos(ray, L)`` with
 mu = ``reg_coefficient``; the cosine term pulls the loss vector towards the ray's direction.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from bench.conditioning import RayChannelsNet
 from bench.errors import ConfigError
@@ -42,6 +43,27 @@ def cosmos_loss(losses: Tensor, rays: Tensor, mu: float) -> Tensor:
     return ((rays * losses).sum(dim=1) - mu * F.cosine_similarity(losses, rays.to(losses.dtype), dim=1)).sum()
 
 
+class RayUpsampler(nn.Module):
+    """The ray [T] as T channels of H x W: ConvTranspose2d(T, T, 4) (1x1 -> 4x4), ReLU,
+    ConvTranspose2d(T, T, 6, stride 2, padding 1) (-> 10x10), ReLU, nearest-neighbour Upsample to
+    H x W; no biases, PyTorch's default initialisation (official ``Upsampler.transposed_cnn``)."""
+
+    def __init__(self, num_tasks: int, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.ConvTranspose2d(num_tasks, num_tasks, kernel_size=4, stride=1, padding=0, bias=False),
+            nn.ReLU(),
+            nn.ConvTranspose2d(num_tasks, num_tasks, kernel_size=6, stride=2, padding=1, bias=False),
+            nn.ReLU(),
+            nn.Upsample(size=tuple(size), mode="nearest"),
+        )
+
+    def forward(self, ray: Tensor) -> Tensor:
+        """[T] -> [T, H, W], the same for every sample of a batch."""
+        weight = self.layers[0].weight
+        return self.layers(ray.to(weight.dtype).view(1, -1, 1, 1))[0]
+
+
 @METHODS.register("cosmos")
 class COSMOS(Method):
     """COSMOS: the ray appended to the input; linear loss minus mu times cos(ray, losses)."""
@@ -54,7 +76,15 @@ class COSMOS(Method):
         self.sampler = RaySampler("dirichlet", self.num_tasks, 1, p=hparams.alpha)
 
     def build(self, make_backbone: Callable[..., MultiTaskNet]) -> RayChannelsNet:
-        return RayChannelsNet(make_backbone(extra_inputs=self.num_tasks))
+        """The backbone with T more inputs; for images, with the ray upsampler (official
+        ``COSMOS.configure_model``: 3-dimensional inputs are images, 1-dimensional ones vectors)."""
+        shape = self.spec.input_shape
+        if len(shape) not in (1, 3):
+            raise ConfigError(
+                f"cosmos needs vector (C,) or image (C, H, W) inputs, dataset {self.spec.name!r} has {shape}"
+            )
+        net = make_backbone(extra_inputs=self.num_tasks)
+        return RayChannelsNet(net, RayUpsampler(self.num_tasks, shape[1:]) if len(shape) == 3 else None)
 
     def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
         return self.sampler.sample(progress, generator)
@@ -65,4 +95,10 @@ class COSMOS(Method):
         return loss.detach()
 
     def describe(self) -> dict[str, Any]:
-        return {"models": 1, "reg_coefficient": self.hparams.reg_coefficient, "extra_input_channels": self.num_tasks}
+        upsampled = len(self.spec.input_shape) == 3
+        return {
+            "models": 1,
+            "reg_coefficient": self.hparams.reg_coefficient,
+            "extra_input_channels": self.num_tasks,
+            "ray_upsampler_parameters": (4 * 4 + 6 * 6) * self.num_tasks**2 if upsampled else 0,
+        }
