@@ -19,7 +19,7 @@ from bench.registry import DATASETS, METHODS
 from bench.runner import run_experiment, step_options
 from tests.conftest import random_batch
 
-VMAPPABLE = ["cosmos", "palora", "pamal", "phn-epo", "phn-ls"]
+VMAPPABLE = ["cosmos", "padora", "palora", "pamal", "phn-epo", "phn-ls"]
 TINY = ["train.epochs=2", "train.batch_size=64", "data.train_limit=256", "data.eval_limit=128"]
 
 

@@ -1,0 +1,201 @@
+"""PaDoRA: PaLoRA with Hugging Face PEFT adapters, plain LoRA or weight-decomposed (DoRA).
+
+Official code: nik-dim/palora ``src/callbacks/methods/padora.py`` (``PaDoRA``, ``PaDoRA_GB``) and
+``configs/experiment/*/method/padora.yaml``. ``PaDoRA.configure_model`` wraps the model with
+``peft.get_peft_model`` and one ``LoraConfig(r, lora_alpha, lora_dropout=0, use_dora=peft == "dora")``
+adapter per task on every Conv2d and Linear, all active at once; ``on_before_forward`` makes the
+ray the only conditioning: adapter k's scaling becomes ``s_k = (alpha / r) * ray_k``.
+
+With Delta_k = B_k A_k (peft layout: A_k is r x (in*kh*kw), a convolution with the layer's kernel,
+stride and padding; B_k is out x r, a 1x1 convolution; A_k kaiming-uniform(a=sqrt 5), B_k = 0) a
+layer's weight for a ray is
+
+- ``lora`` (every official config): ``W(ray) = W + sum_k s_k Delta_k`` (LoRA, Hu et al. 2022, Eq. 3);
+- ``dora``: peft adds ``(c_k - 1) W x + c_k s_k Delta_k x`` per adapter, with the magnitude m_k
+  (one per output row, initialised to ``||W||_c``) over the detached norm
+  ``c_k = m_k / ||W + s_k Delta_k||_c`` (DoRA, Liu et al. ICML 2024, Eq. 5 and Sec. 4.3), i.e.
+  ``W(ray) = W + sum_k [c_k (W + s_k Delta_k) - W]``. The magnitudes do not see the ray: a task at
+  ray 0 still rescales the rows by ``m_k / ||W||_c``. This is peft 0.13's forward (``DoraLinearLayer``,
+  ``DoraConv2dLayer``); peft >= 0.14 feeds each DoRA adapter the output of the adapters before it.
+
+Each step: ``sum_r sum_k ray_rk L_rk`` (``PaDoRA.get_weighted_loss``) or, with ``inner_method = "gb"``,
+each loss divided by its shared-gradient norm + 1e-3 (``PaDoRA_GB``; the shared parameters are the
+encoder's, adapters included, as peft puts them inside it). ``PaDoRA.configure_param_groups`` is
+commented out, so every parameter trains at the base learning rate although the configs say
+``reweight_lr: true``; ``reweight_lr = true`` here gives PaLoRA's adapter rate ``lr * T``.
+
+Differences from the official code, none of which changes the function computed: the adapters are
+merged into the weights and applied with ``torch.func.functional_call`` (the official layers add
+them to activations); a window of several rays per step is allowed (the official one sets one
+scalar scaling per adapter and so takes exactly one ray per step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+from bench.conditioning import parameter_key
+from bench.errors import ConfigError
+from bench.rays import RaySampler
+from bench.registry import METHODS
+from bench.spec import ConditionedNet, Method, MultiTaskNet
+from methods.gradients import gradient_balanced
+from methods.palora import LowRankAdapters
+
+PEFT_KINDS = ("lora", "dora")
+
+
+class PeftAdapters(LowRankAdapters):
+    """T peft LoRA adapters of one Linear or Conv2d (``peft.tuners.lora.layer.Linear`` / ``Conv2d``):
+    A [T, r, in*kh*kw], B [T, out, r], and with DoRA the magnitudes [T, out]. ``delta(ray)`` is
+    PaLoRA's ``s sum_k ray_k B_k A_k``; only the layout differs (peft's, not loralib's)."""
+
+    def __init__(self, layer: nn.Linear | nn.Conv2d, num_tasks: int, rank: int, alpha: float, dora: bool) -> None:
+        nn.Module.__init__(self)  # LowRankAdapters.__init__ would build loralib's convolution layout
+        weight = layer.weight
+        self.weight_shape = tuple(weight.shape)
+        self.scaling = alpha / rank
+        self.A = nn.Parameter(weight.new_empty(num_tasks, rank, weight[0].numel()))
+        self.B = nn.Parameter(weight.new_zeros(num_tasks, weight.shape[0], rank))
+        with torch.no_grad():
+            for k in range(num_tasks):
+                nn.init.kaiming_uniform_(self.A[k], a=math.sqrt(5))
+        self.magnitude: nn.Parameter | None = None
+        if dora:  # peft ``dora_init`` with B = 0: the row norms of W, one copy per task
+            norms = weight.detach().flatten(1).norm(dim=1)
+            self.magnitude = nn.Parameter(norms.expand(num_tasks, -1).clone())
+
+    def dora_weight(self, weight: Tensor, ray: Tensor) -> Tensor:
+        """``W + sum_k [c_k (W + s_k B_k A_k) - W]`` with ``c_k = m_k / ||W + s_k B_k A_k||_c`` detached."""
+        if self.magnitude is None:
+            raise RuntimeError("dora_weight needs adapters built with dora=True")
+        base = weight.flatten(1)  # [out, in*kh*kw]
+        scales = (ray.to(base.dtype) * self.scaling).view(-1, 1, 1)
+        directions = base + scales * torch.bmm(self.B, self.A)  # [T, out, in*kh*kw]
+        factors = self.magnitude / torch.linalg.vector_norm(directions.detach(), dim=2)  # [T, out]
+        return (base + (factors.unsqueeze(2) * directions - base).sum(0)).view(self.weight_shape)
+
+    def weight_at(self, weight: Tensor, ray: Tensor) -> Tensor:
+        """The layer's weight for ``ray`` (module docstring)."""
+        if self.magnitude is not None:
+            return self.dora_weight(weight, ray)
+        return weight + self.delta(ray)
+
+
+class PaDoRANet(ConditionedNet):
+    """The backbone plus one peft adapter per task on every Conv2d and Linear; ``forward(x, ray)``
+    runs the backbone with each layer's weight for the ray (:meth:`PeftAdapters.weight_at`)."""
+
+    path = "merged-weights"
+    vmaps_over_rays = True
+
+    def __init__(self, net: MultiTaskNet, num_tasks: int, rank: int, alpha: float, dora: bool) -> None:
+        super().__init__()
+        self.net = net
+        self.adapted: dict[str, str] = {}
+        self.adapters = nn.ModuleDict()
+        for name, module in net.named_modules():
+            if isinstance(module, (nn.Linear, nn.Conv2d)):
+                key = parameter_key(name)
+                self.adapters[key] = PeftAdapters(module, num_tasks, rank, alpha, dora)
+                self.adapted[f"{name}.weight"] = key
+
+    def merged_weights(self, ray: Tensor) -> dict[str, Tensor]:
+        weights = dict(self.net.named_parameters())
+        return {name: self.adapters[key].weight_at(weights[name], ray) for name, key in self.adapted.items()}
+
+    def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
+        return functional_call(self.net, self.merged_weights(ray), (x,))
+
+    def at_ray(self, ray: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
+        """The backbone with this ray's weights, made once (the evaluation's model)."""
+        weights = self.merged_weights(ray)
+        return lambda x: functional_call(self.net, weights, (x,))
+
+    def inference_parameters(self) -> int:
+        return sum(p.numel() for p in self.net.parameters())
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return list(self.net.parameters())
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The encoder's parameters and its adapters' (official ``SharedBottom.shared_parameters``
+        on the peft-wrapped model, whose encoder holds the adapters)."""
+        encoder_adapters = [a for key, a in self.adapters.items() if key.startswith("encoder__")]
+        return list(self.net.encoder.parameters()) + [p for a in encoder_adapters for p in a.parameters()]
+
+
+@dataclasses.dataclass(frozen=True)
+class PaDoRAHparams:
+    """PaDoRA hyperparameters (official MultiMNIST preset as defaults, window as PaLoRA's)."""
+
+    rank: int = 1
+    alpha: float = 1.0
+    """peft ``lora_alpha``; the scaling is alpha / rank (official configs: ``lora_alpha: ${method.rank}``)."""
+    peft: str = "lora"
+    """``lora`` (every official config) or ``dora`` (``LoraConfig(use_dora=True)``)."""
+    window: int = 2
+    sampler: str = "annealing"
+    p: float = 1.0
+    mul: float = 5.0
+    eps: float = 0.01
+    reweight_lr: bool = False
+    """Adapters at ``lr * T``; off as in the official PaDoRA, whose ``configure_param_groups`` is commented out."""
+    inner_method: str = "ls"
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ConfigError(f"method.rank must be >= 1, got {self.rank}")
+        if self.peft not in PEFT_KINDS:
+            raise ConfigError(f"unknown method.peft {self.peft!r}; valid: {', '.join(PEFT_KINDS)}")
+        if self.inner_method not in ("ls", "gb"):
+            raise ConfigError(f"unknown method.inner_method {self.inner_method!r}; valid: gb, ls")
+
+
+@METHODS.register("padora")
+class PaDoRA(Method):
+    """PaDoRA: per-task peft LoRA or DoRA adapters on every layer, each scaled by its ray weight."""
+
+    Hparams: ClassVar[type] = PaDoRAHparams
+    kind = "front"
+
+    def __init__(self, hparams: PaDoRAHparams, spec: Any) -> None:
+        super().__init__(hparams, spec)
+        self.sampler = RaySampler(
+            hparams.sampler, self.num_tasks, hparams.window, p=hparams.p, mul=hparams.mul, eps=hparams.eps
+        )
+
+    def build(self, make_backbone: Callable[[], MultiTaskNet]) -> PaDoRANet:
+        """The backbone keeps its own init: peft wraps the layers, it does not rebuild them as PaLoRA's
+        ``lorafy_model`` does."""
+        hp = self.hparams
+        return PaDoRANet(make_backbone(), self.num_tasks, hp.rank, hp.alpha, dora=hp.peft == "dora")
+
+    def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
+        return self.sampler.sample(progress, generator)
+
+    def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
+        if self.hparams.inner_method == "gb":
+            loss = gradient_balanced(losses, rays, cnet.shared_parameters())
+        else:
+            loss = (rays * losses).sum()
+        loss.backward()
+        return loss.detach()
+
+    def param_groups(self, cnet: ConditionedNet, lr: float) -> list[dict[str, Any]]:
+        """Every parameter at ``lr`` (official); adapters at ``lr * T`` with ``reweight_lr``."""
+        adapter_lr = lr * self.num_tasks if self.hparams.reweight_lr else lr
+        return [
+            {"params": cnet.backbone_parameters(), "lr": lr, "name": "backbone"},
+            {"params": list(cnet.adapters.parameters()), "lr": adapter_lr, "name": "adapters"},
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        return {"sampler": self.sampler.name, "window": self.sampler.window, "models": 1, "peft": self.hparams.peft}
