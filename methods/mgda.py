@@ -1,13 +1,14 @@
 """MGDA and MGDA-UB: multiple gradient descent (Sener and Koltun, NeurIPS 2018; arXiv 1810.04650).
 
-Each step finds the min-norm element of the convex hull of the per-task gradients (Sec. 3.2,
-:func:`methods.min_norm.min_norm_weights`) and back-propagates ``sum_k alpha_k L_k`` with those
-weights, as the reference code does (intel-isl/MultiObjectiveOptimization ``multi_task/train_multi_task.py``).
+Each step finds the min-norm element alpha of the convex hull of the per-task gradients (Sec. 3.2,
+:func:`methods.min_norm.min_norm_weights`) and back-propagates ``T * sum_k alpha_k L_k``: the
+official PaLoRA code (nik-dim/palora ``src/callbacks/methods/mgda.py``, ``sol * num_tasks``), which
+produced the MGDA numbers the PaLoRA paper compares against. The paper's weights sum to 1
+(intel-isl/MultiObjectiveOptimization); the factor T is not invisible to Adam, whose eps makes a
+rescaled step differ where gradients are near zero (``tests/test_lockstep_palora.py``).
 - ``mgda``: gradients w.r.t. every shared (encoder) parameter.
 - ``mgda-ub``: gradients w.r.t. the shared representation, the encoder's output (Sec. 3.3, the
   upper bound): T cheap backward passes through the heads, one through the encoder.
-Weights sum to 1 as in the paper; the official PaLoRA code multiplies them by T, which only rescales
-the step (and is invisible to Adam).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class MGDA(SinglePointMethod):
 
     def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
         task_losses = losses[0]
-        loss = (self.weights(task_losses, cnet) * task_losses).sum()
+        loss = (self.num_tasks * self.weights(task_losses, cnet) * task_losses).sum()
         loss.backward()
         return loss.detach()
 

@@ -130,7 +130,8 @@ def setup(cls, num_tasks=2, **hparams):
 
 @pytest.mark.parametrize("cls", [MGDA, MGDAUB])
 def test_step_applies_the_min_norm_weights(cls):
-    """The update equals sum_k alpha_k grad L_k with alpha from the two-task closed form."""
+    """The update equals T sum_k alpha_k grad L_k (official ``sol * num_tasks``), alpha from the
+    two-task closed form."""
     method, cnet, losses = setup(cls)
     inputs = method.differentiate_through(cnet)
     jacobian = task_jacobian(losses[0], inputs).detach()
@@ -139,7 +140,7 @@ def test_step_applies_the_min_norm_weights(cls):
     per_task = [torch.autograd.grad(losses[0, k], params, retain_graph=True) for k in range(2)]
     method.backward(losses, method.train_rays(0.5, torch.Generator()), cnet)
     for i, p in enumerate(params):
-        expected = alpha * per_task[0][i] + (1 - alpha) * per_task[1][i]
+        expected = 2 * (alpha * per_task[0][i] + (1 - alpha) * per_task[1][i])
         assert torch.allclose(p.grad, expected, atol=1e-6)
 
 
