@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,9 +29,11 @@ from bench.atomic import write_text
 from bench.errors import ConfigError
 from bench.record import git_sha
 from bench.registry import DATASETS, load_all
-from bench.spec import DatasetSpec
+from bench.spec import DatasetSpec, HypervolumeDefinition
 
 MIB = 2**20
+Alternative = tuple[str, HypervolumeDefinition, pd.DataFrame, pd.DataFrame]
+"""A dataset, one of its alternative hypervolume definitions, and the raw and display tables."""
 
 
 def parse_seeds(text: str | None) -> list[int] | None:
@@ -53,6 +56,54 @@ def hypervolume_display(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     display = display.loc[first.sort_values(ascending=False, na_position="last").index]
     display = display.reset_index().rename(columns={"label": "method"})
     return raw, display
+
+
+def alternative_hypervolumes(runs: list[Run], datasets: list[str], seeds: list[int] | None) -> list[Alternative]:
+    """Per dataset of ``datasets`` and each of its alternative hypervolume definitions: the definition
+    and the raw and display forms of its table (as :func:`hypervolume_display`), from the same fronts."""
+    out = []
+    for dataset in datasets:
+        if dataset not in DATASETS:
+            continue
+        subset = [run for run in runs if run.dataset == dataset]
+        for definition in DATASETS.get(dataset).hv_alternatives:
+            raw, display = hypervolume_display(seed_summary(run_table(subset, definition.name), seeds))
+            out.append((dataset, definition, raw, display))
+    return out
+
+
+def reference_description(spec: DatasetSpec) -> str:
+    """``name (1.0, 1.0)``, or with the default's name and coordinates where the dataset has several."""
+    if spec.hv_name == "default" and not spec.hv_alternatives:
+        return f"{spec.name} {tuple(spec.hv_reference)}"
+    return f"{spec.name} `{spec.hv_name}` {spec.hv_default.describe()}"
+
+
+def alternatives_markdown(alternatives: Sequence[Alternative]) -> list[str]:
+    """The REPORT.md section of the alternative hypervolume tables (nothing when there are none)."""
+    if not alternatives:
+        return []
+    lines = [
+        "### Other hypervolume definitions",
+        "",
+        "The table above uses each dataset's default hypervolume. These datasets also define others, "
+        "computed from the same test fronts:",
+        "",
+    ]
+    for dataset in dict.fromkeys(dataset for dataset, *_ in alternatives):
+        default = DATASETS.get(dataset).hv_default
+        lines.append(f"- {dataset} `{default.name}` (the default): {default.note or default.describe()}")
+    lines.append("")
+    for dataset, definition, _, display in alternatives:
+        note = f" {definition.note}" if definition.note else ""
+        lines += [
+            f"#### {dataset}: `{definition.name}`",
+            "",
+            f"On {definition.describe()}.{note}",
+            "",
+            markdown(display),
+        ]
+    return lines
 
 
 def memory_display(footprint: pd.DataFrame) -> pd.DataFrame:
@@ -179,6 +230,16 @@ def build_report(runs_dir: Path, out: Path, paper_dir: Path | None, seeds: list[
             "test hypervolume per method and dataset, recomputed from each run's test front",
         )
     )
+    alternatives = alternative_hypervolumes(runs, sorted(table["dataset"].unique()), seeds)
+    for dataset, definition, raw, display in alternatives:
+        name = f"hypervolume-{dataset}-{definition.name}"
+        caption = f"{dataset}: test hypervolume '{definition.name}', mean ± std over seeds (number of seeds)"
+        files.append(
+            (
+                write_table(raw, display, tables_dir, name, caption),
+                f"{dataset}: test hypervolume on {definition.describe()}",
+            )
+        )
     memory = memory_display(footprint)
     files.append(
         (
@@ -238,7 +299,18 @@ def build_report(runs_dir: Path, out: Path, paper_dir: Path | None, seeds: list[
     write_text(
         out / "REPORT.md",
         report_markdown(
-            runs_dir, out, paper_dir, table, summary, hv_display, memory, time_table, published_all, files, seconds
+            runs_dir,
+            out,
+            paper_dir,
+            table,
+            summary,
+            hv_display,
+            memory,
+            time_table,
+            published_all,
+            files,
+            seconds,
+            alternatives,
         ),
     )
     return {"runs": len(runs), "usable": int(table["usable"].sum()), "seconds": seconds}
@@ -256,10 +328,11 @@ def report_markdown(
     published: pd.DataFrame,
     files: list[tuple[list[Path], str]],
     seconds: float,
+    alternatives: Sequence[Alternative] = (),
 ) -> str:
     load_all()
     references = ", ".join(
-        f"{d} {tuple(DATASETS.get(d).hv_reference)}" for d in sorted(table["dataset"].unique()) if d in DATASETS
+        reference_description(DATASETS.get(d)) for d in sorted(table["dataset"].unique()) if d in DATASETS
     )
     devices = ", ".join(sorted({str(r.summary.get("device")) for r in scan(runs_dir) if r.usable}))
     lines = [
@@ -276,6 +349,7 @@ def report_markdown(
         "## Test hypervolume",
         "",
         markdown(hv),
+        *alternatives_markdown(alternatives),
         "## Failed, incomplete or missing runs",
         "",
         problems_markdown(table, summary),

@@ -76,6 +76,30 @@ class Objective:
         raise KeyError(f"objective {self.name!r} has no metric {name!r}")
 
 
+@dataclasses.dataclass(frozen=True)
+class HypervolumeDefinition:
+    """A named hypervolume of a dataset: per coordinate an ``(objective, metric)`` pair, read from the
+    per-ray test metrics and put in minimisation form (:meth:`Metric.to_minimization`), and the
+    reference point in that form, one coordinate each. ``note`` says where the definition comes from."""
+
+    name: str
+    coordinates: tuple[tuple[str, str], ...]
+    reference: tuple[float, ...]
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.coordinates) != len(self.reference):
+            raise ValueError(
+                f"hypervolume {self.name!r}: {len(self.reference)} reference coordinates for "
+                f"{len(self.coordinates)} (objective, metric) pairs"
+            )
+
+    def describe(self) -> str:
+        """``(age huber, gender loss, race loss), reference (1.0, 1.0, 1.0)``."""
+        on = ", ".join(f"{objective} {metric}" for objective, metric in self.coordinates)
+        return f"({on}), reference {tuple(self.reference)}"
+
+
 Split = Literal["train", "val", "test"]
 SplitData = tuple[Tensor, dict[str, Tensor]] | Dataset
 """A split as tensors (small sets: moved to the device once) or as a map-style torch Dataset whose
@@ -90,7 +114,10 @@ class DatasetSpec:
     :class:`bench.errors.MissingDataError` naming the missing files and the prepare command.
     ``train_defaults`` are dotted config keys (``train.epochs``) from the paper's protocol.
     ``hv_reference`` is in minimisation form, one coordinate per objective named in ``hv_objectives``
-    (all objectives when empty: a 40-task front needs a declared subset), in objective order.
+    (all objectives when empty: a 40-task front needs a declared subset), in objective order. With
+    each objective's ``hv_metric`` they make the default hypervolume, named ``hv_name``; the report
+    also shows each of ``hv_alternatives`` (:class:`HypervolumeDefinition`), e.g. the official
+    code's definition beside ours.
     """
 
     name: str
@@ -108,6 +135,12 @@ class DatasetSpec:
     paper_dataset: str = ""
     """The dataset whose published numbers the report shows beside this one's (default: itself);
     the report labels them with that name, so a reduced set is never passed off as the paper's."""
+    hv_name: str = "default"
+    """The name of the default hypervolume (e.g. ``official`` where it is the official code's)."""
+    hv_note: str = ""
+    """Where the default hypervolume comes from, for the report."""
+    hv_alternatives: tuple[HypervolumeDefinition, ...] = ()
+    """Other hypervolumes the report shows in tables of their own."""
 
     def __post_init__(self) -> None:
         unknown = set(self.hv_objectives) - set(self.objective_names)
@@ -118,6 +151,42 @@ class DatasetSpec:
                 f"{self.name}: hv_reference has {len(self.hv_reference)} coordinates for "
                 f"{len(self.hypervolume_objectives)} hypervolume objectives"
             )
+        names = [d.name for d in self.hv_definitions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: hypervolume names {names} repeat")
+        by_name = {o.name: o for o in self.objectives}
+        for definition in self.hv_alternatives:
+            for objective, metric in definition.coordinates:
+                if objective not in by_name or metric not in {m.name for m in by_name[objective].metrics}:
+                    raise ValueError(
+                        f"{self.name}: hypervolume {definition.name!r} reads {objective!r} {metric!r}, "
+                        "which is not a metric of an objective"
+                    )
+
+    @property
+    def hv_default(self) -> HypervolumeDefinition:
+        """The default hypervolume: each hypervolume objective's ``hv_metric``, against ``hv_reference``."""
+        return HypervolumeDefinition(
+            self.hv_name,
+            tuple((o.name, o.hv_metric) for o in self.hypervolume_objectives),
+            tuple(self.hv_reference),
+            self.hv_note,
+        )
+
+    @property
+    def hv_definitions(self) -> tuple[HypervolumeDefinition, ...]:
+        """The default hypervolume, then the alternatives."""
+        return (self.hv_default, *self.hv_alternatives)
+
+    def hv_definition(self, name: str | None = None) -> HypervolumeDefinition:
+        """The hypervolume named ``name`` (the default when None); a ValueError lists the valid names."""
+        if name is None:
+            return self.hv_default
+        for definition in self.hv_definitions:
+            if definition.name == name:
+                return definition
+        valid = ", ".join(d.name for d in self.hv_definitions)
+        raise ValueError(f"{self.name} has no hypervolume {name!r}; valid: {valid}")
 
     @property
     def hypervolume_objectives(self) -> tuple[Objective, ...]:
@@ -142,6 +211,10 @@ class DatasetSpec:
 
 class MultiTaskNet(nn.Module):
     """A shared encoder followed by one head per objective: ``forward(x) -> {objective: output}``."""
+
+    layer_init: str = "pytorch"
+    """How the factory initialised the Conv2d/Linear layers: ``pytorch`` (each layer's own
+    ``reset_parameters``), or the factory's name for its scheme (see :mod:`bench.backbones.weights`)."""
 
     def __init__(self, encoder: nn.Module, heads: nn.ModuleDict) -> None:
         super().__init__()
@@ -218,7 +291,7 @@ class Method:
         raise NotImplementedError
 
     def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
-        """Rays [R, T] for the step at ``progress`` = (step + 1) / total_steps."""
+        """Rays [R, T] for the step at ``progress`` in (0, 1] (:func:`bench.loop.training_progress`)."""
         raise NotImplementedError
 
     def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:

@@ -12,6 +12,13 @@ bargaining), ``imtl-g`` (Liu et al. 2021, impartial MTL, gradient part), ``align
 et al. 2023, condition-number alignment), ``upgrad`` and ``dualproj`` (Rey et al. 2024, projections
 onto the dual cone of the gradients).
 Randomness: PCGrad draws its projection order from torch's global generator (seeded by the run).
+
+Head gradients: torchjd gives each head the gradient of its own loss. The official Nash-MTL and
+IMTL-G back-propagate the weighted loss ``sum_k w_k L_k`` (nik-dim/pamal ``src/methods/weight_methods.py``
+``NashMTL.backward``, ``IMTLG.get_weighted_loss``; nik-dim/palora ``base_trainer.py`` ``training_step``),
+so head k gets ``w_k grad L_k``; for these two ``head_weights`` scales the heads' gradients alike
+(Nash-MTL: the weights before the shared-gradient clipping, which the official code applies to the
+shared parameters only). PCGrad and CAGrad give the heads their own gradients officially too.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+import torch
 import torchjd.aggregation as agg
 from torch import Tensor
 from torchjd.autojac import jac_to_grad, mtl_backward
@@ -57,6 +65,9 @@ class JacobianAggregation(SinglePointMethod):
     """One unconditioned model; its shared parameters step along a torchjd aggregation of the Jacobian."""
 
     make_aggregator: ClassVar[Callable[[Any, int], agg.Aggregator]]
+    head_weights: ClassVar[Callable[[agg.Aggregator, Tensor], Tensor] | None] = None
+    """``(aggregator, weights jac_to_grad returned) -> w``: head k's gradient is multiplied by ``w_k``
+    (the official weighted-loss backward); None: each head keeps its own loss's gradient."""
 
     def __init__(self, hparams: Any, spec: Any) -> None:
         super().__init__(hparams, spec)
@@ -76,7 +87,13 @@ class JacobianAggregation(SinglePointMethod):
         )
         with warnings.catch_warnings():  # cvxpy's note that Nash-MTL's problem is not DPP-cacheable
             warnings.filterwarnings("ignore", message="You are solving a parameterized problem that is not DPP")
-            jac_to_grad(shared, self.aggregator)
+            weights = jac_to_grad(shared, self.aggregator)
+        if self.head_weights is not None:
+            scale = type(self).head_weights(self.aggregator, weights)
+            for k, params in enumerate(cnet.task_parameters()):
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.mul_(scale[k].to(p.grad))
         return losses[0].mean().detach()
 
     def state_dict(self) -> dict[str, Any]:
@@ -92,15 +109,35 @@ class JacobianAggregation(SinglePointMethod):
 
 
 def register_aggregator(
-    name: str, summary: str, make: Callable[[Any, int], agg.Aggregator], hparams: type = NoHparams
+    name: str,
+    summary: str,
+    make: Callable[[Any, int], agg.Aggregator],
+    hparams: type = NoHparams,
+    head_weights: Callable[[agg.Aggregator, Tensor], Tensor] | None = None,
 ) -> type[JacobianAggregation]:
     """Register a :class:`JacobianAggregation` named ``name`` built by ``make(hparams, num_tasks)``."""
     cls = type(
         f"JacobianAggregation_{name.replace('-', '_')}",
         (JacobianAggregation,),
-        {"__doc__": summary, "Hparams": hparams, "make_aggregator": staticmethod(make), "__module__": __name__},
+        {
+            "__doc__": summary,
+            "Hparams": hparams,
+            "make_aggregator": staticmethod(make),
+            "head_weights": staticmethod(head_weights) if head_weights else None,
+            "__module__": __name__,
+        },
     )
     return METHODS.register(name)(cls)
+
+
+def weighting_output(aggregator: agg.Aggregator, weights: Tensor) -> Tensor:
+    """The weights the aggregator combined the Jacobian's rows with (IMTL-G's, summing to 1)."""
+    return weights
+
+
+def nash_mtl_alpha(aggregator: agg.Aggregator, weights: Tensor) -> Tensor:
+    """Nash-MTL's alpha before the max-norm clipping (the official weighted loss uses it unclipped)."""
+    return torch.as_tensor(aggregator.weighting.prvs_alpha, dtype=weights.dtype, device=weights.device)
 
 
 register_aggregator("mean", "Equal weighting: the mean of the task gradients.", lambda h, t: agg.Mean())
@@ -120,11 +157,13 @@ register_aggregator(
         n_tasks=t, max_norm=h.max_norm, update_weights_every=h.update_weights_every, optim_niter=h.optim_niter
     ),
     NashMTLHparams,
+    head_weights=nash_mtl_alpha,
 )
 register_aggregator(
     "imtl-g",
     "IMTL-G: equal projections of the update on every task gradient (Liu et al. 2021).",
     lambda h, t: agg.IMTLG(),
+    head_weights=weighting_output,
 )
 register_aggregator(
     "aligned-mtl",

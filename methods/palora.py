@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from bench.backbones.weights import official_rebuild
 from bench.conditioning import parameter_key
 from bench.errors import ConfigError
 from bench.rays import RaySampler
@@ -130,7 +131,11 @@ class PaLoRANet(ConditionedNet):
         return list(self.net.parameters())
 
     def shared_parameters(self) -> list[nn.Parameter]:
-        return list(self.net.encoder.parameters())
+        """The encoder's parameters and its layers' adapters: the official ``shared_parameters``
+        (``SharedBottom.encoder.parameters()``, SegNet's non-``pred`` parameters) taken after
+        ``lorafy_model`` put ``lora_A`` / ``lora_B`` inside the encoder's layers."""
+        adapters = [p for key, a in self.adapters.items() if key.split("__", 1)[0] == "encoder" for p in a.parameters()]
+        return list(self.net.encoder.parameters()) + adapters
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,7 +192,8 @@ class PaLoRA(Method):
 
     def build(self, make_backbone: Callable[[], MultiTaskNet]) -> PaLoRANet:
         hp = self.hparams
-        return PaLoRANet(make_backbone(), self.num_tasks, hp.rank, hp.alpha, hp.adapter_path)
+        # The official lorafy_model rebuilds every layer: PyTorch's default init (bench/backbones/weights.py).
+        return PaLoRANet(official_rebuild(make_backbone()), self.num_tasks, hp.rank, hp.alpha, hp.adapter_path)
 
     def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
         return self.sampler.sample(progress, generator)

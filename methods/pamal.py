@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from bench.backbones.weights import official_rebuild
 from bench.conditioning import FunctionalTarget, parameter_key
 from bench.errors import ConfigError
 from bench.rays import RaySampler
@@ -129,7 +130,9 @@ class PaMaL(Method):
     def build(self, make_backbone: Callable[..., MultiTaskNet]) -> PaMaLNet:
         first = make_backbone()
         others = [make_backbone() for _ in range(self.num_tasks - 1)]
-        if not self.hparams.reinit:  # every copy starts from the same initialisation
+        if self.hparams.reinit:  # official _create_new_ resets every member: PyTorch's default init
+            first, *others = (official_rebuild(m) for m in (first, *others))
+        else:  # every copy starts from the same initialisation (official deepcopy of the backbone)
             for other in others:
                 other.load_state_dict(first.state_dict())
         return PaMaLNet([first, *others])

@@ -40,13 +40,15 @@ def write_run(
     parameters: dict[str, int] | None = None,
     curve: list[float] | None = None,
     epochs: int = 2,
+    front: list[dict[str, Any]] | None = None,
 ) -> Path:
     """One run directory like :func:`bench.runner.run_experiment` writes. ``curve``: the validation
-    front at evaluation e is the test front with each accuracy scaled by ``curve[e]``."""
+    front at evaluation e is the test front with each accuracy scaled by ``curve[e]``. ``front``
+    replaces the accuracy front made from ``points`` (for datasets with other metrics)."""
     cfg = resolve(method, dataset, seed=seed, assignments=[f"train.epochs={epochs}"])
     record = RunRecord(root / cfg.run_id())
     record.write_config(cfg.to_dict(), "cpu")
-    front = accuracy_front(points, tasks)
+    front = front or accuracy_front(points, tasks)
     for e, scale in enumerate(curve or [1.0]):
         rows = [
             {"ray_index": k, "ray": entry["ray"], "objective": t, "metric": m, "value": v * scale}
@@ -67,7 +69,7 @@ def write_run(
             "method": method,
             "dataset": dataset,
             "seed": seed,
-            "kind": "front" if len(points) > 1 else "point",
+            "kind": "front" if len(front) > 1 else "point",
             "front": front,
             "hypervolume": -1.0,  # deliberately wrong: the report must recompute it
             "parameters": params,

@@ -76,3 +76,56 @@ def test_mean_step_gives_the_mean_shared_gradient_and_each_head_its_own_gradient
     for k in range(2):
         for p, g in zip(heads[k], head_grads[k], strict=True):
             assert torch.allclose(p.grad, g, atol=1e-6)
+
+
+def step_gradients(name: str, **hparams):
+    """One step of method ``name`` on a tiny MultiLeNet: the method, the per-task shared Jacobian
+    rows [T, P], each head's own-loss gradients, and the gradients the step left on the heads."""
+    spec = tiny_spec(2)
+    cls = METHODS.get(name)
+    method = cls(apply_overrides(cls.Hparams(), "method", hparams), spec)
+    torch.manual_seed(0)
+    cnet = method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
+    x, targets = random_batch(spec, 16)
+    rays = method.train_rays(0.5, torch.Generator())
+    losses = compute_losses(cnet, x, targets, rays, spec.objectives)
+    shared, heads = cnet.shared_parameters(), cnet.task_parameters()
+    rows = [torch.autograd.grad(losses[0, k], shared, retain_graph=True) for k in range(2)]
+    jacobian = torch.stack([torch.cat([g.flatten() for g in row]) for row in rows])
+    own = [torch.autograd.grad(losses[0, k], heads[k], retain_graph=True) for k in range(2)]
+    method.backward(losses, rays, cnet)
+    return method, jacobian, own, [[p.grad for p in params] for params in heads]
+
+
+@pytest.mark.parametrize("name", ["pcgrad", "cagrad"])
+def test_pcgrad_and_cagrad_heads_get_their_own_loss_gradient(name):
+    # nik-dim/pamal weight_methods.py: PCGrad sets the heads' grads to grad(sum_k L_k); CAGrad's
+    # per-loss backward() calls accumulate into the heads: both give head k the gradient of L_k.
+    _, _, own, got = step_gradients(name)
+    for k in range(2):
+        for g, expected in zip(got[k], own[k], strict=True):
+            assert torch.allclose(g, expected, atol=1e-6)
+
+
+def test_imtl_g_heads_get_the_weighted_loss_gradient():
+    # official IMTL-G: alpha = [1 - sum(a), a], a = g_1 U^T (D U^T)^-1 with D = g_1 - g_{2..T} and
+    # U the same rows of unit gradients; the weighted loss sum_k alpha_k L_k gives head k alpha_k grad L_k.
+    _, jacobian, own, got = step_gradients("imtl-g")
+    units = jacobian / jacobian.norm(dim=1, keepdim=True)
+    d, u = jacobian[0] - jacobian[1:], units[0] - units[1:]
+    a = (jacobian[0] @ u.T) @ torch.inverse(d @ u.T)
+    alpha = torch.cat([1 - a.sum().reshape(1), a])
+    for k in range(2):
+        for g, expected in zip(got[k], own[k], strict=True):
+            assert torch.allclose(g, alpha[k] * expected, rtol=1e-4, atol=1e-7)
+
+
+def test_nash_mtl_heads_get_the_unclipped_alpha_times_their_gradient():
+    method, jacobian, own, got = step_gradients("nash-mtl")
+    alpha = torch.as_tensor(method.aggregator.weighting.prvs_alpha, dtype=torch.float32)
+    # alpha is the Nash bargaining solution: G^T G alpha = 1 / alpha (Navon et al. 2022, Eq. 3)
+    assert torch.allclose((jacobian @ jacobian.T) @ alpha, 1 / alpha, rtol=1e-3)
+    assert (jacobian.T @ alpha).norm() > 1.0  # the shared update is clipped, the heads' weights are not
+    for k in range(2):
+        for g, expected in zip(got[k], own[k], strict=True):
+            assert torch.allclose(g, alpha[k] * expected, rtol=1e-5, atol=1e-7)

@@ -105,7 +105,43 @@ def test_augmentation_scales_depth_and_flip_negates_normal_x():
     assert torch.equal(normal, targets["normals"])  # inputs untouched
 
 
-def test_random_augmentation_draws_every_scale_and_both_flips():
+@pytest.mark.parametrize("scale", [1.0, 1.2, 1.5])
+def test_resize_crop_is_the_official_resize_then_crop(scale: float):
+    """The official NYUv2 ``DataTransform``: torchvision ``resize`` of the whole sample by the scale
+    (image bilinear with antialiasing, the rest nearest), one (H, W) crop, depth / scale."""
+    tf = pytest.importorskip("torchvision.transforms.functional")
+    from torchvision.transforms import InterpolationMode
+
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(3, H, W, generator=g)
+    depth = torch.rand(1, H, W, generator=g) * 9.0
+    normal = torch.nn.functional.normalize(torch.randn(3, H, W, generator=g), dim=0)
+    label = torch.randint(-1, 13, (H, W), generator=g)
+    kinds = {"segmentation": "label", "depth": "depth", "normals": "normal"}
+    size = [int(H * scale), int(W * scale)]
+    top, left = size[0] - H, (size[1] - W) // 2  # the bottom edge, the middle
+
+    def official(tensor: torch.Tensor, mode: InterpolationMode) -> torch.Tensor:
+        return tf.crop(tf.resize(tensor, size, mode, antialias=True), top, left, H, W)
+
+    out_image, out = mtan_npy.resize_crop(
+        image, {"segmentation": label, "depth": depth, "normals": normal}, kinds, scale, top, left
+    )
+    assert torch.equal(out_image, official(image, InterpolationMode.BILINEAR))
+    assert torch.equal(out["segmentation"], official(label[None], InterpolationMode.NEAREST)[0])
+    assert torch.equal(out["depth"], official(depth, InterpolationMode.NEAREST) / scale)
+    assert torch.equal(out["normals"], official(normal, InterpolationMode.NEAREST))
+    assert out["segmentation"].dtype == torch.int64 and out_image.shape == (3, H, W)
+
+
+def test_nyuv2_resizes_then_crops_and_cityscapes_crops_then_resizes():
+    from bench.data import cityscapes
+
+    assert ny.LAYOUT.scale_mode == "resize_crop" and cityscapes.LAYOUT.scale_mode == "crop_resize"
+
+
+@pytest.mark.parametrize("mode", ["crop_resize", "resize_crop"])
+def test_random_augmentation_draws_every_scale_and_both_flips(mode: str):
     image = torch.arange(H * W, dtype=torch.float32).view(1, H, W).expand(3, H, W)
     depth = torch.full((1, H, W), 6.0)
     normal = torch.zeros(3, H, W)
@@ -114,7 +150,7 @@ def test_random_augmentation_draws_every_scale_and_both_flips():
     torch.manual_seed(0)
     seen_depth, seen_x = set(), set()
     for _ in range(60):
-        _, out = mtan_npy.augment(image, {"depth": depth, "normals": normal}, kinds)
+        _, out = mtan_npy.augment(image, {"depth": depth, "normals": normal}, kinds, mode=mode)
         seen_depth.add(round(float(out["depth"][0, 0, 0]), 4))
         seen_x.add(float(out["normals"][0, 0, 0]))
     assert seen_depth == {6.0, 5.0, 4.0} and seen_x == {1.0, -1.0}

@@ -54,6 +54,25 @@ def test_columns_split_and_torque_scaling(tmp_path: Path):
     assert sarcos.SARCOS.load(tmp_path, "val")[0].shape[0] == 4448
 
 
+def test_torque_scaling_is_the_official_float32_arithmetic_bit_for_bit():
+    # the steps of nik-dim/palora src/datasets/sarcos.py get_data on float32 arrays: val = the first
+    # 4,448 rows, quant = np.quantile(Y_train, 0.9, axis=0) (float32), Y /= quant in place, X untouched
+    rng = np.random.default_rng(3)
+    train = (rng.normal(size=(5000, 28)) * rng.uniform(1, 50, 28)).astype(np.float32)
+    test = (rng.normal(size=(300, 28)) * rng.uniform(1, 50, 28)).astype(np.float32)
+    official_train, official_test = train.copy(), test.copy()
+    val_rows, train_rows = official_train[: sarcos.VAL_ROWS], official_train[sarcos.VAL_ROWS :]
+    quant = np.quantile(train_rows[:, 21:], q=0.9, axis=0)
+    assert quant.dtype == np.float32
+    for rows in (train_rows, val_rows, official_test):
+        rows[:, 21:] /= quant
+    ours = sarcos.build_splits(train, test)
+    for split, rows in (("train", train_rows), ("val", val_rows), ("test", official_test)):
+        x, targets = ours[split]
+        np.testing.assert_array_equal(x.numpy(), rows[:, :21])
+        np.testing.assert_array_equal(torch.stack(list(targets.values()), 1).numpy(), rows[:, 21:])
+
+
 def test_registered_spec_follows_the_official_setup():
     spec = DATASETS.get("sarcos")
     assert spec.input_shape == (21,) and spec.num_tasks == 7

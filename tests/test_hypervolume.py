@@ -73,19 +73,102 @@ def test_pymoo_matches_moocore_and_inclusion_exclusion(dims: int):
         assert ours == pytest.approx(inclusion_exclusion_hypervolume(points, reference), abs=1e-12, rel=0)
 
 
-def test_error_metrics_stay_and_accuracies_flip(data_root):
+# UTKFace: entry 2's race cross-entropy (1.7, above chance ln 5 = 1.61) leaves the official box.
+UTKFACE_FRONT = [
+    {
+        "ray": [1.0, 0.0, 0.0],
+        "metrics": {
+            "age": {"huber": 0.3, "mae": 0.5, "mse": 0.7, "mae_original": 6.0},
+            "gender": {"accuracy": 0.9, "loss": 0.2},
+            "race": {"accuracy": 0.8, "loss": 0.5},
+        },
+    },
+    {
+        "ray": [0.0, 0.0, 1.0],
+        "metrics": {
+            "age": {"huber": 0.6, "mae": 0.8, "mse": 1.1, "mae_original": 9.0},
+            "gender": {"accuracy": 0.7, "loss": 0.4},
+            "race": {"accuracy": 0.6, "loss": 1.7},
+        },
+    },
+]
+# Cityscapes: mIoU, pixel accuracy and cross-entropy; disparity errors (the depth loss equals abs_err).
+CITYSCAPES_FRONT = [
+    {
+        "ray": [1.0, 0.0],
+        "metrics": {
+            "segmentation": {"miou": 0.5, "pixel_accuracy": 0.9, "loss": 0.4},
+            "depth": {"abs_err": 0.02, "rel_err": 0.3, "loss": 0.02},
+        },
+    },
+    {
+        "ray": [0.0, 1.0],
+        "metrics": {
+            "segmentation": {"miou": 0.3, "pixel_accuracy": 0.8, "loss": 0.9},
+            "depth": {"abs_err": 0.01, "rel_err": 0.2, "loss": 0.01},
+        },
+    },
+]
+
+
+def test_utkface_official_hypervolume_is_on_the_losses_and_errors_is_an_alternative():
     from bench.registry import DATASETS
 
-    spec = DATASETS.get("utkface")  # age: Huber (lower is better); gender and race: accuracy
-    front = [
-        {
-            "ray": [1.0, 0.0, 0.0],
-            "metrics": {
-                "age": {"huber": 0.3, "mae": 0.5, "mse": 0.7, "mae_original": 6.0},
-                "gender": {"accuracy": 0.9, "loss": 0.2},
-                "race": {"accuracy": 0.8, "loss": 0.5},
-            },
-        }
-    ]
-    assert np.allclose(minimization_points(front, spec), [[0.3, 0.1, 0.2]], atol=1e-15)
-    assert front_hypervolume(front, spec) == pytest.approx(0.7 * 0.9 * 0.8, abs=1e-12)
+    spec = DATASETS.get("utkface")
+    assert [d.name for d in spec.hv_definitions] == ["official", "errors"]
+    official = spec.hv_definition()
+    assert official.coordinates == (("age", "huber"), ("gender", "loss"), ("race", "loss"))
+    assert official.reference == (1.0, 1.0, 1.0) and spec.hv_name == "official"
+    # official: (0.3, 0.2, 0.5) inside, (0.6, 0.4, 1.7) outside the reference: 0.7 * 0.8 * 0.5 = 0.28
+    assert np.allclose(minimization_points(UTKFACE_FRONT, spec), [[0.3, 0.2, 0.5], [0.6, 0.4, 1.7]], atol=1e-15)
+    assert front_hypervolume(UTKFACE_FRONT, spec) == pytest.approx(0.28, abs=1e-12)
+    # errors: (0.3, 0.1, 0.2) dominates (0.6, 0.3, 0.4): 0.7 * 0.9 * 0.8 = 0.504
+    errors = spec.hv_definition("errors")
+    assert errors.coordinates == (("age", "huber"), ("gender", "accuracy"), ("race", "accuracy"))
+    assert np.allclose(minimization_points(UTKFACE_FRONT, spec, errors), [[0.3, 0.1, 0.2], [0.6, 0.3, 0.4]])
+    assert front_hypervolume(UTKFACE_FRONT, spec, errors) == pytest.approx(0.504, abs=1e-12)
+
+
+def test_cityscapes_official_hypervolume_is_on_the_losses_with_reference_one():
+    from bench.registry import DATASETS
+
+    spec = DATASETS.get("cityscapes")
+    official, ours = spec.hv_definitions
+    assert (official.name, official.coordinates, official.reference) == (
+        "official",
+        (("segmentation", "loss"), ("depth", "loss")),
+        (1.0, 1.0),
+    )
+    assert (ours.name, ours.coordinates, ours.reference) == (
+        "miou-abs_err",
+        (("segmentation", "miou"), ("depth", "abs_err")),
+        (1.0, 0.1),
+    )
+    # official: (0.4, 0.02), (0.9, 0.01) vs (1, 1): 0.6 * 0.98 + 0.1 * 0.01 = 0.589
+    assert front_hypervolume(CITYSCAPES_FRONT, spec) == pytest.approx(0.589, abs=1e-12)
+    # ours: (0.5, 0.02), (0.7, 0.01) vs (1, 0.1): 0.5 * 0.08 + 0.3 * 0.01 = 0.043
+    assert np.allclose(minimization_points(CITYSCAPES_FRONT, spec, ours), [[0.5, 0.02], [0.7, 0.01]])
+    assert front_hypervolume(CITYSCAPES_FRONT, spec, ours) == pytest.approx(0.043, abs=1e-12)
+
+
+def test_single_definition_datasets_keep_their_default(mini_spec):
+    assert [d.name for d in mini_spec.hv_definitions] == ["default"]
+    assert mini_spec.hv_definition().coordinates == (("top-left", "accuracy"), ("bottom-right", "accuracy"))
+    assert mini_spec.hv_definition().reference == (1.0, 1.0)
+
+
+def test_unknown_or_malformed_definitions_are_errors(mini_spec):
+    import dataclasses
+
+    from bench.spec import HypervolumeDefinition
+
+    with pytest.raises(ValueError, match="valid: default"):
+        mini_spec.hv_definition("official")
+    with pytest.raises(ValueError, match="2 reference coordinates for 1"):
+        HypervolumeDefinition("x", (("top-left", "loss"),), (1.0, 1.0))
+    bad = HypervolumeDefinition("x", (("top-left", "huber"), ("bottom-right", "loss")), (1.0, 1.0))
+    with pytest.raises(ValueError, match="'top-left' 'huber'"):
+        dataclasses.replace(mini_spec, hv_alternatives=(bad,))
+    twin = HypervolumeDefinition("default", (("top-left", "loss"), ("bottom-right", "loss")), (1.0, 1.0))
+    with pytest.raises(ValueError, match="repeat"):
+        dataclasses.replace(mini_spec, hv_alternatives=(twin,))

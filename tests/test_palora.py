@@ -161,7 +161,9 @@ def test_gradient_balancing_and_cosine_penalty_run(mini_spec):
     x, targets = random_batch(mini_spec)
     rays = torch.tensor([[0.4, 0.6]])
     losses = compute_losses(cnet, x, targets, rays, mini_spec.objectives)
-    shared = list(cnet.net.encoder.parameters())
+    # official shared_parameters after lorafy_model: the encoder's layers with their lora_A / lora_B
+    encoder_adapters = [p for key, a in cnet.adapters.items() if key.startswith("encoder__") for p in a.parameters()]
+    shared = list(cnet.net.encoder.parameters()) + encoder_adapters
     norms = []
     for k in range(2):
         grads = torch.autograd.grad(losses[0, k], shared, retain_graph=True)

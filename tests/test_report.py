@@ -161,6 +161,70 @@ def test_report_writes_tables_figures_and_names_problems(runs_dir: Path, tmp_pat
     assert len(runs) == 9 and runs["usable"].sum() == 8
 
 
+def utkface_front(entries: list[tuple[float, float, float, float, float]]) -> list[dict]:
+    """A UTKFace front from (age huber, gender accuracy, gender CE, race accuracy, race CE) per ray."""
+    return [
+        {
+            "ray": [1.0 - k, 0.0, float(k)],
+            "metrics": {
+                "age": {"huber": huber, "mae": 0.5, "mse": 0.5, "mae_original": 5.0},
+                "gender": {"accuracy": g_acc, "loss": g_ce},
+                "race": {"accuracy": r_acc, "loss": r_ce},
+            },
+        }
+        for k, (huber, g_acc, g_ce, r_acc, r_ce) in enumerate(entries)
+    ]
+
+
+# official (huber, gender CE, race CE) vs (1, 1, 1); the second point's race CE 1.7 is outside:
+# seed 0: 0.7 * 0.8 * 0.5 = 0.28, seed 1: 0.8 * 0.9 * 0.6 = 0.432 -> 0.356 ± 0.1075
+# errors (huber, 1 - accuracies): seed 0: 0.7 * 0.9 * 0.8 = 0.504, seed 1: 0.8 * 0.95 * 0.85 = 0.646 -> 0.575
+UTKFACE_FRONTS = {
+    0: [(0.3, 0.9, 0.2, 0.8, 0.5), (0.6, 0.7, 0.4, 0.6, 1.7)],
+    1: [(0.2, 0.95, 0.1, 0.85, 0.4), (0.6, 0.7, 0.4, 0.6, 1.7)],
+}
+
+
+def test_report_shows_the_default_and_each_alternative_hypervolume(runs_dir: Path, tmp_path: Path):
+    for seed, entries in UTKFACE_FRONTS.items():
+        write_run(runs_dir, "palora", seed, [], dataset="utkface", front=utkface_front(entries))
+    utk = [run for run in scan(runs_dir) if run.dataset == "utkface"]
+    official = run_table(utk).set_index("seed")["hypervolume"]
+    errors = run_table(utk, "errors").set_index("seed")["hypervolume"]
+    assert official.to_dict() == pytest.approx({0: 0.28, 1: 0.432}, abs=1e-12)
+    assert errors.to_dict() == pytest.approx({0: 0.504, 1: 0.646}, abs=1e-12)
+
+    out = tmp_path / "results"
+    build_report(runs_dir, out, None, None)
+    main_table = pd.read_csv(out / "tables" / "hypervolume.csv").set_index(["dataset", "label"])
+    assert main_table.loc[("utkface", "palora"), "hv_mean"] == pytest.approx(0.356, abs=1e-12)
+    assert main_table.loc[("multimnist-mini", "palora"), "hv_mean"] == pytest.approx(0.74, abs=1e-12)
+    alternative = pd.read_csv(out / "tables" / "hypervolume-utkface-errors.csv").set_index("label")
+    assert alternative.loc["palora", "hv_mean"] == pytest.approx(0.575, abs=1e-12)
+    assert alternative.loc["palora", "n_seeds"] == 2
+    assert not list((out / "tables").glob("hypervolume-multimnist-mini-*"))  # one definition: no extra table
+    report = (out / "REPORT.md").read_text()
+    assert "multimnist-mini (1.0, 1.0), utkface `official` (age huber, gender loss, race loss), reference" in report
+    assert "#### utkface: `errors`" in report
+    assert "On (age huber, gender accuracy, race accuracy), reference (1.0, 1.0, 1.0)." in report
+    assert "| palora | 0.7400 ± 0.0000 (2) | 0.3560 ± 0.1075 (2) |" in report  # multimnist-mini, utkface
+    assert "| palora | 0.5750 ± 0.1004 (2) |" in report
+    assert "- utkface `official` (the default): The official definition: pymoo HV on (huber/age" in report
+
+
+def test_report_of_single_definition_datasets_has_no_alternative_section(runs_dir: Path, tmp_path: Path):
+    out = tmp_path / "results"
+    build_report(runs_dir, out, None, None)
+    report = (out / "REPORT.md").read_text()
+    assert "against each dataset's fixed reference point: multimnist-mini (1.0, 1.0)." in report
+    assert "Other hypervolume definitions" not in report
+    assert sorted(p.name for p in (out / "tables").glob("hypervolume*")) == [
+        "hypervolume.csv",
+        "hypervolume.md",
+        "hypervolume.tex",
+    ]
+
+
 def test_cli_reports_and_rejects_bad_input(runs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert main(["--runs", str(runs_dir), "--out", str(tmp_path / "r"), "--paper", str(tmp_path / "none")]) == 0
     assert "7/8 usable runs" in capsys.readouterr().out

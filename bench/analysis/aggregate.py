@@ -1,8 +1,9 @@
 """One row per run, then mean and standard deviation over seeds, with every failed or missing run named.
 
 The hypervolume is recomputed here from each run's per-ray test metrics against the dataset's fixed
-reference point (design.md: it is never read back from the record, so a new reference point needs
-no rerun). A run that did not complete keeps its row, with the reason, and its group says so.
+reference point (design.md: it is never read back from the record, so a new reference point or
+another of the dataset's hypervolume definitions needs no rerun). A run that did not complete keeps its
+row, with the reason, and its group says so.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ RUN_COLUMNS = ["dataset", "method", "label", "variant", "seed", "run_id", "statu
 RUN_COLUMNS += ["hypervolume", "steps", "train_seconds", "eval_seconds", "wall_seconds", "seconds_per_step"]
 
 
-def run_table(runs: list[Run]) -> pd.DataFrame:
-    """Every run: its identity, status and, when usable, its test hypervolume and times."""
+def run_table(runs: list[Run], hv: str | None = None) -> pd.DataFrame:
+    """Every run: its identity, status and, when usable, its test hypervolume and times. ``hv`` names
+    the hypervolume (:meth:`bench.spec.DatasetSpec.hv_definition`; default: each dataset's default)."""
     load_all()
     labels = variant_labels(runs)
     rows = []
@@ -40,11 +42,11 @@ def run_table(runs: list[Run]) -> pd.DataFrame:
         if run.usable and run.dataset not in DATASETS:
             row.update(usable=False, status=f"unknown dataset {run.dataset!r}: no reference point")
         elif run.usable:
-            summary = run.summary or {}
+            summary, spec = run.summary or {}, DATASETS.get(run.dataset)
             row.update(
                 kind=summary["kind"],
                 points=len(summary["front"]),
-                hypervolume=front_hypervolume(summary["front"], DATASETS.get(run.dataset)),
+                hypervolume=front_hypervolume(summary["front"], spec, spec.hv_definition(hv)),
                 steps=summary["steps"],
                 train_seconds=summary["train_seconds"],
                 eval_seconds=summary["eval_seconds"],

@@ -1,7 +1,8 @@
 """Hypervolume of a front against a dataset's fixed reference point, with pymoo (protocols.md).
 
 Points are put in minimisation form first (accuracy -> error = 1 - accuracy); a point that does not
-strictly dominate the reference point contributes nothing.
+strictly dominate the reference point contributes nothing. Which metric each coordinate reads and the
+reference point are a :class:`bench.spec.HypervolumeDefinition`: the dataset's default one unless named.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 from pymoo.indicators.hv import HV
 
-from bench.spec import DatasetSpec
+from bench.spec import DatasetSpec, HypervolumeDefinition
 
 
 def hypervolume(points: np.ndarray | Sequence[Sequence[float]], reference: Sequence[float]) -> float:
@@ -27,18 +28,21 @@ def hypervolume(points: np.ndarray | Sequence[Sequence[float]], reference: Seque
     return float(HV(ref_point=ref)(inside))
 
 
-def minimization_points(front: list[dict[str, Any]], spec: DatasetSpec) -> np.ndarray:
-    """[N, M] points from a front (see :func:`bench.evaluate.front`): the HV metric of each of the
-    spec's hypervolume objectives, minimised."""
-    rows = []
-    for entry in front:
-        row = []
-        for objective in spec.hypervolume_objectives:
-            metric = objective.metric(objective.hv_metric)
-            row.append(metric.to_minimization(entry["metrics"][objective.name][objective.hv_metric]))
-        rows.append(row)
-    return np.asarray(rows, dtype=float)
+def minimization_points(
+    front: list[dict[str, Any]], spec: DatasetSpec, definition: HypervolumeDefinition | None = None
+) -> np.ndarray:
+    """[N, M] points from a front (see :func:`bench.evaluate.front`): each coordinate's metric of
+    ``definition`` (default: the spec's default hypervolume), minimised."""
+    definition = definition or spec.hv_default
+    objectives = {o.name: o for o in spec.objectives}
+    read = [(name, objectives[name].metric(metric)) for name, metric in definition.coordinates]
+    rows = [[m.to_minimization(entry["metrics"][name][m.name]) for name, m in read] for entry in front]
+    return np.asarray(rows, dtype=float).reshape(len(rows), len(read))
 
 
-def front_hypervolume(front: list[dict[str, Any]], spec: DatasetSpec) -> float:
-    return hypervolume(minimization_points(front, spec), spec.hv_reference)
+def front_hypervolume(
+    front: list[dict[str, Any]], spec: DatasetSpec, definition: HypervolumeDefinition | None = None
+) -> float:
+    """The hypervolume of ``definition`` (default: the spec's default) of a front."""
+    definition = definition or spec.hv_default
+    return hypervolume(minimization_points(front, spec, definition), definition.reference)

@@ -3,9 +3,13 @@
 - ``resnet18``: torchvision's ResNet-18 blocks with the stem and pooling of the official PaLoRA
   code (nik-dim/palora ``src/models/factory/resnet.py``, after Sener and Koltun 2018): conv 3x3
   stride 1, no max-pool, and a 4x4 average pool, so a 64x64 input gives an 8x8 map pooled to
-  2x2x512 = 2,048 features, as the official heads ``Linear(2048, C)`` expect.
+  2x2x512 = 2,048 features, as the official heads ``Linear(2048, C)`` expect. Every layer has PyTorch's
+  default init, as the official ``ResNetEncoder`` (which has no init code) has for every method:
+  torchvision's kaiming-normal(fan_out) init of the convolutions is replaced by each one's
+  ``reset_parameters`` (kaiming-uniform, a = sqrt 5); BatchNorm is (1, 0) in both.
 - ``resnet18-imagenet``: torchvision's ResNet-18 unchanged (7x7 stride-2 stem, max-pool, global
-  average pool -> 512 features), the one that takes ImageNet weights (``--set model.weights=imagenet``).
+  average pool -> 512 features, torchvision's init), the one that takes ImageNet weights
+  (``--set model.weights=imagenet``).
 
 Each head is one linear map from the features to the objective's ``outputs``.
 """
@@ -59,6 +63,9 @@ def _resnet18(spec: DatasetSpec, small_stem: bool, extra_inputs: int, weights: P
         encoder.maxpool = nn.Identity()
         encoder.avgpool = nn.AvgPool2d(4)
         features = 512 * (height // 32) * (width // 32)
+        for module in encoder.modules():
+            if isinstance(module, nn.Conv2d):
+                module.reset_parameters()
     elif in_channels != 3:
         encoder.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     encoder.fc = nn.Identity()
@@ -70,7 +77,10 @@ def _resnet18(spec: DatasetSpec, small_stem: bool, extra_inputs: int, weights: P
             )
         _load_encoder_weights(encoder, Path(weights), in_channels)
     heads = nn.ModuleDict({o.name: nn.Linear(features, o.outputs) for o in spec.objectives})
-    return MultiTaskNet(encoder, heads)
+    net = MultiTaskNet(encoder, heads)
+    if not small_stem:
+        net.layer_init = "torchvision" if weights is None else "pretrained"
+    return net
 
 
 @BACKBONES.register("resnet18")

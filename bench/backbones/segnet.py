@@ -11,13 +11,18 @@ conv3x3(64, 64) -> conv1x1(64, C), no normalisation or activation; the segmentat
 logits (the official head applies log_softmax before an NLL loss: our cross-entropy is the same),
 and the heads named in ``normalized_heads`` (surface normals) divide by the L2 norm over channels
 with a parameter-free module, so methods that rewrite layers still only meet Conv2d and BatchNorm2d.
-Initialisation: xavier-normal conv weights, zero biases, BatchNorm weight 1 and bias 0.
+Initialisation (``layer_init = "xavier"``): xavier-normal conv weights, zero biases, BatchNorm weight 1
+and bias 0, trunk and heads (official ``SegNetSplit`` in ``segnet_nyu.py``); with ``head_init="pytorch"``
+the heads keep PyTorch's default init, as the official Cityscapes heads do (``SegNetSegmentationDecoder``
+and ``SegNetDepthDecoder`` in ``segnet_cityscapes.py`` are built outside the xavier-initialised
+``SegNetSplitEncoder``). A first conv widened by ``extra_inputs`` (COSMOS's ray channels) has PyTorch's
+default init, as the official COSMOS's rebuilt first layer (nik-dim/palora ``cosmos.py``
+``configure_model``); PaLoRA and PaMaL, whose official code rebuilds every layer, re-initialise them
+all (:func:`bench.backbones.weights.official_rebuild`).
 
-Differences from the official code: the Cityscapes heads there are built outside the
-xavier-initialised module and keep PyTorch's default init (the NYUv2 heads are xavier-initialised,
-as here); the unpooling gets the pre-pooling size, so any image size works (the official code needs
-sides divisible by 32). The module layout differs (stages as ``nn.Sequential``), the layers and the
-parameter count (Cityscapes: 25,017,672 with its two heads) do not.
+Differences from the official code: the unpooling gets the pre-pooling size, so any image size works
+(the official code needs sides divisible by 32). The module layout differs (stages as
+``nn.Sequential``), the layers and the parameter count (Cityscapes: 25,017,672 with its two heads) do not.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from bench.spec import DatasetSpec, MultiTaskNet
 
 FILTERS = (64, 128, 256, 512, 512)
 ENCODER_BLOCKS = (2, 2, 3, 3, 3)
+HEAD_INITS = ("xavier", "pytorch")
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -120,11 +126,13 @@ def segnet(
     extra_inputs: int = 0,
     normalized_heads: Sequence[str] = (),
     filters: Sequence[int] = FILTERS,
+    head_init: str = "xavier",
 ) -> MultiTaskNet:
     """MTAN's split SegNet: shared encoder-decoder and a conv3x3-conv1x1 head per dense task.
 
     The trunk gives 64 channels at full resolution; heads in ``normalized_heads`` output unit vectors.
     ``filters``: the five stage widths (MTAN's 64, 128, 256, 512, 512; narrower ones make CPU tests fast).
+    ``head_init``: ``xavier`` (NYUv2) or ``pytorch`` (PyTorch's default, the official Cityscapes heads).
     """
     if len(spec.input_shape) != 3:
         raise ConfigError(f"backbone segnet expects images [C, H, W], dataset {spec.name!r} has {spec.input_shape}")
@@ -134,10 +142,15 @@ def segnet(
     filters = tuple(filters)
     if len(filters) != len(FILTERS) or not all(isinstance(f, int) and f > 0 for f in filters):
         raise ConfigError(f"segnet filters must be {len(FILTERS)} positive widths (default {FILTERS}), got {filters}")
+    if head_init not in HEAD_INITS:
+        raise ConfigError(f"segnet head_init must be one of {', '.join(HEAD_INITS)}, got {head_init!r}")
     trunk = SegNetEncoderDecoder(spec.input_shape[0] + extra_inputs, filters)
     heads = nn.ModuleDict(
         {o.name: segnet_head(o.outputs, o.name in normalized_heads, width=filters[0]) for o in spec.objectives}
     )
     net = MultiTaskNet(trunk, heads)
-    init_segnet(net)
+    init_segnet(net if head_init == "xavier" else trunk)
+    if extra_inputs:  # the official COSMOS rebuilds the widened layer: PyTorch's default init
+        trunk.encoder[0][0][0].reset_parameters()
+    net.layer_init = "xavier"
     return net

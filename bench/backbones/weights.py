@@ -1,7 +1,15 @@
-"""Local pretrained weights: no download at run time, so ``model.weights`` names a file on disk.
+"""Initial weights: local pretrained files, and the official code's layer rebuild.
 
-``imagenet`` means torchvision's file for the backbone, looked up where torchvision caches it
-(``torch.hub.get_dir()/checkpoints``) and under ``<data root>/weights``; anything else is a path.
+``model.weights`` names a file on disk (no download at run time): ``imagenet`` means torchvision's
+file for the backbone, looked up where torchvision caches it (``torch.hub.get_dir()/checkpoints``) and
+under ``<data root>/weights``; anything else is a path.
+
+:func:`official_rebuild`: the official PaLoRA and PaMaL (``reinit_flag``) replace every layer of the
+backbone by a new one (nik-dim/palora ``src/callbacks/methods/palora.py`` ``lorafy_model``, ``pamal.py``
+and ``ll/subspace_modules.py`` ``_create_new_``; nik-dim/pamal ``src/ll/subspace_modules.py``), which
+has PyTorch's default init whatever the backbone's own was. The official COSMOS does the same to the
+widened first layer only (``cosmos.py`` ``configure_model``); our backbones give a layer widened by
+``extra_inputs`` that init themselves.
 """
 
 from __future__ import annotations
@@ -9,8 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from bench.errors import ConfigError, MissingDataError
+from bench.spec import MultiTaskNet
 
 IMAGENET_FILES = {
     "resnet18-imagenet": ("resnet18-f37072fd.pth", "https://download.pytorch.org/models/resnet18-f37072fd.pth"),
@@ -54,3 +64,24 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise ConfigError(f"model.weights: {path} holds a {type(state).__name__}, not a state dict")
     return state
+
+
+REBUILT_SCHEMES = frozenset({"xavier"})
+"""``MultiTaskNet.layer_init`` values that the official rebuild discards: SegNet's xavier init (MTAN).
+The official ResNet-18 (``ResNetEncoder``), MultiLeNet and MLPs have PyTorch's default init already
+(``pytorch``, left untouched so no random number is drawn); ``torchvision`` (resnet18-imagenet) and
+``pretrained`` have no official counterpart and are kept."""
+
+
+def official_rebuild(net: MultiTaskNet) -> MultiTaskNet:
+    """Give every Conv2d and Linear layer of ``net`` PyTorch's default init, ``reset_parameters``
+    (kaiming-uniform(a = sqrt 5) weights, U(+-1/sqrt(fan_in)) biases), as the official PaLoRA and
+    PaMaL (``reinit_flag``) layer rebuild does; BatchNorm keeps (1, 0), also its default. A no-op,
+    drawing no random number, unless ``net.layer_init`` is in :data:`REBUILT_SCHEMES`."""
+    if net.layer_init not in REBUILT_SCHEMES:
+        return net
+    for module in net.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            module.reset_parameters()
+    net.layer_init = "pytorch"
+    return net

@@ -32,6 +32,7 @@ from bench.data import prepare_cli
 from bench.errors import MissingDataError, UserError
 
 Kind = Literal["label", "depth", "normal"]
+ScaleMode = Literal["crop_resize", "resize_crop"]
 SCALES = (1.0, 1.2, 1.5)
 SPLIT_DIRS = ("train", "val")
 
@@ -52,6 +53,9 @@ class Layout:
     image_scale: float = 1.0
     image_shift: float = 0.0
     """Inputs are ``image * image_scale + image_shift`` (NYUv2 in PaLoRA: [0, 1] -> [-1, 1])."""
+    scale_mode: ScaleMode = "crop_resize"
+    """How the train-time random scale is applied: ``crop_resize`` (:func:`scale_crop`, PaLoRA's
+    Cityscapes) or ``resize_crop`` (:func:`resize_crop`, PaLoRA's NYUv2)."""
     urls: tuple[str, ...] = ()
     archive: str = "the MTAN archive"
     """What users download, in words (e.g. "MTAN's Cityscapes 128x256 archive")."""
@@ -183,6 +187,35 @@ def scale_crop(
     return image, out
 
 
+def resize_crop(
+    image: Tensor, targets: dict[str, Tensor], kinds: Mapping[str, Kind], scale: float, top: int, left: int
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Resize the whole sample to (int(H scale), int(W scale)) and crop (H, W) at (top, left): the
+    image bilinear (align_corners=False, antialiased: torchvision's ``resize``), labels, depth and
+    normals nearest; depth is divided by ``scale`` (official NYUv2 ``DataTransform``, nik-dim/palora
+    ``src/datasets/nyuv2.py`` after lorenmt/auto-lambda ``create_dataset.py``). Scale 1 is the identity."""
+    height, width = image.shape[-2:]
+    size = (int(height * scale), int(width * scale))
+    rows, cols = slice(top, top + height), slice(left, left + width)
+
+    def resized(tensor: Tensor, mode: str) -> Tensor:
+        if size == (height, width):  # torchvision's resize returns the input unchanged
+            return tensor
+        extra = {"align_corners": False, "antialias": True} if mode == "bilinear" else {}
+        return F.interpolate(tensor[None], size=size, mode=mode, **extra)[0]
+
+    image = resized(image, "bilinear")[:, rows, cols]
+    out = {}
+    for name, target in targets.items():
+        kind = kinds[name]
+        if kind == "label":
+            out[name] = resized(target[None].float(), "nearest")[0, rows, cols].long()
+        else:
+            crop = resized(target, "nearest")[:, rows, cols]
+            out[name] = crop / scale if kind == "depth" else crop
+    return image, out
+
+
 def hflip(image: Tensor, targets: dict[str, Tensor], kinds: Mapping[str, Kind]) -> tuple[Tensor, dict[str, Tensor]]:
     """Horizontal flip of everything; a normal's x component changes sign."""
     out = {}
@@ -196,16 +229,25 @@ def hflip(image: Tensor, targets: dict[str, Tensor], kinds: Mapping[str, Kind]) 
 
 
 def augment(
-    image: Tensor, targets: dict[str, Tensor], kinds: Mapping[str, Kind], scales: Sequence[float] = SCALES
+    image: Tensor,
+    targets: dict[str, Tensor],
+    kinds: Mapping[str, Kind],
+    scales: Sequence[float] = SCALES,
+    mode: ScaleMode = "crop_resize",
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Random scale-crop (a scale from ``scales``, a uniform window) then a horizontal flip with
-    probability 1/2. Draws from torch's global generator, which PyTorch seeds in each DataLoader
-    worker from the loader's generator."""
+    """Random scale (a scale from ``scales``, a uniform window: :func:`scale_crop` or, for
+    ``resize_crop``, :func:`resize_crop`) then a horizontal flip with probability 1/2. Draws from
+    torch's global generator, which PyTorch seeds in each DataLoader worker from the loader's generator."""
     height, width = image.shape[-2:]
     scale = scales[int(torch.randint(len(scales), ()))]
-    h, w = int(height / scale), int(width / scale)
-    top, left = int(torch.randint(height - h + 1, ())), int(torch.randint(width - w + 1, ()))
-    image, targets = scale_crop(image, targets, kinds, scale, top, left)
+    if mode == "resize_crop":
+        h, w = int(height * scale), int(width * scale)
+        top, left = int(torch.randint(h - height + 1, ())), int(torch.randint(w - width + 1, ()))
+        image, targets = resize_crop(image, targets, kinds, scale, top, left)
+    else:
+        h, w = int(height / scale), int(width / scale)
+        top, left = int(torch.randint(height - h + 1, ())), int(torch.randint(width - w + 1, ()))
+        image, targets = scale_crop(image, targets, kinds, scale, top, left)
     if torch.rand(()) < 0.5:
         image, targets = hflip(image, targets, kinds)
     return image, targets
@@ -232,7 +274,8 @@ class NpyScenes(Dataset):
             name: read_task(self.folder / folder / f"{index}.npy", kind) for name, folder, kind in self.layout.tasks
         }
         if self.augment:
-            image, targets = augment(image, targets, {name: kind for name, _, kind in self.layout.tasks})
+            kinds = {name: kind for name, _, kind in self.layout.tasks}
+            image, targets = augment(image, targets, kinds, mode=self.layout.scale_mode)
         if self.layout.image_scale != 1.0 or self.layout.image_shift != 0.0:
             image = image * self.layout.image_scale + self.layout.image_shift
         return image, targets

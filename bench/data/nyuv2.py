@@ -9,7 +9,8 @@ Protocol of the official PaLoRA code (nik-dim/palora ``src/datasets/nyuv2.py`` `
 ``configs/experiment/nyuv2/nyuv2.yaml``; ``configs/general/data/nyuv2.yaml``): the 795 ``train``
 samples are cut by ``torch.randperm(795, generator=manual_seed(795))`` into 700 train / 95 val;
 test is the 654 ``val`` samples; images are rescaled to [-1, 1] (``2 * im - 1``); train samples get
-a random scale-crop (1.0 / 1.2 / 1.5, depth divided by the scale) and a horizontal flip that negates
+the official random scale (1.0 / 1.2 / 1.5: the sample resized up, then a 288x384 crop; depth
+divided by the scale; :func:`bench.data.mtan_npy.resize_crop`) and a horizontal flip that negates
 the normals' x component. SegNet with unit-normalised normals, Adam 1e-4, batch 2, 200 epochs,
 StepLR(100, 0.5), validation every 10 epochs. See datasets/nyuv2/README.md.
 """
@@ -32,6 +33,7 @@ LAYOUT = Layout(
     split_seed=795,
     image_scale=2.0,
     image_shift=-1.0,
+    scale_mode="resize_crop",
     urls=URLS,
     archive="MTAN's preprocessed NYUv2 archive, 288x384",
 )
