@@ -7,7 +7,11 @@ of the reference code, dbmptr/EPOSearch, as used by PHN-EPO) with ``scipy.optimi
 - if the weighted losses r * l are not balanced (non-uniformity mu > eps), the *balance* LP moves
   towards the ray: maximise alpha . (C a) with a the adjustment direction, keeping descent on the
   task(s) whose r_k l_k is largest and no ascent where it is not needed;
-- otherwise the *dominance* LP descends on all tasks: maximise 1^T C alpha with C alpha >= 0.
+- otherwise the *dominance* LP descends on all tasks: maximise 1^T C alpha with C alpha >= 0 and
+  alpha . (C a) >= min(max(C a), 0).
+When the LP that applies is infeasible, alpha = r / sum(r), as the official PHN ``EPO.get_weighted_loss``
+does (AvivNavon/pareto-hypernetworks ``phn/solvers.py``: ``get_alpha`` is called without ``relax``,
+so its relaxed dominance LP never runs).
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ def _simplex_lp(objective: np.ndarray, rows: list[np.ndarray], bounds: list[floa
 
 def epo_weights(losses: np.ndarray, gram: np.ndarray, ray: np.ndarray, eps: float = 1e-4) -> tuple[np.ndarray, str]:
     """Simplex weights alpha of the EPO direction and which move produced them: ``balance``,
-    ``dominance``, ``relaxed`` (dominance without the adjustment constraint) or ``fallback``
-    (no LP was feasible: alpha = the normalised ray, as the reference code does)."""
+    ``dominance`` or ``fallback`` (that LP was infeasible: alpha = the normalised ray, as the
+    official PHN ``EPO`` does)."""
     losses, gram, ray = (np.asarray(v, dtype=np.float64) for v in (losses, gram, ray))
     weighted, mu, a = adjustments(losses, ray)
     ca = gram @ a
@@ -63,9 +67,6 @@ def epo_weights(losses: np.ndarray, gram: np.ndarray, ray: np.ndarray, eps: floa
     else:
         alpha = _simplex_lp(gram.sum(axis=0), [ca, *gram], [min(ca.max(), 0.0), *np.zeros(len(ray))])
         move = "dominance"
-        if alpha is None:
-            alpha = _simplex_lp(gram.sum(axis=0), list(gram), list(np.zeros(len(ray))))
-            move = "relaxed"
     if alpha is None:
         return ray / ray.sum(), "fallback"
     return alpha, move

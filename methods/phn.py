@@ -5,13 +5,16 @@ functionally (``torch.func.functional_call``) with the produced parameters (pape
 official AvivNavon/pareto-hypernetworks ``LeNetHyper`` and nik-dim/palora ``phn_lenet.py``):
 ray -> MLP (T -> 100 -> 100 -> 100, ReLU between) -> one linear head per target tensor, reshaped.
 With ``chunk_size > 0`` (large backbones: ResNet-18, SegNet) the MLP reads the ray's embedding
-together with a learned embedding of each chunk and one shared head produces each chunk (the
-official ``ResnetHyper`` / ``SegNetHyper`` chunking; see :class:`HyperNetwork`). One ray per step
-from Dirichlet(alpha).
-- ``phn-ls``: loss = sum_k ray_k L_k.
+together with a learned embedding of each of a fixed number of chunks and one shared bias-free head
+produces each chunk (the official ``ResnetHyper`` / ``SegNetHyper``; see :class:`HyperNetwork`).
+The target's BatchNorm layers always normalise with the batch's statistics, in evaluation too, and
+keep no running statistics (the official ``ResNetTarget``: ``F.batch_norm(..., training=True)``).
+One ray per step from Dirichlet(alpha).
+- ``phn-ls``: loss = sum_k ray_k L_k (official ``LinearScalarizationSolver``).
 - ``phn-epo``: the EPO direction on the hypernetwork's parameters (:mod:`methods.epo`); the LP's
   weights are multiplied by T as in the official ``EPOSolver``.
-The official LeNet target applies the second head layer to the encoder output (a typo); ours is the
+The official LeNet targets differ from MultiLeNet (AvivNavon's: no head hidden layer; nik-dim/palora's:
+no ReLU after the encoder's linear layer and ``fc2`` applied to the encoder output); ours is the
 shared MultiLeNet, so every method runs the same target network.
 """
 
@@ -44,15 +47,33 @@ def _mlp(inputs: int, hidden: int) -> nn.Sequential:
 UNCHUNKED_LIMIT = 200_000_000
 """Most hypernetwork parameters allowed without chunks (MultiLeNet: 2.8M; ResNet-18 would be 1.1G)."""
 
+INIT_STD = 0.1
+"""Standard deviation of the normal initialisation of the ray and chunk embeddings and of the chunk
+head (official ``ResnetHyper`` / ``SegNetHyper``: ``torch.nn.init.normal_(..., std=0.1)``)."""
+
+
+def use_batch_statistics(net: nn.Module) -> None:
+    """Make every BatchNorm of ``net`` normalise with the batch's statistics in training and in
+    evaluation, with no running statistics kept (official ``ResNetTarget``: ``F.batch_norm`` with
+    fresh zero/one buffers and ``training=True``)."""
+    for module in net.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.track_running_stats = False
+            module.running_mean = module.running_var = module.num_batches_tracked = None
+
 
 class HyperNetwork(nn.Module):
     """ray [T] -> {target parameter name: tensor of its shape}.
 
     Without chunks: ray -> MLP (T -> h -> h -> h) -> one linear head per target tensor.
-    With chunks (official ``ResnetHyper`` / ``SegNetHyper``): for chunk c, the ray's linear
-    embedding (``ray_embedding`` values, no bias: sum_k ray_k e_k) is concatenated with the
-    chunk's learned embedding, passed through the MLP, and one shared linear head gives the chunk's
-    ``chunk_size`` values; the chunks are concatenated and cut into the target's tensors.
+    With chunks (official ``ResnetHyper`` / ``SegNetHyper``): ``chunks`` learned chunk embeddings;
+    for chunk c, the ray's embedding (no bias: sum_k ray_k e_k) is concatenated with chunk c's
+    embedding, passed through the MLP, and one bias-free linear head gives the chunk's
+    ``chunk_size`` values (the official ``num_ws`` matrices of ``w_dim`` rows, stacked). The chunks
+    are concatenated and cut into the target's tensors in ``shapes`` order; the values past the
+    target's size (the tail of the last chunk used and every later chunk) are discarded, so the
+    later chunks are not computed (the official code computes and drops them: the numbers are the
+    same). Embeddings and head start ~N(0, 0.1), the MLP with PyTorch's default.
     """
 
     def __init__(
@@ -62,6 +83,7 @@ class HyperNetwork(nn.Module):
         hidden: int,
         chunk_size: int,
         chunk_embedding: int,
+        chunks: int = 105,
         ray_embedding: int = 32,
     ) -> None:
         super().__init__()
@@ -69,10 +91,15 @@ class HyperNetwork(nn.Module):
         self.chunk_size = chunk_size
         if chunk_size:
             total = sum(s.numel() for s in self.shapes.values())
+            self.used_chunks = math.ceil(total / chunk_size)
+            if self.used_chunks > chunks:
+                raise ValueError(f"{chunks} chunks of {chunk_size} values cannot hold {total} target parameters")
             self.ray_embedding = nn.Linear(num_tasks, ray_embedding, bias=False)
-            self.chunk_embeddings = nn.Parameter(torch.randn(math.ceil(total / chunk_size), chunk_embedding))
+            self.chunk_embeddings = nn.Parameter(torch.empty(chunks, chunk_embedding))
             self.ray_mlp = _mlp(ray_embedding + chunk_embedding, hidden)
-            self.chunk_head = nn.Linear(hidden, chunk_size)
+            self.chunk_head = nn.Linear(hidden, chunk_size, bias=False)
+            for weight in (self.ray_embedding.weight, self.chunk_embeddings, self.chunk_head.weight):
+                nn.init.normal_(weight, mean=0.0, std=INIT_STD)
         else:
             self.ray_mlp = _mlp(num_tasks, hidden)
             self.heads = nn.ModuleDict({parameter_key(n): nn.Linear(hidden, s.numel()) for n, s in self.shapes.items()})
@@ -81,8 +108,9 @@ class HyperNetwork(nn.Module):
         if not self.chunk_size:
             features = self.ray_mlp(ray)
             return {n: self.heads[parameter_key(n)](features).view(s) for n, s in self.shapes.items()}
-        embedded = self.ray_embedding(ray).expand(len(self.chunk_embeddings), -1)
-        features = self.ray_mlp(torch.cat([embedded, self.chunk_embeddings], dim=1))
+        chunk_embeddings = self.chunk_embeddings[: self.used_chunks]
+        embedded = self.ray_embedding(ray).expand(len(chunk_embeddings), -1)
+        features = self.ray_mlp(torch.cat([embedded, chunk_embeddings], dim=1))
         flat = self.chunk_head(features).flatten()
         out, position = {}, 0
         for name, shape in self.shapes.items():
@@ -97,11 +125,20 @@ class PHNNet(ConditionedNet):
     path = "hypernetwork"
     vmaps_over_rays = True
 
-    def __init__(self, target: MultiTaskNet, num_tasks: int, hidden: int, chunk_size: int, chunk_embedding: int):
+    def __init__(
+        self,
+        target: MultiTaskNet,
+        num_tasks: int,
+        hidden: int,
+        chunk_size: int,
+        chunk_embedding: int,
+        chunks: int = 105,
+    ) -> None:
         super().__init__()
+        use_batch_statistics(target)
         self.target = FunctionalTarget(target)
         self.target.take_initial()  # the hypernetwork produces every parameter
-        self.hyper = HyperNetwork(num_tasks, self.target.shapes, hidden, chunk_size, chunk_embedding)
+        self.hyper = HyperNetwork(num_tasks, self.target.shapes, hidden, chunk_size, chunk_embedding, chunks)
 
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
         return self.target(self.hyper(ray.to(x.dtype)), x)
@@ -124,18 +161,21 @@ class PHNNet(ConditionedNet):
 @dataclasses.dataclass(frozen=True)
 class PHNHparams:
     """``alpha``: Dirichlet concentration of the training rays (0.2 on segmentation, 1 elsewhere);
-    ``hidden``: the ray MLP width; ``chunk_size`` (0 = one head per tensor) and ``chunk_embedding``."""
+    ``hidden``: the ray MLP width; ``chunk_size`` (values per chunk, 0 = one head per tensor),
+    ``chunks`` (the number of chunk embeddings, fixed at 105 in the official ``ResnetHyper`` and
+    ``SegNetHyper``; ``chunks * chunk_size`` must reach the target's size) and ``chunk_embedding``."""
 
     alpha: float = 1.0
     hidden: int = 100
     chunk_size: int = 0
+    chunks: int = 105
     chunk_embedding: int = 64
 
     def __post_init__(self) -> None:
         if self.alpha <= 0:
             raise ConfigError(f"method.alpha must be > 0, got {self.alpha}")
-        if self.chunk_size < 0 or self.hidden < 1:
-            raise ConfigError("method.chunk_size must be >= 0 and method.hidden >= 1")
+        if self.chunk_size < 0 or self.hidden < 1 or self.chunks < 1:
+            raise ConfigError("method.chunk_size must be >= 0, method.hidden >= 1 and method.chunks >= 1")
 
 
 @METHODS.register("phn-ls")
@@ -159,13 +199,20 @@ class PHNLS(Method):
                 f"{numel / 1e6:.1f}M-parameter backbone; set method.chunk_size (the official code uses 110000 "
                 "for ResNet-18 and 480000 for SegNet)"
             )
-        return PHNNet(target, self.num_tasks, h.hidden, h.chunk_size, h.chunk_embedding)
+        if h.chunk_size and h.chunks * h.chunk_size < numel:
+            raise ConfigError(
+                f"phn: method.chunks={h.chunks} chunks of method.chunk_size={h.chunk_size} values hold "
+                f"{h.chunks * h.chunk_size}, fewer than the backbone's {numel} parameters; set method.chunks >= "
+                f"{math.ceil(numel / h.chunk_size)} or a larger method.chunk_size"
+            )
+        return PHNNet(target, self.num_tasks, h.hidden, h.chunk_size, h.chunk_embedding, h.chunks)
 
     def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
         return self.sampler.sample(progress, generator)
 
     def describe(self) -> dict[str, Any]:
-        return {"models": 1, "chunk_size": self.hparams.chunk_size, "ray_dirichlet_alpha": self.hparams.alpha}
+        h = self.hparams
+        return {"models": 1, "chunk_size": h.chunk_size, "chunks": h.chunks, "ray_dirichlet_alpha": h.alpha}
 
 
 @METHODS.register("phn-epo")

@@ -1,14 +1,19 @@
-"""PHN's hypernetwork (names, shapes, parameter count, ray dependence) and the EPO linear programmes."""
+"""PHN's hypernetwork (names, shapes, parameter count, chunks, initialisation, ray dependence), its
+target's batch statistics, and the EPO linear programmes."""
 
 import numpy as np
 import pytest
 import torch
+from scipy.optimize import linprog
+from torch import nn
 
 from bench.backbones import create_backbone
 from bench.config import apply_overrides
+from bench.errors import ConfigError
 from bench.loop import compute_losses
+from bench.spec import MultiTaskNet
 from methods.epo import adjustments, epo_weights
-from methods.phn import PHNEPO, PHNLS, PHNHparams
+from methods.phn import PHNEPO, PHNLS, PHNHparams, PHNNet
 from tests.conftest import random_batch, tiny_spec
 
 
@@ -48,11 +53,61 @@ def test_hypernetwork_parameter_count_matches_the_architecture():
     assert sum(p.numel() for p in cnet.parameters()) == mlp + 101 * 27450 == 2_792_950
     assert cnet.inference_parameters() == 27450
     _, _, chunked = build(chunk_size=1000, chunk_embedding=8)
-    chunks = 28  # ceil(27,450 / 1,000)
-    # ray embedding 2x32 (no bias), chunk embeddings 28x8, MLP (32+8)->100->100->100, head 100->1000
+    # ray embedding 2x32 (no bias), 105 chunk embeddings of 8 (the official fixed count), MLP
+    # (32+8)->100->100->100, bias-free head 100->1000 (the official num_ws x w_dim rows)
     chunked_mlp = (40 * 100 + 100) + 2 * (100 * 100 + 100)
-    expected = 2 * 32 + chunks * 8 + chunked_mlp + (100 * 1000 + 1000)
+    expected = 2 * 32 + 105 * 8 + chunked_mlp + 100 * 1000
     assert sum(p.numel() for p in chunked.parameters()) == expected
+
+
+def test_chunked_hypernetwork_starts_like_the_official_resnet_hyper():
+    """Ray embedding, chunk embeddings and head ~N(0, 0.1), the head without bias (official
+    ``ResnetHyper``/``SegNetHyper``: ``normal_(std=0.1)``, ``F.linear(rep, weight=w)``)."""
+    _, _, cnet = build(chunk_size=5000, chunk_embedding=64)
+    hyper = cnet.hyper
+    assert hyper.chunk_head.bias is None and hyper.ray_embedding.bias is None
+    for weight in (hyper.ray_embedding.weight, hyper.chunk_embeddings, hyper.chunk_head.weight):
+        assert abs(weight.mean().item()) < 0.02
+        assert weight.std().item() == pytest.approx(0.1, rel=0.15)
+    assert hyper.chunk_head.weight.std().item() == pytest.approx(0.1, rel=0.01)  # 500,000 draws
+
+
+def test_a_fixed_number_of_chunks_of_which_the_target_uses_the_first():
+    """30 chunks of 1,000 for 27,450 parameters: chunks 0-27 are used (27 only for 450 values), the
+    last two are discarded, so their embeddings get no gradient; too few chunks is a config error."""
+    spec, _, cnet = build(chunk_size=1000, chunks=30, chunk_embedding=8)
+    hyper = cnet.hyper
+    assert hyper.chunk_embeddings.shape == (30, 8) and hyper.used_chunks == 28
+    x, targets = random_batch(spec, 4)
+    losses = compute_losses(cnet, x, targets, torch.tensor([[0.3, 0.7]]), spec.objectives)
+    losses.sum().backward()
+    moved = hyper.chunk_embeddings.grad.abs().sum(dim=1)
+    assert (moved[:28] > 0).all() and (moved[28:] == 0).all()
+    with pytest.raises(ConfigError, match="method.chunks >= 28"):
+        build(chunk_size=1000, chunks=27)
+
+
+def _bn_net() -> MultiTaskNet:
+    encoder = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten())
+    heads = nn.ModuleDict({"task0": nn.Linear(4 * 26 * 26, 3), "task1": nn.Linear(4 * 26 * 26, 2)})
+    return MultiTaskNet(encoder, heads)
+
+
+def test_target_batchnorm_normalises_with_batch_statistics_in_evaluation():
+    """The official ``ResNetTarget`` calls ``F.batch_norm(..., training=True)`` with fresh buffers:
+    evaluation uses the batch's statistics, and nothing is accumulated across steps."""
+    torch.manual_seed(0)
+    cnet = PHNNet(_bn_net(), num_tasks=2, hidden=8, chunk_size=0, chunk_embedding=8).eval()
+    assert not any("running" in name or "batches" in name for name in cnet.state_dict())
+    x, ray = torch.rand(6, 1, 28, 28), torch.tensor([0.4, 0.6])
+    with torch.no_grad():
+        out = cnet(x, ray)
+        plain = _bn_net().train()  # a module in training mode normalises with batch statistics
+        plain.load_state_dict({n: t for n, t in cnet.hyper(ray).items()}, strict=False)
+        expected = plain(x)
+        alone = cnet(x[:2], ray)
+    assert all(torch.allclose(out[k], expected[k], atol=1e-5) for k in expected)
+    assert not torch.allclose(out["task0"][:2], alone["task0"], atol=1e-3)  # depends on the batch
 
 
 def test_chunks_depend_on_the_ray_differently():
@@ -91,6 +146,24 @@ def test_epo_adjustment_known_value():
     expected_mu = 0.8 * np.log(1.6) + 0.2 * np.log(0.4)
     assert mu == pytest.approx(expected_mu)
     assert np.allclose(a, [0.8 * (np.log(1.6) - expected_mu), 0.2 * (np.log(0.4) - expected_mu)])
+
+
+def test_epo_infeasible_dominance_lp_falls_back_to_the_normalised_ray():
+    """r = 1/3, l = (1, 1, 1.01): mu = 1.1e-5 <= eps, so the dominance LP applies; C a has a
+    positive entry, so it asks alpha . C a >= 0 together with C alpha >= 0, which no simplex point
+    meets here. The official ``EPO`` then uses alpha = r / sum(r) (its ``get_alpha`` returns None)."""
+    losses, ray = np.array([1.0, 1.0, 1.01]), np.full(3, 1.0 / 3)
+    jacobian = np.array([[-1.0, -1.0], [-1.0, 1.0], [0.0, -1.0]])
+    gram = jacobian @ jacobian.T
+    _, mu, a = adjustments(losses, ray)
+    assert mu < 1e-4 and (gram @ a).max() > 0
+    # the best alpha . C a under C alpha >= 0 on the simplex is negative: the LP is infeasible
+    best = linprog(-(gram @ a), A_ub=-gram, b_ub=np.zeros(3), A_eq=np.ones((1, 3)), b_eq=[1.0], bounds=[(0, None)] * 3)
+    assert best.status == 0 and -best.fun < -5e-6  # -7.3e-6
+    alpha, move = epo_weights(losses, gram, ray)
+    assert move == "fallback" and np.allclose(alpha, ray / ray.sum())
+    alpha, move = epo_weights(losses, gram, 3 * ray)  # an unnormalised ray is normalised
+    assert move == "fallback" and np.allclose(alpha, [1 / 3, 1 / 3, 1 / 3])
 
 
 @pytest.mark.parametrize("seed", range(10))
