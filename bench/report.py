@@ -21,6 +21,7 @@ from bench.analysis import figures
 from bench.analysis.aggregate import mean_pm_std, run_table, seed_summary
 from bench.analysis.convergence import convergence_table, time_to_fraction_table
 from bench.analysis.footprint import footprint_table
+from bench.analysis.front_metrics import front_metric_summary, front_metric_tables
 from bench.analysis.hypervolume import minimization_points
 from bench.analysis.paper import DEFAULT_DIRECTORY, load_paper, paper_dataset, paper_hypervolumes, paper_points
 from bench.analysis.records import Run, scan, variant_labels
@@ -54,8 +55,58 @@ def hypervolume_display(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     display = cells.pivot(index="label", columns="dataset", values="cell").fillna("–")
     first = summary.pivot(index="label", columns="dataset", values="hv_mean").iloc[:, 0]
     display = display.loc[first.sort_values(ascending=False, na_position="last").index]
+    kinds = summary.drop_duplicates("label").set_index("label")["kind"]
+    display.insert(0, "kind", [kinds.get(label, "–") for label in display.index])
     display = display.reset_index().rename(columns={"label": "method"})
     return raw, display
+
+
+def cells(summary: pd.DataFrame, column: str, digits: int) -> list[str]:
+    """``mean ± std (n)`` strings of ``column`` from its ``_mean`` and ``_std`` columns."""
+    means, stds = summary[f"{column}_mean"], summary[f"{column}_std"]
+    return [mean_pm_std(m, s, n, digits) for m, s, n in zip(means, stds, summary["n_seeds"], strict=True)]
+
+
+def front_metrics_display(runs: list[Run], datasets: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Per dataset: IGD+ against the non-dominated union of every usable run's test front, spacing,
+    spread, non-dominated points and spans (:mod:`bench.analysis.front_metrics`), mean ± std over seeds.
+    Returns the per-run table, the display table and one line per dataset describing its reference front."""
+    per_run, displays, notes = [], [], []
+    for dataset in datasets:
+        if dataset not in DATASETS:
+            continue
+        spec = DATASETS.get(dataset)
+        points = front_points(runs, spec)
+        if points.empty:
+            continue
+        names = [o.name for o in spec.hypervolume_objectives]
+        table, reference = front_metric_tables(points, names)
+        per_run.append(table.assign(dataset=dataset))
+        notes.append(
+            f"{dataset}: {len(reference)} points, the non-dominated union of the test fronts of "
+            f"{points.groupby(['label', 'seed']).ngroups} usable runs ({points['label'].nunique()} methods)"
+        )
+        summary = front_metric_summary(table)
+        cell = {
+            "IGD+": ("igd_plus", 4),
+            "spacing": ("spacing", 4),
+            "spread Δ": ("spread", 3),
+            "non-dominated": ("non_dominated", 1),
+            **{f"span {name}": (f"span_{name}", 4) for name in names},
+        }
+        display = pd.DataFrame(
+            {
+                "dataset": dataset,
+                "method": summary["label"],
+                "kind": summary["kind"],
+                **{title: cells(summary, col, digits) for title, (col, digits) in cell.items()},
+            }
+        )
+        order = summary.assign(key=summary["igd_plus_mean"]).sort_values(["kind", "key"]).index
+        displays.append(display.loc[order])
+    if not per_run:
+        return pd.DataFrame(), pd.DataFrame(), []
+    return pd.concat(per_run, ignore_index=True), pd.concat(displays, ignore_index=True).fillna("–"), notes
 
 
 def alternative_hypervolumes(runs: list[Run], datasets: list[str], seeds: list[int] | None) -> list[Alternative]:
@@ -104,6 +155,27 @@ def alternatives_markdown(alternatives: Sequence[Alternative]) -> list[str]:
             markdown(display),
         ]
     return lines
+
+
+def front_metrics_markdown(display: pd.DataFrame | None, notes: Sequence[str]) -> list[str]:
+    """The REPORT.md section of the front metrics (nothing without fronts)."""
+    if display is None or display.empty:
+        return []
+    return [
+        "## Front metrics",
+        "",
+        "On the hypervolume's coordinates (minimisation form). IGD+ (pymoo): mean distance from each point of "
+        "the reference front to the run's front, counting only where the run is worse; 0 when it covers "
+        "the reference. Spacing (pymoo, Schott): spread of the nearest-neighbour distances, 0 when even; "
+        "spread Δ (Deb et al. 2002, two objectives): 0 for an even front reaching the reference's ends; "
+        "non-dominated: distinct non-dominated points of the run's front; span: max − min of each "
+        "coordinate over them. Single points have no spacing. The reference fronts are this comparison's "
+        "best, not the true fronts:",
+        "",
+        *[f"- {note}" for note in notes],
+        "",
+        markdown(display),
+    ]
 
 
 def memory_display(footprint: pd.DataFrame) -> pd.DataFrame:
@@ -240,6 +312,20 @@ def build_report(runs_dir: Path, out: Path, paper_dir: Path | None, seeds: list[
                 f"{dataset}: test hypervolume on {definition.describe()}",
             )
         )
+    metrics_raw, metrics_display, reference_notes = front_metrics_display(runs, sorted(table["dataset"].unique()))
+    if not metrics_raw.empty:
+        files.append(
+            (
+                write_table(
+                    metrics_raw,
+                    metrics_display,
+                    tables_dir,
+                    "front-metrics",
+                    "Front metrics against each dataset's reference front, mean ± std over seeds",
+                ),
+                "IGD+, spacing, spread, non-dominated points and spans per run (csv) and per method (md, tex)",
+            )
+        )
     memory = memory_display(footprint)
     files.append(
         (
@@ -311,6 +397,8 @@ def build_report(runs_dir: Path, out: Path, paper_dir: Path | None, seeds: list[
             files,
             seconds,
             alternatives,
+            metrics_display,
+            reference_notes,
         ),
     )
     return {"runs": len(runs), "usable": int(table["usable"].sum()), "seconds": seconds}
@@ -329,6 +417,8 @@ def report_markdown(
     files: list[tuple[list[Path], str]],
     seconds: float,
     alternatives: Sequence[Alternative] = (),
+    front_metrics: pd.DataFrame | None = None,
+    reference_notes: Sequence[str] = (),
 ) -> str:
     load_all()
     references = ", ".join(
@@ -348,8 +438,12 @@ def report_markdown(
         "",
         "## Test hypervolume",
         "",
+        "`front`: a method that learns a whole front, evaluated on the dataset's ray grid; `point`: a single-"
+        "point method, one model evaluated once (its hypervolume is that of one point).",
+        "",
         markdown(hv),
         *alternatives_markdown(alternatives),
+        *front_metrics_markdown(front_metrics, reference_notes),
         "## Failed, incomplete or missing runs",
         "",
         problems_markdown(table, summary),

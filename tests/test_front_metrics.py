@@ -53,3 +53,25 @@ def test_front_metrics_spans_and_counts():
     out = front_metrics(np.vstack([LINE, [[0.9, 0.9]]]), LINE)
     assert out["non_dominated"] == 5 and out["span_1"] == 1.0 and out["span_2"] == 1.0
     assert out["igd_plus"] == 0.0
+
+
+def test_tables_per_run_and_over_seeds():
+    import pandas as pd
+
+    from bench.analysis.front_metrics import front_metric_summary, front_metric_tables
+
+    rows = []
+    for seed, shift in ((0, 0.0), (1, 0.1)):
+        for k, (a, b) in enumerate(LINE):
+            rows.append({"label": "front", "kind": "front", "seed": seed, "ray_index": k, "e1": a + shift, "e2": b})
+        rows.append({"label": "point", "kind": "point", "seed": seed, "ray_index": 0, "e1": 0.5, "e2": 0.5 + shift})
+    per_run, reference = front_metric_tables(pd.DataFrame(rows), ["e1", "e2"])
+    assert reference.tolist() == LINE.tolist()  # seed 0 of the front dominates everything else
+    first = per_run[(per_run.label == "front") & (per_run.seed == 0)].iloc[0]
+    assert first.igd_plus == 0.0 and first.non_dominated == 5 and first.span_e1 == 1.0
+    shifted = per_run[(per_run.label == "front") & (per_run.seed == 1)].iloc[0]
+    assert shifted.igd_plus == pytest.approx(0.1)  # worse by 0.1 in e1 at every reference point
+    summary = front_metric_summary(per_run).set_index("label")
+    assert summary.loc["front", "igd_plus_mean"] == pytest.approx(0.05)
+    assert summary.loc["front", "igd_plus_std"] == pytest.approx(0.1 / math.sqrt(2))
+    assert summary.loc["point", "n_seeds"] == 2 and math.isnan(summary.loc["point", "spacing_mean"])

@@ -72,15 +72,15 @@ def test_mean_pm_std_formats():
 def test_hypervolume_table_snapshot(runs_dir: Path):
     _, display = hypervolume_display(seed_summary(run_table(scan(runs_dir))))
     assert markdown(display) == (
-        "| method | multimnist-mini |\n"
-        "|---|---|\n"
-        "| palora | 0.7400 ± 0.0000 (2) |\n"
-        "| pamal | 0.7200 ± 0.0000 (2) |\n"
-        "| mean | 0.6400 ± 0.0800 (3) |\n"
+        "| method | kind | multimnist-mini |\n"
+        "|---|---|---|\n"
+        "| palora | front | 0.7400 ± 0.0000 (2) |\n"
+        "| pamal | front | 0.7200 ± 0.0000 (2) |\n"
+        "| mean | point | 0.6400 ± 0.0800 (3) |\n"
     )
     tex = latex(display, "Test hypervolume", "tab:hv")
-    assert r"mean & 0.6400 $\pm$ 0.0800 (3) \\" in tex
-    assert r"method & multimnist-mini \\" in tex and r"\begin{tabular}{lr}" in tex
+    assert r"mean & point & 0.6400 $\pm$ 0.0800 (3) \\" in tex
+    assert r"method & kind & multimnist-mini \\" in tex
 
 
 def test_latex_escapes_specials():
@@ -156,7 +156,9 @@ def test_report_writes_tables_figures_and_names_problems(runs_dir: Path, tmp_pat
     report = (out / "REPORT.md").read_text()
     assert "seed 1): FAILED: RuntimeError: boom" in report
     assert "multimnist-mini, pamal: no run record for seed(s) 2" in report
-    assert "| palora | 0.7400 ± 0.0000 (2) |" in report
+    assert "| palora | front | 0.7400 ± 0.0000 (2) |" in report
+    assert "## Front metrics" in report and "the non-dominated union of the test fronts" in report
+    assert (out / "tables" / "front-metrics.csv").is_file()
     runs = pd.read_csv(out / "tables" / "runs.csv")
     assert len(runs) == 9 and runs["usable"].sum() == 8
 
@@ -207,8 +209,8 @@ def test_report_shows_the_default_and_each_alternative_hypervolume(runs_dir: Pat
     assert "multimnist-mini (1.0, 1.0), utkface `official` (age huber, gender loss, race loss), reference" in report
     assert "#### utkface: `errors`" in report
     assert "On (age huber, gender accuracy, race accuracy), reference (1.0, 1.0, 1.0)." in report
-    assert "| palora | 0.7400 ± 0.0000 (2) | 0.3560 ± 0.1075 (2) |" in report  # multimnist-mini, utkface
-    assert "| palora | 0.5750 ± 0.1004 (2) |" in report
+    assert "| palora | front | 0.7400 ± 0.0000 (2) | 0.3560 ± 0.1075 (2) |" in report  # multimnist-mini, utkface
+    assert "| palora | front | 0.5750 ± 0.1004 (2) |" in report
     assert "- utkface `official` (the default): The official definition: pymoo HV on (huber/age" in report
 
 
@@ -236,16 +238,6 @@ def test_cli_reports_and_rejects_bad_input(runs_dir: Path, tmp_path: Path, capsy
     assert "no run records under" in capsys.readouterr().err
     assert main(["--runs", str(runs_dir), "--seeds", "0,x"]) == 2
     assert "--seeds" in capsys.readouterr().err
-
-
-def test_label_positions_keep_their_gap_and_leave_lone_labels_in_place():
-    from bench.analysis.figures import spread
-
-    values = [0.0, 0.5, 0.51, 0.52, 1.0]
-    out = spread(values, 0.05)
-    assert out[0] == 0.0 and out[-1] == 1.0  # nothing near them: unmoved
-    assert all(b - a >= 0.05 - 1e-12 for a, b in zip(out, out[1:], strict=False))
-    assert out[1:4] == pytest.approx([0.46, 0.51, 0.56])  # the crowded run, spaced around its mean
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
+import pandas as pd
 from pymoo.indicators.igd_plus import IGDPlus
 from pymoo.indicators.spacing import SpacingIndicator
 
@@ -82,3 +83,29 @@ def front_metrics(points: np.ndarray, reference: np.ndarray) -> dict[str, float]
     for k, span in enumerate(front.max(axis=0) - front.min(axis=0)):
         out[f"span_{k + 1}"] = float(span)
     return out
+
+
+METRIC_COLUMNS = ("igd_plus", "spacing", "spread", "non_dominated")
+
+
+def front_metric_tables(points: pd.DataFrame, objectives: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per run (label, kind, seed) of ``points`` (one row per ray, the ``objectives`` columns in
+    minimisation form, as ``bench.report.front_points`` gives): :func:`front_metrics` against the
+    reference front of every run in ``points``. Returns the per-run table and the reference front."""
+    reference = reference_front([points[objectives].to_numpy()])
+    rows = []
+    for (label, kind, seed), run in points.groupby(["label", "kind", "seed"], sort=True):
+        metrics = front_metrics(run[objectives].to_numpy(), reference)
+        spans = {f"span_{name}": metrics.pop(f"span_{k + 1}") for k, name in enumerate(objectives)}
+        rows.append({"label": label, "kind": kind, "seed": seed, **metrics, **spans})
+    return pd.DataFrame(rows), reference
+
+
+def front_metric_summary(per_run: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample std over seeds of every metric column, per (label, kind)."""
+    columns = [c for c in per_run.columns if c not in ("label", "kind", "seed")]
+    grouped = per_run.groupby(["label", "kind"], sort=True)[columns]
+    means, stds = grouped.mean(), grouped.std(ddof=1)
+    out = means.add_suffix("_mean").join(stds.add_suffix("_std"))
+    out["n_seeds"] = grouped.size()
+    return out.reset_index()
