@@ -41,3 +41,13 @@ def test_markdown_table_has_one_line_per_run(runs: Path, tmp_path: Path):
     )
     main([str(runs), "--out", str(tmp_path / "t.md")])
     assert (tmp_path / "t.md").read_text() == table
+
+
+def test_hypervolume_is_recomputed_from_the_front_not_read_back(runs: Path):
+    """One source: the table's HV comes from the stored per-ray metrics, whatever summary says."""
+    from bench.analysis.hypervolume import front_hypervolume
+    from bench.registry import DATASETS
+
+    summary = next(s for s in load_summaries(runs) if s["method"] == "palora")
+    expected = front_hypervolume(summary["front"], DATASETS.get("multimnist-mini"))
+    assert row({**summary, "hypervolume": -1.0})["hypervolume"] == expected

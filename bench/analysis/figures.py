@@ -1,27 +1,48 @@
-"""Seaborn figures for one dataset, each saved as PNG and PDF (atomically):
+"""Paper figures for one dataset, each saved as PNG and vector PDF (atomically), in the style of
+:mod:`bench.analysis.style` (one colour and marker per method, fronts apart from single models):
 
-- ``fronts``: test fronts of every method overlaid, in minimisation form (mean over seeds per ray,
-  ±1 std bars), single-point methods as markers, published points in grey beside them;
-- ``convergence``: validation hypervolume against step and against training time (mean, ±1 std band);
-- ``memory``: parameters, training-state bytes and peak training memory per method;
-- ``hv_vs_overhead``: hypervolume against parameters relative to one model (the PaLoRA paper's
-  comparison of fronts and their cost).
+- ``fronts``: test fronts in minimisation form (mean over seeds per ray, ±1 std bars), single-point
+  methods as muted markers, published points only on the published dataset's own axes;
+- ``convergence``: validation hypervolume against step and training time (mean, ±1 std band), and
+  against wall time where evaluations take a material share of it;
+- ``memory``: parameters, training-state bytes by part, and peak training memory where it tells the
+  methods apart (:func:`peak_discriminates`);
+- ``hv_vs_overhead``: hypervolume against trainable parameters relative to one model.
+
+Figures carry no titles: :func:`caption` gives the text that says what each one shows.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import math
 from pathlib import Path
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
-import seaborn as sns
+from matplotlib.artist import Artist
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from bench.analysis.paper import paper_dataset
+from bench.analysis.style import (
+    COLUMN,
+    FULL,
+    PUBLISHED_COLOR,
+    kind_of,
+    label_style,
+    method_legend,
+    method_of,
+    method_style,
+    ordered,
+    paper_rc,
+    published_handles,
+)
 from bench.atomic import write_bytes
 from bench.spec import DatasetSpec
 
@@ -29,28 +50,59 @@ matplotlib.use("Agg")  # files only; also on machines without a display
 
 FORMATS = ("png", "pdf")
 MAX_FRONT_OBJECTIVES = 4
-POINT_MARKERS = "sD^vP*Xph<>"
-PAPER_COLOR = "0.35"
-
-
-def palette(labels: list[str]) -> dict[str, tuple[float, float, float]]:
-    colors = sns.color_palette("tab20" if len(labels) > 10 else "tab10", len(labels))
-    return dict(zip(labels, colors, strict=True))
+PANEL_HEIGHT = 2.2
+"""Height (inches) of one plot panel."""
+BAR_HEIGHT = 0.13
+"""Height (inches) of one method's row in the memory figure."""
+EVAL_SHARE_SHOWN = 0.2
+"""The wall-time panel is drawn when evaluations take at least this share of some method's wall time."""
+NEAR_ONE = 1.05
+"""Methods with fewer trainable parameters than this many plain models share the 1× strip."""
+PEAK_SPREAD_SHOWN = 1.5
+"""Process peak RSS (CPU) is drawn only when the largest is at least this many times the smallest."""
+STATE_PARTS = (("parameter_bytes", "parameters", 1.0), ("gradient_bytes", "gradients", 0.6))
+STATE_PARTS += (("optimizer_bytes", "optimizer state", 0.3),)
+"""Training-state parts: column, legend name, opacity of the method's colour."""
 
 
 def save(fig: plt.Figure, directory: Path, name: str, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Write ``fig`` as ``name.<fmt>`` for each format (reproducible PDF bytes), then close it."""
     paths = []
-    for fmt in formats:
-        buffer = io.BytesIO()
-        fig.savefig(
-            buffer, format=fmt, dpi=200, bbox_inches="tight", metadata={"CreationDate": None} if fmt == "pdf" else None
-        )
-        path = Path(directory) / f"{name}.{fmt}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_bytes(path, buffer.getvalue())
-        paths.append(path)
+    with paper_rc():
+        for fmt in formats:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=fmt, metadata={"CreationDate": None} if fmt == "pdf" else None)
+            path = Path(directory) / f"{name}.{fmt}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_bytes(path, buffer.getvalue())
+            paths.append(path)
     plt.close(fig)
     return paths
+
+
+def caption(name: str, spec: DatasetSpec) -> str:
+    """What figure ``name`` shows, for the report's text (the figures themselves have no titles)."""
+    reference = tuple(spec.hv_reference)
+    captions = {
+        "fronts": f"{spec.name}: test fronts in minimisation form (mean over seeds per ray, bars ±1 std); "
+        "lines with filled markers are Pareto front learning methods, muted markers single models"
+        + (", hollow markers published numbers" if shows_published(spec) else ""),
+        "convergence": f"{spec.name}: validation hypervolume (reference point {reference}) during training, "
+        "mean over seeds with a ±1 std band; dashed: single models",
+        "memory": f"{spec.name}: parameters (marker: total, tick: at inference), training state (parameters, "
+        "gradients, optimizer state) and, where it differs between methods, peak training memory; "
+        "means over seeds",
+        "hv_vs_overhead": f"{spec.name}: test hypervolume (reference point {reference}, mean ± std over seeds) "
+        "against trainable parameters relative to one plain model; methods within 5% of one model's size "
+        "side by side on the left, by hypervolume"
+        + (", hollow: the same method's published number" if shows_published(spec) else ""),
+    }
+    return captions[name]
+
+
+def shows_published(spec: DatasetSpec) -> bool:
+    """Published numbers go only on axes of the dataset they were published for."""
+    return paper_dataset(spec) == spec.name
 
 
 def ratio_axis(ax: plt.Axes, values: np.ndarray, axis: str = "x", unit: str = "") -> None:
@@ -70,7 +122,7 @@ def axis_label(spec: DatasetSpec, k: int) -> str:
     objective = spec.hypervolume_objectives[k]
     metric = objective.metric(objective.hv_metric)
     what = f"{metric.best:g} − {metric.name}" if metric.higher_is_better else metric.name
-    return f"{objective.name}: {what} (test, lower is better)"
+    return f"{objective.name}: {what}"
 
 
 def view_limits(values: np.ndarray, reference: float) -> tuple[float, float]:
@@ -82,252 +134,356 @@ def view_limits(values: np.ndarray, reference: float) -> tuple[float, float]:
     return low - pad, high + pad
 
 
-def plot_fronts(fronts: pd.DataFrame, paper: pd.DataFrame, spec: DatasetSpec, directory: Path) -> list[Path]:
+def fit_axes_height(fig: plt.Figure, ax: plt.Axes, height: float, rows: int = 1) -> None:
+    """Grow or shrink the figure so that ``ax`` (one of ``rows`` rows) is ``height`` inches tall
+    after the constrained layout has made room for legends and labels."""
+    for _ in range(2):
+        fig.canvas.draw()
+        actual = ax.get_position().height * fig.get_figheight()
+        fig.set_size_inches(fig.get_figwidth(), fig.get_figheight() + (height - actual) * rows)
+
+
+def faded(color: str, alpha: float) -> tuple[float, float, float, float]:
+    return matplotlib.colors.to_rgba(color, alpha)
+
+
+def seed_names(counts: pd.Series) -> dict[str, str]:
+    """Legend text: the label, with its seed count where it has fewer seeds than the others."""
+    full = counts.max() if len(counts) else 0
+    return {lab: lab if n == full else f"{lab} (n={n})" for lab, n in counts.items()}
+
+
+def fronts_figure(fronts: pd.DataFrame, paper: pd.DataFrame, spec: DatasetSpec) -> plt.Figure | None:
     """``fronts``: rows (label, kind, seed, ray_index, <objective>...) in minimisation form;
-    ``paper``: :func:`bench.analysis.paper.paper_points` for this dataset."""
+    ``paper``: :func:`bench.analysis.paper.paper_points` for this dataset (drawn only when
+    :func:`shows_published`)."""
     names = [o.name for o in spec.hypervolume_objectives]
     if len(names) > MAX_FRONT_OBJECTIVES or fronts.empty:
-        return []
+        return None
+    if not shows_published(spec):
+        paper = paper.iloc[0:0]
     pairs = list(itertools.combinations(range(len(names)), 2))
-    fig, axes = plt.subplots(1, len(pairs), figsize=(6.2 * len(pairs), 5.2), squeeze=False)
-    labels = sorted(fronts["label"].unique())
-    colors = palette(labels)
-    point_markers = itertools.cycle(POINT_MARKERS)
-    markers = {
-        lab: ("o" if fronts[fronts["label"] == lab]["kind"].iloc[0] == "front" else next(point_markers))
-        for lab in labels
-    }
+    ncols = min(len(pairs), 3)
+    nrows = math.ceil(len(pairs) / ncols)
+    width = COLUMN if len(pairs) == 1 else FULL
+    kinds = fronts.groupby("label")["kind"].first().to_dict()
+    labels = ordered(list(kinds), kinds)
     mean = fronts.groupby(["label", "ray_index"])[names].mean()
     std = fronts.groupby(["label", "ray_index"])[names].std(ddof=1).fillna(0.0)
-    seeds = fronts.groupby("label")["seed"].nunique()
-    for ax, (i, j) in zip(axes[0], pairs, strict=True):
-        for lab in labels:
-            m, s = mean.loc[lab], std.loc[lab]
-            is_front = len(m) > 1
-            ax.errorbar(
-                m[names[i]],
-                m[names[j]],
-                xerr=s[names[i]],
-                yerr=s[names[j]],
-                color=colors[lab],
-                marker=markers[lab],
-                markersize=4 if is_front else 7,
-                linestyle="-" if is_front and len(names) == 2 else "none",
-                linewidth=1.3,
-                elinewidth=0.6,
-                alpha=0.9,
-                label=f"{lab} (n={seeds[lab]})",
+    ours = {method_of(lab) for lab in labels}
+    with paper_rc():
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, width), squeeze=False, layout="constrained")
+        for ax in axes.flat[len(pairs) :]:
+            ax.set_visible(False)
+        for ax, (i, j) in zip(axes.flat, pairs, strict=False):
+            for lab in labels:
+                m, s = mean.loc[lab], std.loc[lab]
+                kw = label_style(lab, labels, kinds[lab])
+                is_front = kw["linestyle"] != "none" and len(m) > 1
+                if not is_front or len(names) > 2:
+                    kw["linestyle"] = "none"
+                bars = ax.errorbar(
+                    m[names[i]],
+                    m[names[j]],
+                    xerr=s[names[i]],
+                    yerr=s[names[j]],
+                    markersize=3.5 if is_front else 4.5,
+                    ecolor=faded(kw["color"], 0.45),
+                    elinewidth=0.5,
+                    zorder=2 if is_front else 3,
+                    **kw,
+                )
+                bars.lines[0].set_gid(f"method:{lab}")
+            for method, group in paper.groupby("method", sort=True):
+                g = group.groupby("ray_index")[names].mean()
+                is_front = len(g) > 1
+                own = method in ours
+                color = method_style(method).color if own else PUBLISHED_COLOR
+                (line,) = ax.plot(
+                    g[names[i]],
+                    g[names[j]],
+                    linestyle="--" if is_front and len(names) == 2 else "none",
+                    marker=method_style(method).marker if own else ("o" if is_front else "x"),
+                    markersize=3.5,
+                    markerfacecolor="none",
+                    markeredgewidth=0.7,
+                    color=color,
+                    linewidth=0.8,
+                    zorder=1,
+                )
+                line.set_gid(f"published:{method}")
+            points = fronts[[names[i], names[j]]].to_numpy(float)
+            theirs = paper[[names[i], names[j]]].to_numpy(float) if not paper.empty else np.empty((0, 2))
+            for axis, k, set_limits in ((0, i, ax.set_xlim), (1, j, ax.set_ylim)):
+                low, high = view_limits(points[:, axis], spec.hv_reference[k])
+                if len(theirs):
+                    low = min(low, float(theirs[:, axis].min()) - 0.08 * (high - low))
+                set_limits(low, high)
+            hidden = int(((points[:, 0] > ax.get_xlim()[1]) | (points[:, 1] > ax.get_ylim()[1])).sum())
+            if hidden:
+                ax.text(
+                    0.98,
+                    0.98,
+                    f"{hidden} of {len(points)} seed points\nbeyond the axes",
+                    transform=ax.transAxes,
+                    ha="right",
+                    va="top",
+                    fontsize=6.5,
+                    color="0.35",
+                )
+            ax.set_xlabel(axis_label(spec, i))
+            ax.set_ylabel(axis_label(spec, j))
+        extra: list[tuple[str, list[tuple[Artist, str]]]] = []
+        if not paper.empty:
+            per_method = paper.groupby("method")["ray_index"].nunique()
+            own = per_method.index.isin(list(ours))
+            header = f"published ({', '.join(sorted(paper['source'].unique()))})"
+            handles = published_handles(
+                bool(((per_method > 1) & own).any()), bool(((per_method <= 1) & own).any()), bool((~own).any())
             )
-        for method, group in paper.groupby("method", sort=True) if not paper.empty else []:
-            g = group.groupby("ray_index")[names].mean()
-            is_front = len(g) > 1
-            ax.plot(
-                g[names[i]],
-                g[names[j]],
-                linestyle="--" if is_front else "none",
-                marker="o" if is_front else "x",
-                markersize=4 if is_front else 5,
-                markerfacecolor="none",
-                color=PAPER_COLOR,
-                linewidth=0.9,
-            )
-            if is_front or paper["method"].nunique() <= 4:
-                x, y = g[names[i]].iloc[0], g[names[j]].iloc[0]
-                ax.annotate(method, (x, y), fontsize=7, color=PAPER_COLOR, xytext=(3, 2), textcoords="offset points")
-        ours = fronts[[names[i], names[j]]].to_numpy(float)
-        theirs = paper[[names[i], names[j]]].to_numpy(float) if not paper.empty else np.empty((0, 2))
-        for axis, k, set_limits in ((0, i, ax.set_xlim), (1, j, ax.set_ylim)):
-            low, high = view_limits(ours[:, axis], spec.hv_reference[k])
-            if len(theirs):
-                low = min(low, float(theirs[:, axis].min()) - 0.08 * (high - low))
-            set_limits(low, high)
-        hidden = int(((ours[:, 0] > ax.get_xlim()[1]) | (ours[:, 1] > ax.get_ylim()[1])).sum())
-        if hidden:
-            ax.text(
-                0.99,
-                0.99,
-                f"{hidden} seed-points beyond the axes",
-                transform=ax.transAxes,
-                ha="right",
-                va="top",
-                fontsize=7,
-                color="0.3",
-            )
-        ax.set_xlabel(axis_label(spec, i))
-        ax.set_ylabel(axis_label(spec, j))
-    handles, legend_labels = axes[0][0].get_legend_handles_labels()
-    if not paper.empty:
-        sources = ", ".join(sorted(paper["source"].unique()))
-        fronts_published = paper.groupby("method")["ray_index"].nunique() > 1
-        if fronts_published.any():
-            handles.append(plt.Line2D([], [], color=PAPER_COLOR, marker="o", markerfacecolor="none", linestyle="--"))
-            legend_labels.append(f"{sources}: fronts on {paper_dataset(spec)} (named)")
-        if (~fronts_published).any():
-            handles.append(plt.Line2D([], [], color=PAPER_COLOR, marker="x", linestyle="none"))
-            legend_labels.append(
-                f"{sources}: {int((~fronts_published).sum())} single-point methods on {paper_dataset(spec)}"
-            )
-    fig.legend(handles, legend_labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    fig.suptitle(f"{spec.name}: test fronts (mean over seeds, bars ±1 std); reference point {tuple(spec.hv_reference)}")
-    fig.tight_layout()
-    return save(fig, directory, "fronts")
+            extra.append((header, handles))
+        seeds = fronts.groupby("label")["seed"].nunique()
+        method_legend(fig, labels, kinds, extra, names=seed_names(seeds))
+        fit_axes_height(fig, axes.flat[0], PANEL_HEIGHT if len(pairs) == 1 else 0.8 * PANEL_HEIGHT, nrows)
+    return fig
 
 
-def plot_convergence(curves: pd.DataFrame, spec: DatasetSpec, directory: Path) -> list[Path]:
-    """Validation hypervolume against step, training seconds and wall seconds, per label (fronts
-    solid, single-point methods dashed)."""
+def plot_fronts(fronts: pd.DataFrame, paper: pd.DataFrame, spec: DatasetSpec, directory: Path) -> list[Path]:
+    """Save :func:`fronts_figure` as ``fronts``."""
+    fig = fronts_figure(fronts, paper, spec)
+    return [] if fig is None else save(fig, directory, "fronts")
+
+
+def evaluations_matter(stats: pd.DataFrame) -> bool:
+    """Whether evaluations take at least :data:`EVAL_SHARE_SHOWN` of some label's final wall time."""
+    last = stats.sort_values("step").groupby("label").last()
+    share = 1.0 - last["train_time"] / last["wall_time"]
+    return bool((share >= EVAL_SHARE_SHOWN).any())
+
+
+def convergence_figure(curves: pd.DataFrame, spec: DatasetSpec) -> plt.Figure | None:
+    """Validation hypervolume against step and training seconds (and wall seconds, see
+    :func:`evaluations_matter`), per label: fronts solid, single models dashed."""
     if curves.empty:
-        return []
-    labels = sorted(curves["label"].unique())
-    colors = palette(labels)
-    kinds = curves.groupby("label")["kind"].first()
+        return None
+    kinds = curves.groupby("label")["kind"].first().to_dict()
+    labels = ordered(list(kinds), kinds)
     stats = curves.groupby(["label", "step"], as_index=False).agg(
         hv=("hypervolume", "mean"),
         sd=("hypervolume", "std"),
         train_time=("train_time", "mean"),
         wall_time=("wall_time", "mean"),
     )
-    axes_x = {
-        "step": "training step",
-        "train_time": "training time (s, evaluations excluded)",
-        "wall_time": "wall time since start (s)",
-    }
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8), sharey=True)
-    for lab in labels:
-        s = stats[stats["label"] == lab].sort_values("step")
-        band = s["sd"].fillna(0.0)
-        style = "-" if kinds[lab] == "front" else "--"
-        for ax, x in zip(axes, axes_x, strict=True):
-            ax.plot(s[x], s["hv"], color=colors[lab], marker=".", linestyle=style, linewidth=1.3, label=lab)
-            ax.fill_between(s[x], s["hv"] - band, s["hv"] + band, color=colors[lab], alpha=0.12, linewidth=0)
-    for ax, label in zip(axes, axes_x.values(), strict=True):
-        ax.set_xlabel(label)
-    axes[0].set_ylabel(f"validation hypervolume (ref {tuple(spec.hv_reference)})")
-    handles, legend_labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, legend_labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8, frameon=False)
-    fig.suptitle(f"{spec.name}: convergence (mean over seeds, band ±1 std; dashed: single-point methods)")
-    fig.tight_layout()
-    return save(fig, directory, "convergence")
+    axes_x = {"step": "training step", "train_time": "training time (s, evaluations excluded)"}
+    if evaluations_matter(stats):
+        axes_x["wall_time"] = "wall time (s)"
+    with paper_rc():
+        fig, axes = plt.subplots(1, len(axes_x), figsize=(FULL, 3.5), sharey=True, layout="constrained")
+        for lab in labels:
+            s = stats[stats["label"] == lab].sort_values("step")
+            band = s["sd"].fillna(0.0)
+            kw = label_style(lab, labels, kinds[lab])
+            point = kind_of(lab, kinds[lab]) == "point"
+            if point:
+                kw["linestyle"] = "--"
+            for ax, x in zip(axes, axes_x, strict=True):
+                (line,) = ax.plot(
+                    s[x], s["hv"], markersize=2.5, linewidth=0.8 if point else 1.1, zorder=2 if point else 3, **kw
+                )
+                line.set_gid(f"method:{lab}")
+                ax.fill_between(s[x], s["hv"] - band, s["hv"] + band, color=kw["color"], alpha=0.12, linewidth=0)
+        for ax, (x, label) in zip(axes, axes_x.items(), strict=True):
+            ax.set_xlabel(label)
+            if x != "step":
+                ratio_axis(ax, stats[x].to_numpy())
+        axes[0].set_ylabel("validation hypervolume")
+        seeds = curves.groupby("label")["seed"].nunique()
+        method_legend(fig, labels, kinds, point_line="--", names=seed_names(seeds))
+        fit_axes_height(fig, axes[0], PANEL_HEIGHT * 0.9)
+    return fig
+
+
+def plot_convergence(curves: pd.DataFrame, spec: DatasetSpec, directory: Path) -> list[Path]:
+    """Save :func:`convergence_figure` as ``convergence``."""
+    fig = convergence_figure(curves, spec)
+    return [] if fig is None else save(fig, directory, "convergence")
+
+
+def peak_discriminates(footprint: pd.DataFrame) -> bool:
+    """Whether peak training memory is worth a panel: always when every record is a CUDA peak (the
+    allocator's own counter); for process peak RSS (CPU, mostly the interpreter and libraries) only
+    when the largest is at least :data:`PEAK_SPREAD_SHOWN` times the smallest; never for a mix."""
+    peaks = footprint["peak_train_bytes"].to_numpy(float)
+    kinds = footprint["peak_kind"].astype(str)
+    if not np.isfinite(peaks).any() or (peaks[np.isfinite(peaks)] <= 0).any():
+        return False
+    if kinds.str.startswith("cuda").all():
+        return True
+    if kinds.str.startswith("cuda").any():
+        return False
+    finite = peaks[np.isfinite(peaks)]
+    return bool(finite.max() >= PEAK_SPREAD_SHOWN * finite.min())
+
+
+def memory_figure(footprint: pd.DataFrame, spec: DatasetSpec) -> plt.Figure | None:
+    """Bars per method (fronts above single models, each group by total parameters): parameters
+    (total; tick at inference), training state by part, and peak training memory if it discriminates."""
+    if footprint.empty:
+        return None
+    table = footprint.assign(front=[kind_of(lab) == "front" for lab in footprint["label"]])
+    table = table.sort_values(["front", "total", "label"], ascending=[False, False, True]).reset_index(drop=True)
+    labels = list(table["label"])
+    y = np.arange(len(table))
+    show_peak = peak_discriminates(table)
+    panels = 3 if show_peak else 2
+    with paper_rc():
+        fig, axes = plt.subplots(1, panels, figsize=(FULL, 3.0), sharey=True, layout="constrained")
+        colors = [label_style(lab, labels)["color"] for lab in labels]
+        for k, lab in enumerate(labels):  # a dot plot: bars have no length on a log axis
+            kw = label_style(lab, labels)
+            total, inference = table.loc[k, "total"], table.loc[k, "inference"]
+            axes[0].plot([inference, total], [k, k], color=kw["color"], linewidth=0.8, zorder=1)
+            kw["linestyle"] = "none"
+            (dot,) = axes[0].plot([total], [k], markersize=4.5, zorder=3, **kw)
+            dot.set_gid(f"method:{lab}")
+        axes[0].plot(table["inference"], y, linestyle="none", marker="|", markersize=6, color="black", mew=0.8)
+        ratio_axis(axes[0], np.concatenate([table["total"], table["inference"]]))
+        axes[0].set_xlabel("parameters")
+        axes[0].grid(axis="x", which="major", color="0.9")
+        axes[0].legend(
+            [
+                Line2D([], [], linestyle="none", marker="o", color="0.55"),
+                Line2D([], [], linestyle="none", marker="|", color="black", markersize=6),
+            ],
+            ["total", "at inference"],
+            loc="lower center",
+            bbox_to_anchor=(0.5, 1.0),
+            ncols=2,
+        )
+        left = np.zeros(len(table))
+        for column, _, alpha in STATE_PARTS:
+            values = table[column].fillna(0.0).to_numpy() / 2**20
+            axes[1].barh(
+                y, values, left=left, height=0.7, color=[faded(c, alpha) for c in colors], linewidth=0, gid=column
+            )
+            left += values
+        axes[1].set_xlabel("training state (MiB)")
+        axes[1].legend(
+            [Patch(color=faded("0.3", alpha)) for _, _, alpha in STATE_PARTS],
+            [name for _, name, _ in STATE_PARTS],
+            loc="lower center",
+            bbox_to_anchor=(0.5, 1.0),
+            ncols=3,
+        )
+        if show_peak:
+            cuda = str(table["peak_kind"].iloc[0]).startswith("cuda")
+            axes[2].barh(y, table["peak_train_bytes"] / 2**20, height=0.7, color=colors, gid="peak")
+            axes[2].set_xlabel(f"peak training memory (MiB, {'CUDA allocated' if cuda else 'process RSS'})")
+        fronts = int(table["front"].sum())
+        for ax in axes:
+            if 0 < fronts < len(table):
+                ax.axhline(fronts - 0.5, color="0.6", linewidth=0.5, linestyle=":")
+            ax.tick_params(axis="y", length=0)
+        axes[0].set_yticks(y, labels)
+        axes[0].set_ylim(len(table) - 0.5, -0.5)
+        fit_axes_height(fig, axes[0], max(1.0, BAR_HEIGHT * len(table)))
+    return fig
 
 
 def plot_memory(footprint: pd.DataFrame, spec: DatasetSpec, directory: Path) -> list[Path]:
-    """Bars per method: parameters (total, at inference), training-state MB by part, peak train MB."""
-    if footprint.empty:
-        return []
-    table = footprint.sort_values("total")
-    order = list(table["label"])
-    params = table.melt(id_vars="label", value_vars=["total", "inference"], var_name="count", value_name="parameters")
-    state = table.assign(
-        parameters=table["parameter_bytes"] / 2**20,
-        gradients=table["gradient_bytes"] / 2**20,
-        optimizer=table["optimizer_bytes"] / 2**20,
-    )
-    height = max(3.2, 1.0 + 0.32 * len(order))
-    fig, axes = plt.subplots(1, 3, figsize=(15, height), sharey=True)
-    sns.barplot(params, y="label", x="parameters", hue="count", order=order, ax=axes[0], orient="h")
-    ratio_axis(axes[0], params["parameters"].to_numpy())
-    axes[0].set_xlabel("parameters (total and at inference)")
-    left = np.zeros(len(order))
-    for part, color in zip(("parameters", "gradients", "optimizer"), sns.color_palette("muted", 3), strict=True):
-        axes[1].barh(order, state[part], left=left, color=color, label=part)
-        left += state[part].to_numpy()
-    axes[1].legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.5 / height - 0.1), ncol=3)
-    axes[1].set_xlabel("training state (MiB)")
-    kind = str(table["peak_kind"].iloc[0])
-    peak_label = "CUDA peak allocated" if kind.startswith("cuda") else "process peak RSS"
-    axes[2].barh(order, table["peak_train_bytes"] / 2**20, color=sns.color_palette("muted")[3])
-    axes[2].set_xlabel(f"peak memory in training (MiB, {peak_label})")
-    for ax in axes:
-        ax.set_ylabel("")
-    axes[0].legend(
-        fontsize=8, frameon=False, title=None, loc="upper center", bbox_to_anchor=(0.5, -0.5 / height - 0.1), ncol=2
-    )
-    fig.suptitle(f"{spec.name}: memory footprint (mean over seeds)")
-    fig.tight_layout()
-    return save(fig, directory, "memory")
+    """Save :func:`memory_figure` as ``memory``."""
+    fig = memory_figure(footprint, spec)
+    return [] if fig is None else save(fig, directory, "memory")
 
 
-def spread(values: list[float], gap: float) -> list[float]:
-    """Positions for labels of ``values`` (sorted ascending), at least ``gap`` apart: each run of
-    crowded labels is spaced evenly around its mean; runs that then collide are merged."""
-    clusters = [[v] for v in values]
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(clusters) - 1):
-            a, b = clusters[i], clusters[i + 1]
-            top_a = np.mean(a) + gap * (len(a) - 1) / 2
-            bottom_b = np.mean(b) - gap * (len(b) - 1) / 2
-            if bottom_b - top_a < gap:
-                clusters[i : i + 2] = [a + b]
-                merged = True
-                break
-    out: list[float] = []
-    for cluster in clusters:
-        centre = float(np.mean(cluster))
-        out += [centre + gap * (k - (len(cluster) - 1) / 2) for k in range(len(cluster))]
-    return out
-
-
-def label_column(ax: plt.Axes, points: pd.DataFrame, color: str = "black") -> None:
-    """Name each point (columns x, y, name). Points within a fifth of a decade in x share one column
-    of names beside them, spaced so that none overlap (spacing from the axis's y range)."""
-    low, high = ax.get_ylim()
-    gap = 0.032 * (high - low)
-    column = (np.log10(points["x"].astype(float)) * 5).round()
-    for _, group in points.groupby(column):
-        group = group.sort_values("y")
-        for r, y in zip(group.itertuples(), spread(list(group["y"]), gap), strict=True):
-            ax.annotate(
-                r.name,
-                (r.x, r.y),
-                xytext=(14, y),
-                textcoords=("offset points", "data"),
-                fontsize=7,
-                color=color,
-                va="center",
-                arrowprops={"arrowstyle": "-", "color": "0.6", "linewidth": 0.5},
+def hv_vs_overhead_figure(
+    summary: pd.DataFrame, footprint: pd.DataFrame, published: pd.DataFrame, spec: DatasetSpec
+) -> plt.Figure | None:
+    """Hypervolume (mean ± std over seeds) against trainable parameters relative to one model.
+    Methods within :data:`NEAR_ONE` of one model share a strip on the left, side by side in order of
+    hypervolume (on a log axis they would all sit on one spot); the others are on a log axis to its
+    right. Beside a method, its published hypervolume on this dataset (only when :func:`shows_published`)."""
+    table = summary.merge(footprint[["label", "x_single"]], on="label").dropna(subset=["hv_mean", "x_single"])
+    if table.empty:
+        return None
+    kinds = dict(zip(table["label"], table["kind"], strict=True))
+    labels = ordered(list(kinds), kinds)
+    table = table.set_index("label").loc[labels].reset_index()
+    near = table[table["x_single"] < NEAR_ONE].sort_values(["hv_mean", "label"], ascending=[False, True])
+    far = table[table["x_single"] >= NEAR_ONE]
+    if not shows_published(spec) or published.empty:
+        shown = published.iloc[0:0]
+    else:  # beside ours only the same method of the same kind (the official "ls" is one model, ours a front)
+        method_kinds = dict(zip(table["method"], table["kind"], strict=False))
+        same = [
+            m in method_kinds and k in ("", method_kinds[m])
+            for m, k in zip(published["method"], published["kind"], strict=True)
+        ]
+        shown = published[same]
+    with paper_rc():
+        ratios = ([0.14 * (len(near) + 1)] if len(near) else []) + ([2.0] if len(far) else [])
+        fig, grid = plt.subplots(
+            1, len(ratios), figsize=(COLUMN, 3.5), sharey=True, width_ratios=ratios, squeeze=False, layout="constrained"
+        )
+        axes = list(grid[0])
+        place: dict[str, tuple[plt.Axes, float]] = {r.label: (axes[0], k) for k, r in enumerate(near.itertuples())}
+        place |= {r.label: (axes[-1], r.x_single) for r in far.itertuples()}
+        for r in table.itertuples():
+            ax, x = place[r.label]
+            kw = label_style(r.label, labels, r.kind)
+            kw["linestyle"] = "none"
+            front = kind_of(r.label, r.kind) == "front"
+            bars = ax.errorbar(
+                x,
+                r.hv_mean,
+                yerr=0.0 if np.isnan(r.hv_std) else r.hv_std,
+                markersize=4.0 if front else 4.5,
+                ecolor=faded(kw["color"], 0.6),
+                elinewidth=0.7,
+                zorder=3,
+                **kw,
             )
+            bars.lines[0].set_gid(f"method:{r.label}")
+        for r in shown.itertuples():
+            style = method_style(r.method)
+            for lab in (lab for lab in labels if method_of(lab) == r.method):
+                ax, x = place[lab]
+                (ring,) = ax.plot(
+                    x,
+                    r.hv_mean,
+                    marker=style.marker,
+                    markerfacecolor="none",
+                    markeredgewidth=0.8,
+                    color=style.color,
+                    markersize=5.5,
+                    linestyle="none",
+                    zorder=2,
+                )
+                ring.set_gid(f"published:{r.method}")
+        if len(near):
+            axes[0].set_xticks([])
+            axes[0].set_xlim(-0.7, len(near) - 0.3)
+            axes[0].set_xlabel("≈1×" if len(far) else "parameters: ≈1× one model")
+        if len(far):
+            ratio_axis(axes[-1], far["x_single"].to_numpy(), unit="×")
+            axes[-1].set_xlabel("parameters (× one model)")
+            if len(near):
+                axes[-1].tick_params(axis="y", left=False)
+        axes[0].set_ylabel("test hypervolume")
+        extra = []
+        if len(shown):
+            header = f"published ({', '.join(sorted(shown['source'].unique()))})"
+            ring = Line2D([], [], marker="o", linestyle="none", color=PUBLISHED_COLOR, markerfacecolor="none")
+            extra.append((header, [(ring, "same method")]))
+        seeds = table.set_index("label")["n_seeds"] if "n_seeds" in table else pd.Series(dtype=int)
+        method_legend(fig, labels, kinds, extra, names=seed_names(seeds))
+        fit_axes_height(fig, axes[0], PANEL_HEIGHT)
+    return fig
 
 
 def plot_hv_vs_overhead(
     summary: pd.DataFrame, footprint: pd.DataFrame, published: pd.DataFrame, spec: DatasetSpec, directory: Path
 ) -> list[Path]:
-    """Hypervolume (mean ± std over seeds) against total parameters relative to one model."""
-    table = summary.merge(footprint[["label", "x_single"]], on="label").dropna(subset=["hv_mean", "x_single"])
-    if table.empty:
-        return []
-    labels = sorted(table["label"])
-    colors = palette(labels)
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    for r in table.itertuples():
-        ax.errorbar(
-            r.x_single,
-            r.hv_mean,
-            yerr=0.0 if np.isnan(r.hv_std) else r.hv_std,
-            color=colors[r.label],
-            marker="o" if r.kind == "front" else "s",
-            markersize=6,
-            capsize=2,
-        )
-    ours = dict(zip(table["method"], table["x_single"], strict=False))
-    kinds = dict(zip(table["method"], table["kind"], strict=False))
-    # beside ours only the same method of the same kind (the official "ls" is one model, ours a front)
-    same = [m in ours and k in ("", kinds[m]) for m, k in zip(published["method"], published["kind"], strict=True)]
-    shown = published[same]
-    for r in shown.itertuples():
-        ax.plot(ours[r.method], r.hv_mean, marker="o", markerfacecolor="none", color=PAPER_COLOR, markersize=7)
-    ratio_axis(ax, table["x_single"].to_numpy(), unit="×")
-    label_column(ax, pd.DataFrame({"x": table["x_single"], "y": table["hv_mean"], "name": table["label"]}))
-    if len(shown):
-        names = [f"{r.method}, {r.source} ({paper_dataset(spec)})" for r in shown.itertuples()]
-        xs = [ours[m] for m in shown["method"]]
-        label_column(ax, pd.DataFrame({"x": xs, "y": shown["hv_mean"].to_numpy(), "name": names}), PAPER_COLOR)
-    ax.set_xlabel("trainable parameters / one plain model's")
-    ax.set_ylabel(f"test hypervolume (ref {tuple(spec.hv_reference)})")
-    title = f"{spec.name}: hypervolume (mean ± std over seeds) against parameter cost"
-    if len(shown):
-        title += f"\ngrey rings: the same method's number from {', '.join(sorted(shown['source'].unique()))}"
-    ax.set_title(title + "\n(filled circles: fronts; squares: single points)", fontsize=10)
-    fig.tight_layout()
-    return save(fig, directory, "hv_vs_overhead")
+    """Save :func:`hv_vs_overhead_figure` as ``hv_vs_overhead``."""
+    fig = hv_vs_overhead_figure(summary, footprint, published, spec)
+    return [] if fig is None else save(fig, directory, "hv_vs_overhead")

@@ -1,0 +1,261 @@
+"""Paper figures: one colour and marker per method everywhere, published numbers only on their own
+dataset, no uninformative panels, two-column sizes and fonts, vector PDFs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.colors
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.text import Text
+
+from bench.analysis import figures
+from bench.analysis.paper import load_paper, paper_hypervolumes, paper_points
+from bench.analysis.style import COLUMN, FULL, STYLES, label_style, legend_rows, method_of, method_style
+from bench.registry import DATASETS, METHODS
+from bench.spec import DatasetSpec
+
+MINI = DATASETS.get("multimnist-mini")  # published numbers belong to "multimnist"
+FULL_SET = DATASETS.get("multimnist")  # the published dataset itself
+SUBSET_A = ["palora", "pamal", "mean", "mgda", "cosmos"]
+SUBSET_B = ["palora (rank=4)", "ls", "mgda", "upgrad", "padora"]
+
+
+def kind(label: str) -> str:
+    return METHODS.get(method_of(label)).kind
+
+
+def fronts_frame(labels: list[str], spec: DatasetSpec = MINI, seeds: int = 2) -> pd.DataFrame:
+    names = [o.name for o in spec.hypervolume_objectives]
+    rng = np.random.default_rng(0)
+    rows = []
+    for n, label in enumerate(labels):
+        rays = 5 if kind(label) == "front" else 1
+        for seed in range(seeds):
+            for k in range(rays):
+                t = k / max(rays - 1, 1)
+                point = [0.05 + 0.1 * t + 0.01 * n, 0.15 - 0.1 * t + 0.01 * n, 0.1][: len(names)]
+                point = np.array(point) + rng.normal(0, 0.002, len(names))
+                rows.append(
+                    {
+                        "label": label,
+                        "kind": kind(label),
+                        "seed": seed,
+                        "ray_index": k,
+                        **dict(zip(names, point, strict=True)),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def curves_frame(labels: list[str], eval_share: float = 0.02) -> pd.DataFrame:
+    rows = []
+    for n, label in enumerate(labels):
+        for seed in range(2):
+            for step in (10, 20, 30):
+                train = step * (1 + n) / 10
+                rows.append(
+                    {
+                        "label": label,
+                        "method": method_of(label),
+                        "kind": kind(label),
+                        "seed": seed,
+                        "step": step,
+                        "train_time": train,
+                        "wall_time": train / (1 - eval_share),
+                        "hypervolume": 0.5 + step / 100 + 0.01 * seed,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def footprint_frame(labels: list[str], peaks: list[float] | None = None, peak_kind: str = "process_peak_rss"):
+    totals = [100 * (1 + 3 * n) if kind(lab) == "front" else 100 for n, lab in enumerate(labels)]
+    return pd.DataFrame(
+        {
+            "label": labels,
+            "method": [method_of(lab) for lab in labels],
+            "total": totals,
+            "trainable": totals,
+            "inference": 100,
+            "single_model": 100,
+            "parameter_bytes": [4 * t for t in totals],
+            "gradient_bytes": [4 * t for t in totals],
+            "optimizer_bytes": [8 * t for t in totals],
+            "peak_train_bytes": peaks or [1.0e9 + 1e7 * n for n in range(len(labels))],
+            "peak_kind": peak_kind,
+            "x_single": [t / 100 for t in totals],
+        }
+    )
+
+
+def summary_frame(labels: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "label": labels,
+            "method": [method_of(lab) for lab in labels],
+            "kind": [kind(lab) for lab in labels],
+            "hv_mean": [0.8 + 0.01 * n for n in range(len(labels))],
+            "hv_std": 0.01,
+            "n_seeds": 3,
+        }
+    )
+
+
+def method_artists(fig: plt.Figure, prefix: str = "method:") -> dict[str, tuple[str, str]]:
+    """gid label -> (colour, marker) of every drawn method in ``fig``."""
+    found = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            gid = line.get_gid() or ""
+            if gid.startswith(prefix):
+                found[gid[len(prefix) :]] = (matplotlib.colors.to_hex(line.get_color()), line.get_marker())
+    return found
+
+
+def all_figures(labels: list[str]) -> dict[str, plt.Figure]:
+    empty = paper_points(load_paper(), MINI).iloc[0:0]
+    return {
+        "fronts": figures.fronts_figure(fronts_frame(labels), empty, MINI),
+        "convergence": figures.convergence_figure(curves_frame(labels), MINI),
+        "memory": figures.memory_figure(footprint_frame(labels), MINI),
+        "hv_vs_overhead": figures.hv_vs_overhead_figure(
+            summary_frame(labels), footprint_frame(labels), pd.DataFrame(), MINI
+        ),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_every_registered_method_has_its_own_fixed_style_of_its_kind():
+    missing = [m for m in METHODS.names() if m not in STYLES]
+    assert not missing, f"add {missing} to STYLES in bench/analysis/style.py"
+    for name in METHODS.names():
+        assert STYLES[name].kind == METHODS.get(name).kind, name
+    pairs = [(s.color.lower(), s.marker) for s in STYLES.values()]
+    assert len(set(pairs)) == len(pairs)
+    assert len({s.color.lower() for s in STYLES.values() if s.kind == "front"}) == sum(
+        s.kind == "front" for s in STYLES.values()
+    )
+    # single models are a muted family: less saturated than any coloured front
+    saturation = {n: matplotlib.colors.rgb_to_hsv(matplotlib.colors.to_rgb(s.color))[1] for n, s in STYLES.items()}
+    fronts = [saturation[n] for n, s in STYLES.items() if s.kind == "front" and saturation[n] > 0]
+    points = [saturation[n] for n, s in STYLES.items() if s.kind == "point"]
+    assert max(points) < min(fronts)
+
+
+def test_unknown_methods_get_a_deterministic_fallback_of_their_kind():
+    first, again = method_style("brand-new", "point"), method_style("brand-new", "point")
+    assert first == again and first.kind == "point"
+    assert method_style("other-new").kind == "front"
+    assert method_style("palora", "point") == STYLES["palora"]  # the table wins over a caller's guess
+    assert label_style("palora (rank=4)")["color"] == STYLES["palora"].color
+
+
+def test_a_method_looks_the_same_in_every_figure_and_across_method_subsets():
+    seen: dict[str, set[tuple[str, str]]] = {}
+    for labels in (SUBSET_A, SUBSET_B):
+        for name, fig in all_figures(labels).items():
+            drawn = method_artists(fig)
+            assert set(drawn) == set(labels), name
+            for label, style in drawn.items():
+                seen.setdefault(method_of(label), set()).add(style)
+    for method, styles in seen.items():
+        expected = (matplotlib.colors.to_hex(STYLES[method].color), STYLES[method].marker)
+        assert styles == {expected}, method
+    assert len(seen) == len(set(map(method_of, SUBSET_A + SUBSET_B)))
+
+
+def test_variants_of_one_method_share_colour_and_marker_but_not_line_style():
+    labels = ["palora (rank=4)", "palora (rank=8)", "mean"]
+    a, b = (label_style(lab, labels) for lab in labels[:2])
+    assert (a["color"], a["marker"]) == (b["color"], b["marker"]) and a["linestyle"] != b["linestyle"]
+
+
+def test_published_points_only_on_the_published_datasets_own_axes():
+    paper = load_paper()
+    assert MINI.paper_dataset == "multimnist" and not paper_points(paper, MINI).empty
+    labels = ["pamal", "mgda", "palora"]
+    mini = figures.fronts_figure(fronts_frame(labels), paper_points(paper, MINI), MINI)
+    assert method_artists(mini, "published:") == {}
+    assert "published" not in " ".join(t.get_text() for t in mini.legends[0].get_texts())
+    own = figures.fronts_figure(fronts_frame(labels, FULL_SET), paper_points(paper, FULL_SET), FULL_SET)
+    published = method_artists(own, "published:")
+    assert {"pamal", "mgda"} <= set(published)
+    assert published["pamal"] == (matplotlib.colors.to_hex(STYLES["pamal"].color), STYLES["pamal"].marker)
+    legend = " ".join(t.get_text() for t in own.legends[0].get_texts())
+    assert "official-code" in legend  # labelled with the source
+
+    summary, footprint = summary_frame(labels), footprint_frame(labels)
+    hv_mini = figures.hv_vs_overhead_figure(summary, footprint, paper_hypervolumes(paper, MINI), MINI)
+    assert method_artists(hv_mini, "published:") == {}
+    hv_own = figures.hv_vs_overhead_figure(summary, footprint, paper_hypervolumes(paper, FULL_SET), FULL_SET)
+    assert {"pamal", "mgda"} <= set(method_artists(hv_own, "published:"))
+    assert figures.shows_published(FULL_SET) and not figures.shows_published(MINI)
+
+
+def peak_panel(fig: plt.Figure) -> bool:
+    return any("peak" in ax.get_xlabel() for ax in fig.axes)
+
+
+def test_memory_figure_shows_peak_memory_only_where_it_discriminates():
+    labels = SUBSET_A
+    cpu_alike = figures.memory_figure(footprint_frame(labels), MINI)
+    assert not peak_panel(cpu_alike)
+    assert [ax.get_xlabel() for ax in cpu_alike.axes] == ["parameters", "training state (MiB)"]
+    spread = [1e8, 2e8, 3e8, 4e8, 5e8]
+    assert peak_panel(figures.memory_figure(footprint_frame(labels, spread), MINI))
+    cuda = figures.memory_figure(footprint_frame(labels, peak_kind="cuda_max_allocated"), MINI)
+    assert peak_panel(cuda) and "CUDA" in cuda.axes[2].get_xlabel()
+    mixed = footprint_frame(labels, spread).assign(peak_kind=["cuda_max_allocated"] + ["process_peak_rss"] * 4)
+    assert not figures.peak_discriminates(mixed)
+
+
+def test_wall_time_panel_only_when_evaluations_take_a_material_share():
+    assert len(figures.convergence_figure(curves_frame(SUBSET_A, 0.02), MINI).axes) == 2
+    assert len(figures.convergence_figure(curves_frame(SUBSET_A, 0.4), MINI).axes) == 3
+
+
+def test_fronts_and_single_models_have_their_own_legend_blocks():
+    fig = figures.fronts_figure(fronts_frame(SUBSET_A), paper_points(load_paper(), MINI), MINI)
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    fronts, points = texts.index("Pareto fronts"), texts.index("single models")
+    assert {"palora", "pamal", "cosmos"} <= set(texts[fronts:points])
+    assert {"mean", "mgda"} <= set(texts[points:])
+
+
+def test_sizes_fonts_and_no_titles_for_a_two_column_paper():
+    for labels in (SUBSET_A, SUBSET_B):
+        for name, fig in all_figures(labels).items():
+            width = fig.get_figwidth()
+            assert width == pytest.approx(COLUMN if name in ("fronts", "hv_vs_overhead") else FULL), name
+            assert fig._suptitle is None and all(not ax.get_title() for ax in fig.axes), name
+            sizes = {t.get_fontsize() for t in fig.findobj(Text) if t.get_text() and t.get_visible()}
+            assert min(sizes) >= 6.5 and max(sizes) <= 9, (name, sizes)
+    three = DATASETS.get("multimnist3")
+    fig = figures.fronts_figure(fronts_frame(SUBSET_A, three), paper_points(load_paper(), three), three)
+    assert fig.get_figwidth() == pytest.approx(FULL) and sum(ax.get_visible() for ax in fig.axes) == 3
+
+
+def test_saved_files_are_tight_vector_pdfs_and_pngs(tmp_path: Path):
+    made = figures.plot_fronts(fronts_frame(SUBSET_A), paper_points(load_paper(), MINI), MINI, tmp_path)
+    made += figures.plot_convergence(curves_frame(SUBSET_A), MINI, tmp_path)
+    assert sorted(p.name for p in made) == ["convergence.pdf", "convergence.png", "fronts.pdf", "fronts.png"]
+    for path in tmp_path.glob("*.pdf"):
+        pdf = path.read_bytes()
+        assert b"/Subtype /Image" not in pdf, path.name  # lines and markers stay vectors
+        assert b"/Type3" not in pdf and b"/CIDFontType2" in pdf, path.name  # TrueType fonts
+    image = plt.imread(tmp_path / "fronts.png")
+    assert image.shape[1] / 300 <= COLUMN + 0.1  # tight: no wider than one column at 300 dpi
+
+
+def test_legend_rows_fit_the_width_and_keep_blocks_apart():
+    blocks = [["Pareto fronts", *"abcdefg"], ["single models", *"abcdefghij"]]
+    assert legend_rows(blocks, FULL) < legend_rows(blocks, COLUMN) <= 11
