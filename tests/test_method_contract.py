@@ -81,8 +81,25 @@ def test_same_seed_gives_identical_results(name, spec):
         runs.append((losses, [p.detach().clone() for p in cnet.parameters()]))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
-    other_method, other = make(name, spec, seed=4)
+    other_method, other = make(name, spec, seed=4)  # another seed, trained the same way
+    other_losses = train_steps(other_method, other, spec, steps=3, seed=4)
+    assert other_losses != runs[0][0]
     assert not all(torch.equal(a, b.detach()) for a, b in zip(runs[0][1], other.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_METHODS if METHODS.get(n).kind == "front"])
+def test_front_outputs_change_with_the_ray(name, spec):
+    """A front method is one model per ray: after a few steps (PaLoRA's B starts at zero, so at
+    initialisation every ray gives the backbone), the two ends of the grid give different outputs."""
+    method, cnet = make(name, spec, seed=0)
+    train_steps(method, cnet, spec, steps=3)
+    rays = method.eval_rays()
+    ends = [int(rays[:, k].argmax()) for k in range(spec.num_tasks)]
+    x, _ = batch(spec, 8)
+    cnet.eval()
+    with torch.no_grad():
+        first, last = cnet(x, rays[ends[0]]), cnet(x, rays[ends[-1]])
+    assert any(not torch.allclose(first[k], last[k]) for k in first), f"{name}: the ray changes nothing"
 
 
 @pytest.mark.parametrize("name", ALL_METHODS)
