@@ -201,6 +201,8 @@ def parse_value(key: str, raw: Any, kind: Any) -> Any:
         return parse_value(key, raw, options[0])
     if origin is tuple:
         return _parse_tuple(key, raw, kind)
+    if origin is typing.Literal:
+        return _parse_choice(key, raw, typing.get_args(kind))
     if kind is bool:
         if isinstance(raw, bool):
             return raw
@@ -219,6 +221,17 @@ def parse_value(key: str, raw: Any, kind: Any) -> Any:
             raise ConfigError(f"{key}: expected a string, got {raw!r}")
         return raw
     raise ConfigError(f"{key}: unsupported field type {kind}")  # pragma: no cover - a programming error
+
+
+def _parse_choice(key: str, raw: Any, choices: tuple[Any, ...]) -> Any:
+    """The value of a ``Literal[...]`` field: the choice ``raw`` names (parsed as that choice's type)."""
+    for choice in choices:
+        try:
+            if parse_value(key, raw, type(choice)) == choice:
+                return choice
+        except ConfigError:
+            continue
+    raise ConfigError(f"unknown {key} {raw!r}; valid: {', '.join(str(c) for c in choices)}")
 
 
 def _parse_tuple(key: str, raw: Any, kind: Any) -> tuple:
@@ -334,9 +347,8 @@ def resolve(
     """Resolve a run's configuration through every layer, validating names, keys and types.
     ``overrides``: typed dotted pairs (a sweep's ``[set]``), applied after the config file and
     before the ``--set`` strings."""
-    from bench.registry import DATASETS, METHODS, load_all
+    from bench.registry import DATASETS, METHODS
 
-    load_all()
     if not 0 <= seed < 2**63:
         raise ConfigError(f"--seed must be between 0 and 2**63 - 1, got {seed}")
     method_cls = METHODS.get(method)

@@ -1,22 +1,28 @@
 """The one training loop. It knows the contract (rays, ConditionedNet, Method hooks), never a method.
 
-Per step: ``rays = method.train_rays(progress)``, one forward per ray giving ``losses[R, T]``,
-``method.backward(losses, rays, cnet)``, one optimizer step. ``progress`` is :func:`training_progress`.
+Per step (:meth:`Learner.step`): ``rays = method.train_rays(progress)``, one forward per ray giving
+``losses[R, T]``, ``method.backward(losses, rays, cnet)``, one optimizer step. ``progress`` is
+:func:`training_progress`. :func:`fit` runs the steps over epochs (:class:`Schedule`) and calls out
+through :class:`LoopHooks` to evaluate and checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from bench.data.batches import Batches
+from bench.data.batches import Batches, LoaderBatches
 from bench.errors import Diverged
 from bench.spec import ConditionedNet, Method, Objective
+
+if TYPE_CHECKING:
+    from bench.config import TrainConfig
 
 RAY_HISTOGRAM_BINS = 10
 DIVERGENCE_CHECK_EVERY = 50
@@ -124,48 +130,101 @@ def training_progress(steps_done: int, total_steps: int) -> float:
     return min(1.0, (steps_done + 2) / total_steps)
 
 
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How long :func:`fit` trains and when it calls out (``train.*`` of the run's config)."""
+
+    epochs: int
+    eval_every: int = 1
+    """Evaluate after every this many epochs (and after the last)."""
+    max_steps: int = 0
+    """Stop after this many steps (0: train every epoch)."""
+    checkpoint_every: int = 0
+    """Checkpoint every this many steps (0: only after each epoch)."""
+
+    @classmethod
+    def from_config(cls, train: TrainConfig) -> Schedule:
+        return cls(train.epochs, train.eval_every, train.max_steps, train.checkpoint_every)
+
+
+@dataclasses.dataclass
+class Learner:
+    """What a training step touches, and the step itself: :meth:`step` is the step :func:`fit` takes
+    and the one ``bench.profile`` times. ``scheduler`` (if any) is stepped once per epoch by :func:`fit`."""
+
+    cnet: ConditionedNet
+    method: Method
+    optimizer: torch.optim.Optimizer
+    objectives: Sequence[Objective]
+    ray_generator: torch.Generator
+    options: StepOptions = StepOptions()
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    device: torch.device = dataclasses.field(init=False)
+    """Where the model's parameters are (the rays go there)."""
+
+    def __post_init__(self) -> None:
+        self.device = next(self.cnet.parameters()).device
+
+    def step(self, x: Tensor, targets: dict[str, Tensor], progress: float) -> tuple[Tensor, Tensor, Tensor]:
+        """Draw the rays at ``progress`` (:func:`training_progress`) and take one optimizer step under
+        them; returns (the rays as drawn, losses [R, T], the reduced loss)."""
+        rays = self.method.train_rays(progress, self.ray_generator)
+        losses, loss = train_step(
+            self.cnet, self.method, self.optimizer, x, targets, rays.to(self.device), self.objectives, self.options
+        )
+        return rays, losses, loss
+
+
+class LoopHooks:
+    """What :func:`fit` calls out to; each hook does nothing unless a subclass overrides it."""
+
+    def evaluate(self, epoch: int, step: int, train_seconds: float) -> None:
+        """After epoch ``epoch`` (from 0) when it is one to evaluate; ``step``: steps so far;
+        ``train_seconds``: training time so far, evaluations excluded."""
+
+    def checkpoint(self, state: LoopState) -> None:
+        """Every ``schedule.checkpoint_every`` steps within an epoch, and after each epoch."""
+
+
+def shuffle_generator(batches: Batches) -> torch.Generator | None:
+    """The generator that shuffles ``batches`` (None when they are not shuffled)."""
+    if isinstance(batches, LoaderBatches):
+        return batches.sampler.generator if batches.sampler is not None else None
+    return batches.generator
+
+
 def fit(
-    cnet: ConditionedNet,
-    method: Method,
-    optimizer: torch.optim.Optimizer,
-    loader: Batches,
-    objectives: Sequence[Objective],
-    epochs: int,
-    ray_generator: torch.Generator,
-    on_epoch_end: Callable[[int, int, float], None],
-    eval_every: int = 1,
-    max_steps: int = 0,
-    show_progress: bool = True,
-    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-    data_generator: torch.Generator | None = None,
+    learner: Learner,
+    batches: Batches,
+    schedule: Schedule,
+    hooks: LoopHooks | None = None,
     state: LoopState | None = None,
-    checkpoint_every: int = 0,
-    on_checkpoint: Callable[[LoopState], None] | None = None,
-    options: StepOptions = StepOptions(),
+    show_progress: bool = True,
 ) -> LoopState:
-    """Train for ``epochs`` (or ``max_steps``); call ``on_epoch_end(epoch, step, train_seconds)`` at
-    each evaluation (``train_seconds``: training time so far, evaluations excluded); step ``scheduler``
-    (if any) once per epoch. From ``state`` (a checkpoint's) the loop continues where it stopped,
-    replaying the interrupted epoch's shuffle from ``data_generator``. ``on_checkpoint(state)`` runs
-    every ``checkpoint_every`` steps and after each epoch's evaluation. A non-finite loss raises
-    :class:`bench.errors.Diverged` naming its step (:class:`DivergenceWatch`)."""
-    device = next(cnet.parameters()).device
-    total_steps = epochs * len(loader)
+    """Train ``learner`` on ``batches`` for ``schedule.epochs`` (or ``schedule.max_steps``), calling
+    ``hooks.evaluate`` at each evaluation and ``hooks.checkpoint`` at each checkpoint; step the
+    learner's scheduler (if any) once per epoch. From ``state`` (a checkpoint's) the loop continues
+    where it stopped, replaying the interrupted epoch's shuffle from the batches' generator. A
+    non-finite loss raises :class:`bench.errors.Diverged` naming its step (:class:`DivergenceWatch`)."""
+    hooks = hooks if hooks is not None else LoopHooks()
+    epochs, max_steps = schedule.epochs, schedule.max_steps
+    data_generator = shuffle_generator(batches)
+    total_steps = epochs * len(batches)
     state = state if state is not None else LoopState()
-    histogram = torch.zeros(len(objectives), RAY_HISTOGRAM_BINS, dtype=torch.long)
+    histogram = torch.zeros(len(learner.objectives), RAY_HISTOGRAM_BINS, dtype=torch.long)
     if state.ray_histogram:
         histogram += torch.tensor(state.ray_histogram, dtype=torch.long)
 
     def sync_clock(started: float) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        if learner.device.type == "cuda":
+            torch.cuda.synchronize(learner.device)
         now = time.perf_counter()
         state.train_seconds += now - started
         state.ray_histogram = histogram.tolist()
         return now
 
-    watch = DivergenceWatch(device, len(loader))
-    cnet.train()
+    watch = DivergenceWatch(learner.device, len(batches))
+    learner.cnet.train()
     done = bool(max_steps and state.steps >= max_steps)
     while state.epoch < epochs and not done:
         epoch = state.epoch
@@ -176,20 +235,19 @@ def fit(
                 data_generator.set_state(state.epoch_data_rng)
         started = time.perf_counter()
         bar = tqdm(
-            loader.epoch(skip=state.batch),
+            batches.epoch(skip=state.batch),
             desc=f"epoch {epoch + 1}/{epochs}",
-            total=len(loader),
+            total=len(batches),
             initial=state.batch,
             disable=None if show_progress else True,  # None: off when not a terminal
             leave=False,
             dynamic_ncols=True,
         )
         for x, targets in bar:
-            rays = method.train_rays(training_progress(state.steps, total_steps), ray_generator)
+            rays, losses, loss = learner.step(x, targets, training_progress(state.steps, total_steps))
             # the small offset keeps grid values such as 0.2 (stored as 0.19999...) in their own bin
             bins = (rays * RAY_HISTOGRAM_BINS + 1e-6).long().clamp_(max=RAY_HISTOGRAM_BINS - 1)
             histogram.scatter_add_(1, bins.T, torch.ones_like(bins.T))
-            losses, loss = train_step(cnet, method, optimizer, x, targets, rays.to(device), objectives, options)
             state.steps += 1
             state.batch += 1
             watch.note(state.steps, losses, loss)
@@ -197,23 +255,23 @@ def fit(
                 watch.check()
             if state.steps % 10 == 0 or state.steps == 1:
                 task_losses = losses.detach().mean(0).tolist()
-                per_task = {o.name: f"{v:.3f}" for o, v in zip(objectives, task_losses, strict=True)}
+                per_task = {o.name: f"{v:.3f}" for o, v in zip(learner.objectives, task_losses, strict=True)}
                 bar.set_postfix(loss=f"{loss.item():.3f}", **per_task)
             done = bool(max_steps and state.steps >= max_steps)
             if done:
                 break
-            if on_checkpoint and checkpoint_every and state.steps % checkpoint_every == 0 and state.batch < len(loader):
+            every = schedule.checkpoint_every
+            if every and state.steps % every == 0 and state.batch < len(batches):
                 started = sync_clock(started)
                 watch.check()  # never save a diverged model as a checkpoint
-                on_checkpoint(state)
+                hooks.checkpoint(state)
         sync_clock(started)
         watch.check()
-        if scheduler is not None:
-            scheduler.step()
-        if (epoch + 1) % eval_every == 0 or epoch + 1 == epochs or done:
-            on_epoch_end(epoch, state.steps, state.train_seconds)
+        if learner.scheduler is not None:
+            learner.scheduler.step()
+        if (epoch + 1) % schedule.eval_every == 0 or epoch + 1 == epochs or done:
+            hooks.evaluate(epoch, state.steps, state.train_seconds)
         state.epoch, state.batch = epoch + 1, 0
-        if on_checkpoint:
-            on_checkpoint(state)
+        hooks.checkpoint(state)
     state.ray_histogram = histogram.tolist()
     return state

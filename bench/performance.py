@@ -34,11 +34,11 @@ import torch
 
 from bench import atomic
 from bench.analysis.tables import markdown
+from bench.env import default_data_root, resolve_device
 from bench.errors import UserError
 from bench.performance_quick import ls_lines, ls_rows, run_quick
 from bench.profile import profile
 from bench.registry import METHODS, load_all
-from bench.runner import default_data_root, resolve_device
 
 MIB = 2**20
 

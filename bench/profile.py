@@ -3,9 +3,11 @@
     python -m bench.profile --method palora [--dataset D] [--device auto|cpu|cuda] [--steps N]
                             [--batch-size B] [--set k=v ...] [--json FILE]
 
-Builds the run as ``bench.run`` would (resolved config, dataset, backbone, method, Adam), warms up,
-times ``--steps`` training steps (the device synchronised before every clock read) and one
-evaluation pass over the ray grid, then prints one row per method: median and p90 step time,
+Builds the run through :func:`bench.trial.build_trial`, as ``bench.run`` does (resolved config,
+batches, seeding, model, step options, Adam), warms up, times ``--steps`` training steps (the
+learner's own :meth:`bench.loop.Learner.step`, the one ``fit`` takes, at the run's annealing time;
+the device synchronised before every clock read) and one evaluation pass of the ray grid over the
+run's validation batches, then prints one row per method: median and p90 step time,
 samples/s, the share of step time spent waiting for data, evaluation time, trainable and inference
 parameters, the bytes of the training state (parameters, gradients, optimizer state), the peak memory
 a training step adds (CUDA's peak counter, or the growth of the peak RSS on CPU; the largest of
@@ -34,23 +36,15 @@ from torch import Tensor
 from bench import atomic
 from bench.conditioning import UnconditionedNet, ray_batching_problem
 from bench.config import RunConfig, resolve
-from bench.data.batches import make_batches
 from bench.data.synthetic import synthetic_split
+from bench.env import default_data_root, resolve_device
 from bench.errors import UserError
 from bench.evaluate import evaluate
-from bench.loop import train_step
+from bench.loop import training_progress
 from bench.memory import step_peak_bytes, training_state_bytes
 from bench.registry import DATASETS, METHODS, load_all
-from bench.runner import (
-    backbone_factory,
-    default_data_root,
-    default_workers,
-    load_split,
-    make_optimizer,
-    resolve_device,
-    step_options,
-)
 from bench.spec import Batch, ConditionedNet, DatasetSpec, Method, MultiTaskNet, NoHparams
+from bench.trial import Trial, backbone_factory, build_trial
 
 WARMUP_STEPS = 3
 MEMORY_STEPS = 3
@@ -91,79 +85,52 @@ def rays_per_step(method: Method) -> int:
 
 
 class Stepper:
-    """``method`` built in ``cfg``'s setting (dataset, backbone, batch size, optimizer), ready to
-    take timed training steps and an evaluation pass."""
+    """A built :class:`bench.trial.Trial` taking timed training steps (its learner's step, at the
+    annealing time of the run's schedule) and an evaluation pass."""
 
-    def __init__(
-        self,
-        cfg: RunConfig,
-        method: Method,
-        device: torch.device,
-        total: int,
-        root: Path,
-        workers: int,
-        synthetic: tuple[Tensor, dict[str, Tensor]] | None = None,
-    ):
-        self.cfg, self.method, self.device, self.total = cfg, method, device, total
-        self.synthetic = synthetic is not None
-        self.spec = DATASETS.get(cfg.dataset)
-        generator = torch.Generator().manual_seed(cfg.seed)
-        spec = self.spec
-        if synthetic is not None:  # random data shaped like the dataset's (:func:`synthetic_data`)
-            self.train = make_batches(synthetic, cfg.train.batch_size, device, generator)
-            self.val = make_batches(synthetic, cfg.train.eval_batch_size, device)
-        else:
-            self.train = load_split(
-                spec, root, "train", cfg.train.batch_size, cfg.data.train_limit, device, generator, workers
-            )
-            self.val = load_split(
-                spec, root, "val", cfg.train.eval_batch_size, cfg.data.eval_limit, device, None, workers
-            )
-        torch.manual_seed(cfg.seed)
-        method.device = device
-        self.cnet = method.build(backbone_factory(spec, cfg.model, root)).to(device)
-        self.options = step_options(cfg, self.cnet)
-        self.optimizer = make_optimizer(cfg, method, self.cnet)
-        self.ray_generator = torch.Generator().manual_seed(cfg.seed + 1)
-        self.batches = endless(self.train)
+    def __init__(self, trial: Trial, synthetic: bool = False) -> None:
+        self.trial, self.synthetic = trial, synthetic
+        self.batches = endless(trial.train)
         self.done = 0
-        self.cnet.train()
+        trial.cnet.train()
 
     def step(self) -> tuple[float, float]:
         """One training step: (seconds, seconds of it spent waiting for the batch)."""
-        sync(self.device)
+        device = self.trial.device
+        sync(device)
         start = time.perf_counter()
         x, targets = next(self.batches)
-        sync(self.device)
+        sync(device)
         fetched = time.perf_counter()
+        self.trial.learner.step(x, targets, training_progress(self.done, self.trial.total_steps))
         self.done += 1
-        rays = self.method.train_rays(min(self.done / self.total, 1.0), self.ray_generator).to(self.device)
-        train_step(self.cnet, self.method, self.optimizer, x, targets, rays, self.spec.objectives, self.options)
-        sync(self.device)
+        sync(device)
         return time.perf_counter() - start, fetched - start
 
     def step_peak(self) -> tuple[int, str]:
         """What one training step adds to memory at its peak (:func:`bench.memory.step_peak_bytes`)."""
-        return step_peak_bytes(self.device, self.step)
+        return step_peak_bytes(self.trial.device, self.step)
 
     def evaluation_seconds(self) -> float:
-        sync(self.device)
+        trial = self.trial
+        sync(trial.device)
         start = time.perf_counter()
-        evaluate(self.cnet, self.val, self.method.eval_rays().to(self.device), self.spec)
-        sync(self.device)
+        evaluate(trial.cnet, trial.val, trial.eval_rays, trial.spec)
+        sync(trial.device)
         return time.perf_counter() - start
 
 
 def summarize(
     stepper: Stepper, name: str, times: list[float], waits: list[float], peak: tuple[int, str]
 ) -> dict[str, Any]:
-    cfg, method, cnet = stepper.cfg, stepper.method, stepper.cnet
+    trial = stepper.trial
+    cfg, method, cnet = trial.cfg, trial.method, trial.cnet
     median = float(np.median(times))
     return {
         "method": name,
         "rays_per_step": rays_per_step(method),
         "dataset": cfg.dataset,
-        "device": str(stepper.device),
+        "device": str(trial.device),
         "batch_size": cfg.train.batch_size,
         "steps": len(times),
         "step_ms_median": 1000 * median,
@@ -171,10 +138,10 @@ def summarize(
         "samples_per_s": cfg.train.batch_size / median,
         "data_wait_share": float(sum(waits) / sum(times)),
         "eval_seconds": stepper.evaluation_seconds(),
-        "eval_rays": int(method.eval_rays().shape[0]),
+        "eval_rays": int(trial.eval_rays.shape[0]),
         "trainable_params": sum(p.numel() for p in cnet.parameters() if p.requires_grad),
         "inference_params": cnet.inference_parameters(),
-        "training_state_bytes": training_state_bytes(cnet, stepper.optimizer)["total"],
+        "training_state_bytes": training_state_bytes(cnet, trial.optimizer)["total"],
         "step_peak_bytes": peak[0],
         "step_peak_kind": peak[1],
         "threads": torch.get_num_threads(),
@@ -210,22 +177,19 @@ def profile(
     alternating with the two, and the row gets ``vmap_speedup``: sequential step time / vmap's."""
     assignments = [*sets, *([f"train.batch_size={batch_size}"] if batch_size else [])]
     cfg = resolve(method, dataset, 0, assignments=assignments)
-    workers = default_workers()
-    spec = DATASETS.get(dataset)
-    method_object = METHODS.get(method)(cfg.hparams, spec)
-    total = WARMUP_STEPS + MEMORY_STEPS + steps
     data = synthetic_data(cfg, root, synthetic) if synthetic else None
-    steppers = {"ours": Stepper(cfg, method_object, device, total, root, workers, data)}
-    plain_method = PlainBackbone(spec, rays_per_step(method_object))
-    steppers["plain"] = Stepper(
-        with_train(cfg, ray_batching="sequential"), plain_method, device, total, root, workers, data
+
+    def make_stepper(settings: RunConfig, instead: Method | None = None) -> Stepper:
+        return Stepper(build_trial(settings, root, device, method=instead, data=data), synthetic=data is not None)
+
+    steppers = {"ours": make_stepper(cfg)}
+    ours = steppers["ours"].trial
+    steppers["plain"] = make_stepper(
+        with_train(cfg, ray_batching="sequential"), PlainBackbone(ours.spec, rays_per_step(ours.method))
     )
-    if compare_ray_batching and ray_batching_problem(steppers["ours"].cnet) is None:
+    if compare_ray_batching and ray_batching_problem(ours.cnet) is None:
         other = "sequential" if cfg.train.ray_batching == "vmap" else "vmap"
-        other_method = METHODS.get(method)(cfg.hparams, spec)
-        steppers["other"] = Stepper(
-            with_train(cfg, ray_batching=other), other_method, device, total, root, workers, data
-        )
+        steppers["other"] = make_stepper(with_train(cfg, ray_batching=other))
     for _ in range(WARMUP_STEPS):
         for stepper in steppers.values():
             stepper.step()

@@ -1,33 +1,56 @@
 """Name -> object registries, filled at the definition site (``@METHODS.register("palora")``).
 
 Modelled on timm's ``register_model``: registration happens where a thing is defined, lookups are
-by exact name, and a miss lists every valid name.
+by exact name, and a miss lists every valid name. Names, descriptions and the defining modules are
+known from :mod:`bench.catalog` before anything is imported; :meth:`Registry.get` imports an
+entry's module the first time the entry is built.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import pkgutil
+import sys
+from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
+import bench.catalog
+from bench.catalog import Entry
+from bench.cli import summary
 from bench.errors import ConfigError
 
 T = TypeVar("T")
 
 
-class Registry(Generic[T]):
-    """A mapping from exact names to objects with a one-line description each."""
+def _registering_module() -> str:
+    """The module that called into this one (the frame nearest the caller outside ``bench.registry``)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        frame = frame.f_back
+    return frame.f_globals.get("__name__", "") if frame is not None else ""
 
-    def __init__(self, kind: str) -> None:
+
+class Registry(Generic[T]):
+    """A mapping from exact names to objects with a one-line description each.
+
+    ``catalog`` (name -> (module, description)) lists the entries that exist before their modules
+    are imported; an entry is imported on its first :meth:`get`.
+    """
+
+    def __init__(self, kind: str, catalog: Mapping[str, Entry] | None = None) -> None:
         self.kind = kind
+        self._catalog: dict[str, Entry] = dict(catalog or {})
         self._items: dict[str, T] = {}
         self._descriptions: dict[str, str] = {}
+        self._modules: dict[str, str] = {}
 
     def add(self, name: str, obj: T, description: str) -> T:
+        """Register ``obj`` under ``name``; the description is the first paragraph of ``description``."""
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._items[name] = obj
-        self._descriptions[name] = description.strip().splitlines()[0] if description else ""
+        self._descriptions[name] = summary(description)
+        self._modules[name] = _registering_module()
         return obj
 
     def register(self, name: str, description: str | None = None) -> Callable[[T], T]:
@@ -38,24 +61,42 @@ class Registry(Generic[T]):
 
         return decorate
 
-    def get(self, name: str) -> T:
-        if name not in self._items:
+    def check(self, name: str) -> None:
+        """Raise the error :meth:`get` raises for an unknown ``name``, without importing anything."""
+        if name not in self:
             raise ConfigError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}")
+
+    def get(self, name: str) -> T:
+        """The object registered as ``name``, importing its module on first use; a miss lists the valid names."""
+        self.check(name)
+        if name not in self._items:
+            module = self._catalog[name][0]
+            importlib.import_module(module)
+            if name not in self._items:
+                raise RuntimeError(
+                    f"bench/catalog.py says {module} registers {self.kind} {name!r}, but importing it did not"
+                )
         return self._items[name]
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted(self._catalog.keys() | self._items.keys())
 
     def describe(self) -> list[tuple[str, str]]:
-        return [(name, self._descriptions[name]) for name in self.names()]
+        """(name, description) of every entry, without importing any."""
+        described = {name: entry[1] for name, entry in self._catalog.items()} | self._descriptions
+        return [(name, described[name]) for name in self.names()]
+
+    def registered(self) -> dict[str, Entry]:
+        """(module, description) of each entry registered so far, as :mod:`bench.catalog` should list it."""
+        return {name: (self._modules[name], self._descriptions[name]) for name in sorted(self._modules)}
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._catalog or name in self._items
 
 
-METHODS: Registry = Registry("method")
-DATASETS: Registry = Registry("dataset")
-BACKBONES: Registry = Registry("backbone")
+METHODS: Registry = Registry("method", bench.catalog.METHODS)
+DATASETS: Registry = Registry("dataset", bench.catalog.DATASETS)
+BACKBONES: Registry = Registry("backbone", bench.catalog.BACKBONES)
 
 
 def register_dataset(spec):  # noqa: ANN001, ANN201 - a DatasetSpec; typed loosely to avoid an import cycle
@@ -63,10 +104,13 @@ def register_dataset(spec):  # noqa: ANN001, ANN201 - a DatasetSpec; typed loose
     return DATASETS.add(spec.name, spec, spec.description)
 
 
-_PLUGIN_PACKAGES = ("methods", "bench.data", "bench.backbones")
+PLUGIN_PACKAGES = ("methods", "bench.data", "bench.backbones")
+"""The packages whose modules register methods, datasets and backbones."""
 
 
 def load_all() -> None:
-    """Import every package whose modules register methods, datasets and backbones."""
-    for package in _PLUGIN_PACKAGES:
-        importlib.import_module(package)
+    """Import every module of the plugin packages, so every entry is registered (catalogued or not)."""
+    for package in PLUGIN_PACKAGES:
+        path = importlib.import_module(package).__path__
+        for module in pkgutil.iter_modules(path):
+            importlib.import_module(f"{package}.{module.name}")

@@ -7,7 +7,6 @@ Published numbers are read from ``--paper`` (default: the repository's ``results
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from bench.analysis.paper import DEFAULT_DIRECTORY, load_paper, paper_dataset, p
 from bench.analysis.records import Run, scan, variant_labels
 from bench.analysis.tables import markdown, write_table
 from bench.atomic import write_text
+from bench.cli import Parser, help_text
 from bench.errors import ConfigError
 from bench.record import git_sha
 from bench.registry import DATASETS, load_all
@@ -476,13 +476,17 @@ def report_markdown(
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def main(argv: list[str] | None = None, prog: str = "python -m bench.report") -> int:
+    parser = Parser(prog=prog, description=help_text(__doc__))
+    parser.add_argument(
+        "--runs", type=Path, default=Path("runs"), metavar="DIR", help="folder of run directories (default: runs/)"
     )
-    parser.add_argument("--runs", type=Path, default=Path("runs"), help="folder of run directories (default runs/)")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default results/)")
-    parser.add_argument("--paper", type=Path, default=None, help=f"published numbers (default {DEFAULT_DIRECTORY})")
+    parser.add_argument(
+        "--out", type=Path, default=Path("results"), metavar="DIR", help="output folder (default: results/)"
+    )
+    parser.add_argument(
+        "--paper", type=Path, default=None, metavar="DIR", help=f"published numbers (default: {DEFAULT_DIRECTORY})"
+    )
     parser.add_argument(
         "--seeds",
         default=None,
@@ -495,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--runs {args.runs} is not a folder; give the --out folder of bench.run or bench.sweep")
         if args.out.exists() and not args.out.is_dir():
             raise ConfigError(f"--out {args.out} is a file; give the folder to write the report in")
-        stats = build_report(args.runs, args.out, args.paper, parse_seeds(args.seeds))
+        with np.errstate(all="ignore"):
+            stats = build_report(args.runs, args.out, args.paper, parse_seeds(args.seeds))
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -504,5 +509,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     sys.exit(main())

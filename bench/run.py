@@ -1,39 +1,50 @@
-"""``python -m bench.run --method palora [--dataset multimnist-mini] [--set train.epochs=3 ...]``
+"""Train one method on one dataset with one seed, print the test front (per ray: the ray and each
+task's metrics) and end with hypervolume=<value>. User mistakes print one line and exit 2.
 
-Trains one (method, dataset, seed), prints the test front (per ray: ray and each task's metrics)
-and ends with ``hypervolume=<value>``. User mistakes print one line and exit 2.
+    python -m bench run --method palora [--dataset multimnist-mini] [--set train.epochs=3 ...]
+
+(``python -m bench.run`` is the same command.) Settings are layered: the dataset's protocol, then
+``bench/presets``, then ``--config``, then each ``--set``; an unknown key lists the valid ones.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
 
+from bench.cli import Parser, help_text
 from bench.errors import RunFailed, UserError
-from bench.registry import BACKBONES, DATASETS, METHODS, load_all
+from bench.registry import BACKBONES, DATASETS, METHODS, Registry
+
+USAGE = "%(prog)s --method METHOD [--dataset DATASET] [--seed N] [--set KEY=VALUE ...] [options]"
+LISTINGS: dict[str, Registry] = {"methods": METHODS, "datasets": DATASETS, "backbones": BACKBONES}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message} (see python -m bench.run --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--method", help="method name (see --list)")
-    parser.add_argument("--dataset", default="multimnist-mini", help="dataset name (default: multimnist-mini)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:I")
-    parser.add_argument("--out", type=Path, default=Path("runs"), help="folder of run directories (default: runs/)")
-    parser.add_argument(
-        "--data-root", type=Path, default=None, help="dataset folder (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)"
+def build_parser(prog: str = "python -m bench.run") -> Parser:
+    parser = Parser(prog=prog, usage=USAGE, description=help_text(__doc__), add_help=False)
+    required = parser.add_argument_group("required")
+    required.add_argument("--method", help="the method to train (python -m bench list shows every method)")
+    options = parser.add_argument_group("options")
+    options.add_argument("-h", "--help", action="help", help="show this help and exit")
+    options.add_argument("--dataset", default="multimnist-mini", help="dataset name (default: multimnist-mini)")
+    options.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the run (default: 0)")
+    options.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:I")
+    options.add_argument(
+        "--out", type=Path, default=Path("runs"), metavar="DIR", help="folder of run directories (default: runs/)"
     )
-    parser.add_argument("--config", type=Path, default=None, help="TOML file with [train], [data], [method] tables")
-    parser.add_argument(
+    options.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        metavar="ROOT",
+        help="dataset folder (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)",
+    )
+    options.add_argument(
+        "--config", type=Path, default=None, metavar="FILE", help="TOML file with [train], [data], [method] tables"
+    )
+    options.add_argument(
         "--set",
         dest="assignments",
         action="append",
@@ -41,27 +52,29 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a setting, e.g. train.epochs=3 or method.rank=4 (repeatable)",
     )
-    parser.add_argument(
+    options.add_argument(
         "--workers",
         type=int,
         default=None,
+        metavar="N",
         help="DataLoader processes decoding image datasets (default: one per core, at most 8)",
     )
-    parser.add_argument(
+    options.add_argument(
         "--resume",
         action="store_true",
         help="continue this run from its last checkpoint (a completed run is only printed again)",
     )
-    parser.add_argument("--list", action="store_true", help="list methods, datasets and backbones, then exit")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    options.add_argument("--list", action="store_true", help="list methods, datasets and backbones, then exit")
+    options.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
-def print_listing() -> None:
-    load_all()
-    for title, registry in (("methods", METHODS), ("datasets", DATASETS), ("backbones", BACKBONES)):
+def print_listing(kinds: list[str] | None = None) -> None:
+    """Print each registry's names with their whole descriptions (``kinds``: some of ``LISTINGS``,
+    default all), importing none of their modules."""
+    for title in kinds or LISTINGS:
         print(f"{title}:")
-        entries = registry.describe()
+        entries = LISTINGS[title].describe()
         width = max(len(name) for name, _ in entries) + 1
         for name, description in entries:
             print(f"  {name:<{width}} {description}")
@@ -100,16 +113,17 @@ def print_front(summary: dict) -> None:
     print(f"hypervolume={summary['hypervolume']:.6f}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m bench.run") -> int:
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.list:
             print_listing()
             return 0
         if not args.method:
-            load_all()
             raise UserError(f"--method is required; valid methods: {', '.join(METHODS.names())}")
+        METHODS.check(args.method)  # name mistakes fail here, before any method's module is imported
+        DATASETS.check(args.dataset)
         from bench.config import resolve
         from bench.runner import run_experiment
 

@@ -8,9 +8,10 @@ a model is :meth:`ConditionedNet.forward`; everything it knows about a dataset i
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -229,8 +230,17 @@ class MultiTaskNet(nn.Module):
 class ConditionedNet(nn.Module):
     """A model that takes a preference ray: ``forward(x, ray[T]) -> {objective: output}``.
 
-    The only model signature the training loop knows. ``inference_parameters`` counts the
-    parameters one ray needs at test time (e.g. the merged backbone for PaLoRA).
+    The only model signature the training loop knows. What methods may rely on besides it:
+
+    - :meth:`shared_parameters`: the parameters every task's loss reaches (gradient balancing,
+      MGDA and the aggregators differentiate through them);
+    - ``method_parameters``: where a method keeps learnable parameters of its own that are not part
+      of the model (e.g. the log-variances of uncertainty weighting, Kendall et al. CVPR 2018). They
+      are put there in :meth:`Method.build`, so they move with ``.to(device)``, reach the optimizer
+      through the default :meth:`Method.param_groups` and the checkpoint through ``state_dict``
+      (keys ``method_parameters.<name>``);
+    - ``inference_parameters``: the parameters one ray needs at test time (e.g. the merged
+      backbone for PaLoRA).
     """
 
     path: ClassVar[str] = "unconditioned"
@@ -242,6 +252,11 @@ class ConditionedNet(nn.Module):
     """Whether :meth:`forward_rays` is the model's own fast path (e.g. K stacked models run as one
     vmapped model): the loop and the evaluation then run several rays through it in one call,
     whatever ``train.ray_batching`` says."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.method_parameters = nn.ParameterDict()
+        """A method's own learnable parameters (empty unless the method adds some in ``build``)."""
 
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -256,6 +271,14 @@ class ConditionedNet(nn.Module):
         whose ray makes its parameters overrides it to make them once, not once per batch."""
         return lambda x: self(x, ray)
 
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters that every task's loss reaches (the official ``shared_parameters``).
+        Default: every trainable parameter outside ``method_parameters``, right for a model without
+        task-specific parts; a model with per-task heads returns its encoder's (and whatever the
+        method put inside the encoder, e.g. PaLoRA's encoder adapters)."""
+        own = {id(p) for p in self.method_parameters.parameters()}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in own]
+
     def inference_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
@@ -265,19 +288,82 @@ class NoHparams:
     """Hyperparameters of a method that has none."""
 
 
-class Method:
+H = TypeVar("H")
+"""A method's hyperparameter dataclass."""
+
+
+class MethodInfo(TypedDict, total=False):
+    """What :meth:`Method.describe` may report for the run record (``summary.json``,
+    ``method_info``): only these keys, each a JSON scalar."""
+
+    models: int
+    """Models that give the front (LS: one per ray; a conditioned model: 1)."""
+    memory_models: int
+    """Backbone-sized copies held in memory for training (PaMaL: T; LS: one per ray)."""
+    sampler: str
+    """The training-ray sampler (:mod:`bench.rays`)."""
+    window: int
+    """Rays per training step."""
+    stacking: str
+    """How the per-ray models ran: ``vmap`` (stacked) or ``loop``."""
+    peft: str
+    """PaDoRA's adapter kind: ``lora`` or ``dora``."""
+    gradients_of: str
+    """What MGDA differentiates the task losses with respect to."""
+    normalize: str
+    """MGDA's per-task gradient normalisation."""
+    aggregator: str
+    """The torchjd aggregator, as its ``repr`` (with its settings)."""
+    jacobian_of: str
+    """What the aggregated Jacobian is taken with respect to."""
+    reg_coefficient: float
+    """The weight of a method's regulariser (COSMOS: mu of the cosine term)."""
+    extra_input_channels: int
+    """Inputs added to the backbone's first layer for the ray (COSMOS)."""
+    ray_upsampler_parameters: int
+    """Parameters of COSMOS's ray upsampler (0 for vector inputs)."""
+    chunk_size: int
+    """PHN: values per hypernetwork chunk (0: one head per target tensor)."""
+    chunks: int
+    """PHN: chunk embeddings."""
+    ray_dirichlet_alpha: float
+    """Concentration of the Dirichlet the training rays are drawn from."""
+    epo_balance_moves: int
+    """PHN-EPO: steps that took the balance LP's direction."""
+    epo_dominance_moves: int
+    """PHN-EPO: steps that took the dominance LP's direction."""
+    epo_fallback_moves: int
+    """PHN-EPO: steps whose LP was infeasible (the normalised ray was used)."""
+
+
+class Method(Generic[H]):
     """A training method: a frozen hyperparameter dataclass plus hooks, each with a default.
 
-    Subclasses set ``Hparams`` (a frozen dataclass whose fields are the ``method.*`` config keys)
-    and override what they need. The loop calls, per step: ``train_rays`` -> one forward per ray
-    -> ``backward(losses[R, T], rays[R, T], cnet)`` -> optimizer step.
+    A method names its hyperparameters as the type argument, ``class PaLoRA(Method[PaLoRAHparams])``
+    (fields: the ``method.*`` config keys; ``Literal[...]`` fields list their valid values), and
+    overrides what it needs. ``Hparams`` is derived from that argument (:class:`NoHparams` without
+    one). The loop calls, per step: ``train_rays`` -> one forward per ray ->
+    ``backward(losses[R, T], rays[R, T], cnet)`` -> optimizer step.
     """
 
-    Hparams: ClassVar[type] = NoHparams
+    Hparams: ClassVar[type[Any]] = NoHparams
+    """The hyperparameter dataclass: the type argument of the generic base (set by ``__init_subclass__``)."""
     kind: ClassVar[Literal["front", "point"]] = "front"
     """``front``: evaluated on the dataset's ray grid; ``point``: one unconditioned solution."""
 
-    def __init__(self, hparams: Any, spec: DatasetSpec) -> None:
+    hparams: H
+    spec: DatasetSpec
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            origin, args = typing.get_origin(base), typing.get_args(base)
+            if isinstance(origin, type) and issubclass(origin, Method) and args and isinstance(args[0], type):
+                if not dataclasses.is_dataclass(args[0]):
+                    raise TypeError(f"{cls.__name__}: hyperparameters {args[0].__name__} must be a dataclass")
+                cls.Hparams = args[0]
+
+    def __init__(self, hparams: H, spec: DatasetSpec) -> None:
         self.hparams = hparams
         self.spec = spec
         self.num_tasks = spec.num_tasks
@@ -287,7 +373,8 @@ class Method:
 
     def build(self, make_backbone: Callable[..., MultiTaskNet]) -> ConditionedNet:
         """Turn freshly initialised backbone(s) into the ray-conditioned model. Each call of
-        ``make_backbone(**kw)`` gives a new backbone; ``extra_inputs=n`` widens its input by n."""
+        ``make_backbone(**kw)`` gives a new backbone; ``extra_inputs=n`` widens its input by n.
+        Learnable parameters of the method itself go in the result's ``method_parameters``."""
         raise NotImplementedError
 
     def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
@@ -301,18 +388,21 @@ class Method:
         return loss.detach()
 
     def param_groups(self, cnet: ConditionedNet, lr: float) -> list[dict[str, Any]]:
+        """The optimizer's parameter groups: every trainable parameter, ``method_parameters``
+        included, once. An override must keep covering them all (a contract test checks it)."""
         return [{"params": [p for p in cnet.parameters() if p.requires_grad], "lr": lr}]
 
     def eval_rays(self) -> Tensor:
         return self.spec.eval_rays()
 
     def state_dict(self) -> dict[str, Any]:
+        """State the method keeps outside the model (counters, an aggregator's memory)."""
         return {}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if state:
             raise ValueError(f"{type(self).__name__} keeps no state, got keys {sorted(state)}")
 
-    def describe(self) -> dict[str, Any]:
-        """Facts about this run's method for the record (memory model, number of models...)."""
+    def describe(self) -> MethodInfo:
+        """Facts about this run's method for the record (:class:`MethodInfo`)."""
         return {}

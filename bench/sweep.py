@@ -15,7 +15,6 @@ State is read from each run's own record, never from the scheduler.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import pdb
@@ -32,6 +31,7 @@ import submitit
 import torch
 
 from bench import atomic
+from bench.cli import Parser, help_text
 from bench.config import RunConfig
 from bench.errors import ConfigError, UserError
 from bench.record import read_status
@@ -282,16 +282,15 @@ def job_runs(job: Any) -> list[RunConfig]:
     return list(job.submission().args[0])
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m bench.sweep") -> int:
+    """``prog [status] SPEC [options]``: launch the sweep, or with ``status`` show its runs' state."""
     argv = list(sys.argv[1:] if argv is None else argv)
     is_status = bool(argv) and argv[0] == "status"
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.sweep" + (" status" if is_status else ""),
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = Parser(prog=prog + (" status" if is_status else ""), description=help_text(__doc__))
     parser.add_argument("spec", type=Path, help="sweep spec, e.g. slurm/multimnist-mini.toml")
-    parser.add_argument("--out", type=Path, default=None, help="folder of run directories (default runs/sweeps/<spec>)")
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR", help="folder of run directories (default: runs/sweeps/<spec>)"
+    )
     if not is_status:
         parser.add_argument(
             "--cluster",

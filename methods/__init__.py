@@ -1,3 +1,5 @@
-"""Training methods, one module each; importing this package registers them all."""
+"""Training methods, one module each, each registering its methods on import.
 
-from methods import aggregators, cosmos, ls, mgda, padora, palora, pamal, phn  # noqa: F401
+:mod:`bench.registry` imports a method's module when the method is first built
+(``METHODS.get(name)``); ``load_all()`` imports them all.
+"""

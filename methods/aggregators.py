@@ -24,9 +24,10 @@ shared parameters only). PCGrad and CAGrad give the heads their own gradients of
 from __future__ import annotations
 
 import dataclasses
+import types
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 import torchjd.aggregation as agg
@@ -36,8 +37,10 @@ from torchjd.autojac import jac_to_grad, mtl_backward
 from bench.conditioning import UnconditionedNet
 from bench.errors import ConfigError
 from bench.registry import METHODS
-from bench.spec import ConditionedNet, NoHparams
+from bench.spec import ConditionedNet, DatasetSpec, MethodInfo, NoHparams
 from methods.single_point import SinglePointMethod
+
+H = TypeVar("H")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,7 +64,7 @@ class NashMTLHparams:
     optim_niter: int = 20
 
 
-class JacobianAggregation(SinglePointMethod):
+class JacobianAggregation(SinglePointMethod[H]):
     """One unconditioned model; its shared parameters step along a torchjd aggregation of the Jacobian."""
 
     make_aggregator: ClassVar[Callable[[Any, int], agg.Aggregator]]
@@ -69,7 +72,7 @@ class JacobianAggregation(SinglePointMethod):
     """``(aggregator, weights jac_to_grad returned) -> w``: head k's gradient is multiplied by ``w_k``
     (the official weighted-loss backward); None: each head keeps its own loss's gradient."""
 
-    def __init__(self, hparams: Any, spec: Any) -> None:
+    def __init__(self, hparams: H, spec: DatasetSpec) -> None:
         super().__init__(hparams, spec)
         self.aggregator = type(self).make_aggregator(hparams, self.num_tasks)
 
@@ -104,7 +107,7 @@ class JacobianAggregation(SinglePointMethod):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.aggregator = state["aggregator"]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> MethodInfo:
         return {"models": 1, "aggregator": repr(self.aggregator), "jacobian_of": "shared parameters"}
 
 
@@ -115,17 +118,17 @@ def register_aggregator(
     hparams: type = NoHparams,
     head_weights: Callable[[agg.Aggregator, Tensor], Tensor] | None = None,
 ) -> type[JacobianAggregation]:
-    """Register a :class:`JacobianAggregation` named ``name`` built by ``make(hparams, num_tasks)``."""
-    cls = type(
+    """Register ``JacobianAggregation[hparams]`` named ``name``, built by ``make(hparams, num_tasks)``."""
+    namespace = {
+        "__doc__": summary,
+        "make_aggregator": staticmethod(make),
+        "head_weights": staticmethod(head_weights) if head_weights else None,
+        "__module__": __name__,
+    }
+    cls = types.new_class(
         f"JacobianAggregation_{name.replace('-', '_')}",
-        (JacobianAggregation,),
-        {
-            "__doc__": summary,
-            "Hparams": hparams,
-            "make_aggregator": staticmethod(make),
-            "head_weights": staticmethod(head_weights) if head_weights else None,
-            "__module__": __name__,
-        },
+        (JacobianAggregation[hparams],),
+        exec_body=lambda ns: ns.update(namespace),
     )
     return METHODS.register(name)(cls)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +21,7 @@ from bench.conditioning import RayChannelsNet
 from bench.errors import ConfigError
 from bench.rays import RaySampler
 from bench.registry import METHODS
-from bench.spec import ConditionedNet, Method, MultiTaskNet
+from bench.spec import ConditionedNet, DatasetSpec, Method, MethodInfo, MultiTaskNet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,13 +64,12 @@ class RayUpsampler(nn.Module):
 
 
 @METHODS.register("cosmos")
-class COSMOS(Method):
+class COSMOS(Method[COSMOSHparams]):
     """COSMOS: the ray appended to the input; linear loss minus mu times cos(ray, losses)."""
 
-    Hparams: ClassVar[type] = COSMOSHparams
     kind = "front"
 
-    def __init__(self, hparams: COSMOSHparams, spec: Any) -> None:
+    def __init__(self, hparams: COSMOSHparams, spec: DatasetSpec) -> None:
         super().__init__(hparams, spec)
         self.sampler = RaySampler("dirichlet", self.num_tasks, 1, p=hparams.alpha)
 
@@ -94,7 +92,7 @@ class COSMOS(Method):
         loss.backward()
         return loss.detach()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> MethodInfo:
         upsampled = len(self.spec.input_shape) == 3
         return {
             "models": 1,

@@ -1,9 +1,12 @@
-"""Per-task gradients shared by the methods that look at them (MGDA, PHN-EPO, PaLoRA/PaMaL balancing)."""
+"""Per-task gradients shared by the methods that look at them (MGDA, PHN-EPO, PaLoRA/PaMaL/PaDoRA
+balancing), and the scalarised loss of the windowed front methods."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from bench.spec import ConditionedNet
 
 
 def task_jacobian(task_losses: Tensor, inputs: list[Tensor]) -> Tensor:
@@ -27,3 +30,14 @@ def gradient_balanced(losses: Tensor, rays: Tensor, shared: list[Tensor]) -> Ten
         norms = task_jacobian(task_losses, shared).detach().norm(dim=1)
         total = total + (ray * task_losses / (norms + 1e-3)).sum()
     return total
+
+
+def scalarised_loss(losses: Tensor, rays: Tensor, cnet: ConditionedNet, inner_method: str) -> Tensor:
+    """One window's loss before any regulariser: ``ls``: sum_r sum_k lambda_rk L_rk (official
+    ``get_weighted_loss``); ``gb`` / ``gradnorm``: :func:`gradient_balanced` over
+    ``cnet.shared_parameters()`` (PaLoRA's and PaDoRA's name, PaMaL's name, for one rule)."""
+    if inner_method in ("gb", "gradnorm"):
+        return gradient_balanced(losses, rays, cnet.shared_parameters())
+    if inner_method == "ls":
+        return (rays * losses).sum()
+    raise ValueError(f"unknown inner method {inner_method!r}; valid: gb, gradnorm, ls")

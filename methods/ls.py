@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -27,9 +27,7 @@ from torch import Tensor, nn
 from bench.conditioning import FunctionalTarget, parameter_key, tracked_batchnorm
 from bench.errors import ConfigError
 from bench.registry import METHODS
-from bench.spec import ConditionedNet, Method, MultiTaskNet
-
-STACKING = ("auto", "vmap", "loop")
+from bench.spec import ConditionedNet, DatasetSpec, Method, MethodInfo, MultiTaskNet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,11 +36,7 @@ class LSHparams:
     ``stacking``: ``auto``, ``vmap`` (stacked parameters, one vmapped forward) or ``loop`` (K modules)."""
 
     rays: tuple[tuple[float, ...], ...] = ()
-    stacking: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.stacking not in STACKING:
-            raise ConfigError(f"unknown method.stacking {self.stacking!r}; valid: {', '.join(STACKING)}")
+    stacking: Literal["auto", "vmap", "loop"] = "auto"
 
 
 class _PerRayModels(ConditionedNet):
@@ -135,13 +129,12 @@ class StackedEnsemble(_PerRayModels):
 
 
 @METHODS.register("ls")
-class LinearScalarization(Method):
+class LinearScalarization(Method[LSHparams]):
     """Linear scalarisation: one independent model per fixed ray (loss = ray . losses)."""
 
-    Hparams: ClassVar[type] = LSHparams
     kind = "front"
 
-    def __init__(self, hparams: LSHparams, spec: Any) -> None:
+    def __init__(self, hparams: LSHparams, spec: DatasetSpec) -> None:
         super().__init__(hparams, spec)
         if hparams.rays:
             if any(len(ray) != self.num_tasks for ray in hparams.rays):
@@ -152,7 +145,7 @@ class LinearScalarization(Method):
             self.rays = rays
         else:
             self.rays = spec.eval_rays()
-        self.stacking = hparams.stacking
+        self.stacking: str = hparams.stacking
         """The path that ran (``vmap`` or ``loop``) once :meth:`build` has chosen it."""
 
     def build(self, make_backbone: Callable[[], MultiTaskNet]) -> Ensemble | StackedEnsemble:
@@ -175,5 +168,5 @@ class LinearScalarization(Method):
     def eval_rays(self) -> Tensor:
         return self.rays
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> MethodInfo:
         return {"models": len(self.rays), "memory_models": len(self.rays), "stacking": self.stacking}

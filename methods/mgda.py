@@ -14,19 +14,17 @@ rescaled step differ where gradients are near zero (``tests/test_lockstep_palora
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Literal
 
 from torch import Tensor
 
 from bench.conditioning import UnconditionedNet
 from bench.errors import ConfigError
 from bench.registry import METHODS
-from bench.spec import ConditionedNet
+from bench.spec import ConditionedNet, MethodInfo
 from methods.gradients import task_jacobian
 from methods.min_norm import gradient_normalizers, min_norm_weights
 from methods.single_point import SinglePointMethod
-
-NORMALIZATIONS = ("l2", "loss", "loss+", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,21 +32,17 @@ class MGDAHparams:
     """``normalize``: per-task gradient scaling before the solver (l2, loss, loss+, none);
     ``max_iters``: Frank-Wolfe iterations for T > 2 (the reference uses 250)."""
 
-    normalize: str = "none"
+    normalize: Literal["l2", "loss", "loss+", "none"] = "none"
     max_iters: int = 250
 
     def __post_init__(self) -> None:
-        if self.normalize not in NORMALIZATIONS:
-            raise ConfigError(f"unknown method.normalize {self.normalize!r}; valid: {', '.join(NORMALIZATIONS)}")
         if self.max_iters < 1:
             raise ConfigError(f"method.max_iters must be >= 1, got {self.max_iters}")
 
 
 @METHODS.register("mgda")
-class MGDA(SinglePointMethod):
+class MGDA(SinglePointMethod[MGDAHparams]):
     """MGDA: min-norm convex combination of the per-task gradients of the shared parameters."""
-
-    Hparams: ClassVar[type] = MGDAHparams
 
     def differentiate_through(self, cnet: UnconditionedNet) -> list[Tensor]:
         return list(cnet.shared_parameters())
@@ -67,7 +61,7 @@ class MGDA(SinglePointMethod):
         loss.backward()
         return loss.detach()
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> MethodInfo:
         return {"models": 1, "gradients_of": "shared parameters", "normalize": self.hparams.normalize}
 
 
@@ -80,5 +74,5 @@ class MGDAUB(MGDA):
             raise RuntimeError("mgda-ub needs the encoder output of a training forward pass")
         return [cnet.features]
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> MethodInfo:
         return {"models": 1, "gradients_of": "shared representation", "normalize": self.hparams.normalize}

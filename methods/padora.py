@@ -35,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -43,13 +43,10 @@ from torch.func import functional_call
 
 from bench.conditioning import parameter_key
 from bench.errors import ConfigError
-from bench.rays import RaySampler
 from bench.registry import METHODS
-from bench.spec import ConditionedNet, Method, MultiTaskNet
-from methods.gradients import gradient_balanced
-from methods.palora import LowRankAdapters
-
-PEFT_KINDS = ("lora", "dora")
+from bench.spec import ConditionedNet, MethodInfo, MultiTaskNet
+from methods.palora import LowRankAdapters, adapter_param_groups
+from methods.windowed import WindowedFrontMethod, WindowHparams
 
 
 class PeftAdapters(LowRankAdapters):
@@ -133,44 +130,26 @@ class PaDoRANet(ConditionedNet):
 
 
 @dataclasses.dataclass(frozen=True)
-class PaDoRAHparams:
-    """PaDoRA hyperparameters (official MultiMNIST preset as defaults, window as PaLoRA's)."""
+class PaDoRAHparams(WindowHparams):
+    """PaDoRA hyperparameters (official MultiMNIST preset as defaults, the ray window as PaLoRA's)."""
 
     rank: int = 1
     alpha: float = 1.0
     """peft ``lora_alpha``; the scaling is alpha / rank (official configs: ``lora_alpha: ${method.rank}``)."""
-    peft: str = "lora"
+    peft: Literal["lora", "dora"] = "lora"
     """``lora`` (every official config) or ``dora`` (``LoraConfig(use_dora=True)``)."""
-    window: int = 2
-    sampler: str = "annealing"
-    p: float = 1.0
-    mul: float = 5.0
-    eps: float = 0.01
     reweight_lr: bool = False
     """Adapters at ``lr * T``; off as in the official PaDoRA, whose ``configure_param_groups`` is commented out."""
-    inner_method: str = "ls"
+    inner_method: Literal["gb", "ls"] = "ls"
 
     def __post_init__(self) -> None:
         if self.rank < 1:
             raise ConfigError(f"method.rank must be >= 1, got {self.rank}")
-        if self.peft not in PEFT_KINDS:
-            raise ConfigError(f"unknown method.peft {self.peft!r}; valid: {', '.join(PEFT_KINDS)}")
-        if self.inner_method not in ("ls", "gb"):
-            raise ConfigError(f"unknown method.inner_method {self.inner_method!r}; valid: gb, ls")
 
 
 @METHODS.register("padora")
-class PaDoRA(Method):
+class PaDoRA(WindowedFrontMethod[PaDoRAHparams]):
     """PaDoRA: per-task peft LoRA or DoRA adapters on every layer, each scaled by its ray weight."""
-
-    Hparams: ClassVar[type] = PaDoRAHparams
-    kind = "front"
-
-    def __init__(self, hparams: PaDoRAHparams, spec: Any) -> None:
-        super().__init__(hparams, spec)
-        self.sampler = RaySampler(
-            hparams.sampler, self.num_tasks, hparams.window, p=hparams.p, mul=hparams.mul, eps=hparams.eps
-        )
 
     def build(self, make_backbone: Callable[[], MultiTaskNet]) -> PaDoRANet:
         """The backbone keeps its own init: peft wraps the layers, it does not rebuild them as PaLoRA's
@@ -178,24 +157,9 @@ class PaDoRA(Method):
         hp = self.hparams
         return PaDoRANet(make_backbone(), self.num_tasks, hp.rank, hp.alpha, dora=hp.peft == "dora")
 
-    def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
-        return self.sampler.sample(progress, generator)
-
-    def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
-        if self.hparams.inner_method == "gb":
-            loss = gradient_balanced(losses, rays, cnet.shared_parameters())
-        else:
-            loss = (rays * losses).sum()
-        loss.backward()
-        return loss.detach()
-
     def param_groups(self, cnet: ConditionedNet, lr: float) -> list[dict[str, Any]]:
         """Every parameter at ``lr`` (official); adapters at ``lr * T`` with ``reweight_lr``."""
-        adapter_lr = lr * self.num_tasks if self.hparams.reweight_lr else lr
-        return [
-            {"params": cnet.backbone_parameters(), "lr": lr, "name": "backbone"},
-            {"params": list(cnet.adapters.parameters()), "lr": adapter_lr, "name": "adapters"},
-        ]
+        return adapter_param_groups(cnet, lr, lr * self.num_tasks if self.hparams.reweight_lr else lr)
 
-    def describe(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.name, "window": self.sampler.window, "models": 1, "peft": self.hparams.peft}
+    def describe(self) -> MethodInfo:
+        return {**super().describe(), "models": 1, "peft": self.hparams.peft}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -29,10 +29,9 @@ from torch.func import functional_call
 from bench.backbones.weights import official_rebuild
 from bench.conditioning import parameter_key
 from bench.errors import ConfigError
-from bench.rays import RaySampler
 from bench.registry import METHODS
-from bench.spec import ConditionedNet, Method, MultiTaskNet
-from methods.gradients import gradient_balanced
+from bench.spec import ConditionedNet, DatasetSpec, MethodInfo, MultiTaskNet
+from methods.windowed import WindowedFrontMethod, WindowHparams
 
 
 class LowRankAdapters(nn.Module):
@@ -70,7 +69,7 @@ class LowRankAdapters(nn.Module):
         return low @ self.B.permute(0, 2, 1).reshape(num_tasks * rank, -1)  # B_k^T stacked: [T*r, out]
 
 
-ADAPTER_PATHS = ("merged", "activations")
+AdapterPath = Literal["merged", "activations"]
 
 
 class PaLoRANet(ConditionedNet):
@@ -81,28 +80,30 @@ class PaLoRANet(ConditionedNet):
     path = "merged-weights"
     vmaps_over_rays = True
 
-    def __init__(self, net: MultiTaskNet, num_tasks: int, rank: int, alpha: float, adapter_path: str = "merged"):
+    def __init__(
+        self, net: MultiTaskNet, num_tasks: int, rank: int, alpha: float, adapter_path: AdapterPath = "merged"
+    ) -> None:
         super().__init__()
         self.net = net
         self.adapted: dict[str, str] = {}
+        """Merged weights: backbone parameter name -> adapter key."""
+        self.on_activations: dict[str, str] = {}
+        """Linear layers whose adapters act on activations: module name -> adapter key."""
         self.adapters = nn.ModuleDict()
         for name, module in net.named_modules():
             if isinstance(module, (nn.Linear, nn.Conv2d)):
                 key = parameter_key(name)
                 self.adapters[key] = LowRankAdapters(module, num_tasks, rank, alpha)
                 if isinstance(module, nn.Linear) and adapter_path == "activations":
-                    module.register_forward_hook(self._linear_adapter_hook(key))
+                    self.on_activations[name] = key
                 else:
                     self.adapted[f"{name}.weight"] = key
-        if adapter_path == "activations":
-            self.path, self.vmaps_over_rays = "linear-activations+conv-merged", False  # the hooks read self.ray
-        self.ray: Tensor | None = None
+        if adapter_path == "activations":  # forward registers hooks per call: kept out of vmap
+            self.path, self.vmaps_over_rays = "linear-activations+conv-merged", False
 
-    def _linear_adapter_hook(self, key: str) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], Tensor]:
+    def _linear_adapter_hook(self, key: str, ray: Tensor) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], Tensor]:
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
-            if self.ray is None:
-                raise RuntimeError("the Linear adapters read the ray that PaLoRANet.forward sets")
-            return output + self.adapters[key].activations(inputs[0], self.ray)
+            return output + self.adapters[key].activations(inputs[0], ray)
 
         return hook
 
@@ -111,11 +112,17 @@ class PaLoRANet(ConditionedNet):
         return {name: weights[name] + self.adapters[key].delta(ray) for name, key in self.adapted.items()}
 
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
-        self.ray = ray
+        """The backbone with merged weights; on the activations path the Linear adapters are forward
+        hooks holding this call's ray, registered for the call and removed after it."""
+        handles = [
+            self.net.get_submodule(name).register_forward_hook(self._linear_adapter_hook(key, ray))
+            for name, key in self.on_activations.items()
+        ]
         try:
             return functional_call(self.net, self.merged_weights(ray), (x,))
         finally:
-            self.ray = None
+            for handle in handles:
+                handle.remove()
 
     def at_ray(self, ray: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
         """The backbone with this ray's merged weights, merged once (the evaluation's model)."""
@@ -139,30 +146,34 @@ class PaLoRANet(ConditionedNet):
 
 
 @dataclasses.dataclass(frozen=True)
-class PaLoRAHparams:
-    """PaLoRA hyperparameters (official MultiMNIST preset as defaults)."""
+class PaLoRAHparams(WindowHparams):
+    """PaLoRA hyperparameters (official MultiMNIST preset as defaults; the ray window's in
+    :class:`methods.windowed.WindowHparams`)."""
 
     rank: int = 1
     alpha: float = 1.0
-    window: int = 2
-    sampler: str = "annealing"
-    p: float = 1.0
-    mul: float = 5.0
-    eps: float = 0.01
     reweight_lr: bool = True
-    inner_method: str = "ls"
+    inner_method: Literal["gb", "ls"] = "ls"
     reg_coefficient: float = 0.0
-    adapter_path: str = "merged"
+    adapter_path: AdapterPath = "merged"
     """``merged``: every layer runs with W + s sum_k ray_k B_k A_k (one small matmul per layer and ray);
     ``activations``: Linear layers add s sum_k ray_k B_k (A_k x) as the official code does (same outputs)."""
 
     def __post_init__(self) -> None:
         if self.rank < 1:
             raise ConfigError(f"method.rank must be >= 1, got {self.rank}")
-        if self.inner_method not in ("ls", "gb"):
-            raise ConfigError(f"unknown method.inner_method {self.inner_method!r}; valid: gb, ls")
-        if self.adapter_path not in ADAPTER_PATHS:
-            raise ConfigError(f"unknown method.adapter_path {self.adapter_path!r}; valid: {', '.join(ADAPTER_PATHS)}")
+
+
+def adapter_param_groups(cnet: ConditionedNet, lr: float, adapter_lr: float) -> list[dict[str, Any]]:
+    """The backbone at ``lr``, the adapters at ``adapter_lr``, and the method's own parameters
+    (``cnet.method_parameters``, when there are any) at ``lr``."""
+    groups = [
+        {"params": cnet.backbone_parameters(), "lr": lr, "name": "backbone"},
+        {"params": list(cnet.adapters.parameters()), "lr": adapter_lr, "name": "adapters"},
+    ]
+    if len(cnet.method_parameters):
+        groups.append({"params": list(cnet.method_parameters.parameters()), "lr": lr, "name": "method"})
+    return groups
 
 
 def cosine_penalty(cnet: PaLoRANet) -> Tensor:
@@ -176,45 +187,28 @@ def cosine_penalty(cnet: PaLoRANet) -> Tensor:
 
 
 @METHODS.register("palora")
-class PaLoRA(Method):
+class PaLoRA(WindowedFrontMethod[PaLoRAHparams]):
     """PaLoRA: per-task low-rank adapters on every layer, theta(ray) = theta_0 + s sum_k ray_k B_k A_k."""
 
-    Hparams: ClassVar[type] = PaLoRAHparams
-    kind = "front"
-
-    def __init__(self, hparams: PaLoRAHparams, spec: Any) -> None:
-        super().__init__(hparams, spec)
-        if hparams.reg_coefficient and self.num_tasks < 2:
+    def __init__(self, hparams: PaLoRAHparams, spec: DatasetSpec) -> None:
+        if hparams.reg_coefficient and spec.num_tasks < 2:
             raise ConfigError("method.reg_coefficient needs at least 2 tasks")
-        self.sampler = RaySampler(
-            hparams.sampler, self.num_tasks, hparams.window, p=hparams.p, mul=hparams.mul, eps=hparams.eps
-        )
+        super().__init__(hparams, spec)
 
     def build(self, make_backbone: Callable[[], MultiTaskNet]) -> PaLoRANet:
         hp = self.hparams
         # The official lorafy_model rebuilds every layer: PyTorch's default init (bench/backbones/weights.py).
         return PaLoRANet(official_rebuild(make_backbone()), self.num_tasks, hp.rank, hp.alpha, hp.adapter_path)
 
-    def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
-        return self.sampler.sample(progress, generator)
-
-    def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
-        if self.hparams.inner_method == "gb":
-            loss = gradient_balanced(losses, rays, cnet.shared_parameters())
-        else:
-            loss = (rays * losses).sum()
-        if self.hparams.reg_coefficient:
-            loss = loss + self.hparams.reg_coefficient * cosine_penalty(cnet)
-        loss.backward()
-        return loss.detach()
+    def regularised(self, loss: Tensor, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
+        """Plus ``reg_coefficient`` times the adapters' cosine similarity (official ``PaLoRA``)."""
+        if not self.hparams.reg_coefficient:
+            return loss
+        return loss + self.hparams.reg_coefficient * cosine_penalty(cnet)
 
     def param_groups(self, cnet: ConditionedNet, lr: float) -> list[dict[str, Any]]:
         """Backbone at ``lr``; adapters at ``lr * T`` when ``reweight_lr`` (official ``configure_param_groups``)."""
-        adapter_lr = lr * self.num_tasks if self.hparams.reweight_lr else lr
-        return [
-            {"params": cnet.backbone_parameters(), "lr": lr, "name": "backbone"},
-            {"params": list(cnet.adapters.parameters()), "lr": adapter_lr, "name": "adapters"},
-        ]
+        return adapter_param_groups(cnet, lr, lr * self.num_tasks if self.hparams.reweight_lr else lr)
 
-    def describe(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.name, "window": self.sampler.window, "models": 1}
+    def describe(self) -> MethodInfo:
+        return {**super().describe(), "models": 1}

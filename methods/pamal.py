@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -29,10 +28,9 @@ from torch import Tensor, nn
 from bench.backbones.weights import official_rebuild
 from bench.conditioning import FunctionalTarget, parameter_key
 from bench.errors import ConfigError
-from bench.rays import RaySampler
 from bench.registry import METHODS
-from bench.spec import ConditionedNet, Method, MultiTaskNet
-from methods.gradients import gradient_balanced
+from bench.spec import ConditionedNet, MethodInfo, MultiTaskNet
+from methods.windowed import WindowedFrontMethod, WindowHparams
 
 
 class PaMaLNet(ConditionedNet):
@@ -83,21 +81,15 @@ class PaMaLNet(ConditionedNet):
 
 
 @dataclasses.dataclass(frozen=True)
-class PaMaLHparams:
-    """PaMaL hyperparameters: the PaLoRA MultiMNIST preset (window 4, annealing sampler)."""
+class PaMaLHparams(WindowHparams):
+    """PaMaL hyperparameters: the PaLoRA MultiMNIST preset (window 4, annealing sampler); the
+    inner method is ``ls``, ``gradnorm`` (PaMaL's name) or ``gb`` (PaLoRA's) for gradient balancing."""
 
     window: int = 4
-    sampler: str = "annealing"
-    p: float = 1.0
-    mul: float = 5.0
-    eps: float = 0.01
     reg_coefficient: float = 0.0
-    inner_method: str = "ls"
     reinit: bool = True
 
     def __post_init__(self) -> None:
-        if self.inner_method not in ("ls", "gradnorm", "gb"):
-            raise ConfigError(f"unknown method.inner_method {self.inner_method!r}; valid: gb, gradnorm, ls")
         if self.reg_coefficient < 0:
             raise ConfigError(f"method.reg_coefficient must be >= 0, got {self.reg_coefficient}")
 
@@ -115,17 +107,8 @@ def order_penalty(losses: Tensor, rays: Tensor) -> Tensor:
 
 
 @METHODS.register("pamal")
-class PaMaL(Method):
+class PaMaL(WindowedFrontMethod[PaMaLHparams]):
     """PaMaL: T weight copies, theta(ray) = sum_k ray_k theta_k, trained on windows of rays."""
-
-    Hparams: ClassVar[type] = PaMaLHparams
-    kind = "front"
-
-    def __init__(self, hparams: PaMaLHparams, spec: Any) -> None:
-        super().__init__(hparams, spec)
-        self.sampler = RaySampler(
-            hparams.sampler, self.num_tasks, hparams.window, p=hparams.p, mul=hparams.mul, eps=hparams.eps
-        )
 
     def build(self, make_backbone: Callable[..., MultiTaskNet]) -> PaMaLNet:
         first = make_backbone()
@@ -137,20 +120,12 @@ class PaMaL(Method):
                 other.load_state_dict(first.state_dict())
         return PaMaLNet([first, *others])
 
-    def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
-        return self.sampler.sample(progress, generator)
+    def regularised(self, loss: Tensor, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
+        """Plus ``reg_coefficient`` times :func:`order_penalty`, while that is below the loss."""
+        if not self.hparams.reg_coefficient or losses.shape[0] < 2:
+            return loss
+        penalty = self.hparams.reg_coefficient * order_penalty(losses, rays)
+        return loss + penalty if penalty < loss else loss
 
-    def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
-        if self.hparams.inner_method in ("gradnorm", "gb"):  # PaMaL's name and PaLoRA's for one rule
-            loss = gradient_balanced(losses, rays, cnet.shared_parameters())
-        else:
-            loss = (rays * losses).sum()
-        if self.hparams.reg_coefficient and losses.shape[0] > 1:
-            penalty = self.hparams.reg_coefficient * order_penalty(losses, rays)
-            if penalty < loss:
-                loss = loss + penalty
-        loss.backward()
-        return loss.detach()
-
-    def describe(self) -> dict[str, Any]:
-        return {"sampler": self.sampler.name, "window": self.sampler.window, "memory_models": self.num_tasks}
+    def describe(self) -> MethodInfo:
+        return {**super().describe(), "memory_models": self.num_tasks}

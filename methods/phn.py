@@ -24,7 +24,7 @@ import dataclasses
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -33,7 +33,7 @@ from bench.conditioning import FunctionalTarget, parameter_key
 from bench.errors import ConfigError
 from bench.rays import RaySampler
 from bench.registry import METHODS
-from bench.spec import ConditionedNet, Method, MultiTaskNet
+from bench.spec import ConditionedNet, DatasetSpec, Method, MethodInfo, MultiTaskNet
 from methods.epo import epo_weights
 from methods.gradients import task_jacobian
 
@@ -179,13 +179,12 @@ class PHNHparams:
 
 
 @METHODS.register("phn-ls")
-class PHNLS(Method):
+class PHNLS(Method[PHNHparams]):
     """PHN-LS: a hypernetwork maps the ray to the target's parameters; loss = ray . losses."""
 
-    Hparams: ClassVar[type] = PHNHparams
     kind = "front"
 
-    def __init__(self, hparams: PHNHparams, spec: Any) -> None:
+    def __init__(self, hparams: PHNHparams, spec: DatasetSpec) -> None:
         super().__init__(hparams, spec)
         self.sampler = RaySampler("dirichlet", self.num_tasks, 1, p=hparams.alpha)
 
@@ -210,7 +209,7 @@ class PHNLS(Method):
     def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
         return self.sampler.sample(progress, generator)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> MethodInfo:
         h = self.hparams
         return {"models": 1, "chunk_size": h.chunk_size, "chunks": h.chunks, "ray_dirichlet_alpha": h.alpha}
 
@@ -219,7 +218,7 @@ class PHNLS(Method):
 class PHNEPO(PHNLS):
     """PHN-EPO: the hypernetwork trained along the Exact Pareto Optimal direction for each ray."""
 
-    def __init__(self, hparams: PHNHparams, spec: Any) -> None:
+    def __init__(self, hparams: PHNHparams, spec: DatasetSpec) -> None:
         super().__init__(hparams, spec)
         self.moves: Counter[str] = Counter()
 
@@ -243,5 +242,11 @@ class PHNEPO(PHNLS):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.moves = Counter(state["moves"])
 
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "epo_moves": dict(self.moves)}
+    def describe(self) -> MethodInfo:
+        """PHN-LS's facts and how many steps took each EPO move (:func:`methods.epo.epo_weights`)."""
+        return {
+            **super().describe(),
+            "epo_balance_moves": self.moves["balance"],
+            "epo_dominance_moves": self.moves["dominance"],
+            "epo_fallback_moves": self.moves["fallback"],
+        }

@@ -7,6 +7,7 @@ The ray plays no role: training and evaluation both use the uniform ray only so 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -14,8 +15,10 @@ from torch import Tensor
 from bench.conditioning import UnconditionedNet
 from bench.spec import Method, MultiTaskNet
 
+H = TypeVar("H")
 
-class SinglePointMethod(Method):
+
+class SinglePointMethod(Method[H]):
     """An unconditioned model trained by a method-specific ``backward`` over the T task losses."""
 
     kind = "point"

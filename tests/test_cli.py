@@ -27,7 +27,8 @@ def test_list_shows_every_registry(capsys):
     [
         (
             ["--method", "nope"],
-            "valid methods: aligned-mtl, cagrad, cosmos, dualproj, imtl-g, ls, mean, mgda, mgda-ub, nash-mtl, palora",
+            "valid methods: aligned-mtl, cagrad, cosmos, dualproj, imtl-g, ls, mean, mgda, mgda-ub, nash-mtl, padora, "
+            "palora, pamal",
         ),
         (["--method", "palora", "--dataset", "nope"], "multimnist, multimnist-mini"),
         (["--method", "palora", "--workers", "-1"], "--workers must be >= 0"),
@@ -86,3 +87,107 @@ def test_tiny_run_prints_the_front_and_hypervolume_last(capsys, tmp_path: Path, 
     lines = out.strip().splitlines()
     assert sum(line.startswith("  ray=(") for line in lines) == 11
     assert lines[-1].startswith("hypervolume=") and 0.0 <= float(lines[-1].split("=")[1]) <= 1.0
+
+
+HEAVY = ("torchjd", "cvxpy", "torchvision")
+PROBE = """
+import runpy, sys
+sys.argv = {argv!r}
+try:
+    runpy.run_module({module!r}, run_name="__main__")
+except SystemExit as done:
+    code = done.code
+print("LOADED", sorted(m for m in {heavy!r} if m in sys.modules), code, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "argv", "code"),
+    [
+        ("bench", ["list"], 0),
+        ("bench.run", ["--list"], 0),
+        ("bench.run", ["--help"], 0),
+        ("bench.run", ["--method", "paloraa"], 2),
+        ("bench", ["run", "--method", "paloraa"], 2),
+        ("bench", ["--help"], 0),
+    ],
+)
+def test_listing_help_and_name_mistakes_import_no_heavy_package(tmp_path: Path, module: str, argv: list, code: int):
+    """The registries answer from bench/catalog.py: no method, dataset or backbone module is imported."""
+    script = PROBE.format(argv=[module, *argv], module=module, heavy=HEAVY)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.stderr.strip().splitlines()[-1] == f"LOADED [] {code}", proc.stderr
+
+
+def test_bench_list_prints_whole_descriptions(capsys):
+    from bench.__main__ import main as bench_main
+
+    assert bench_main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "(28x28 inputs; C is the objective's outputs). extra_inputs adds input channels" in out
+    assert main(["--list"]) == 0 and capsys.readouterr().out == out
+    assert bench_main(["list", "datasets"]) == 0
+    listed = capsys.readouterr().out
+    assert listed.startswith("datasets:\n") and "methods:" not in listed and "  sarcos " in listed
+
+
+@pytest.mark.parametrize("argv", [["nope"], ["list", "models"], []])
+def test_bench_command_mistakes_are_one_line(capsys, argv: list):
+    from bench.__main__ import main as bench_main
+
+    assert bench_main(argv) == 2
+    err = capsys.readouterr().err
+    if argv:
+        assert err.startswith("error: ") and err.count("\n") == 1 and "valid" in err
+    else:
+        assert err.startswith("usage: python -m bench {run,sweep,status,report,profile,prepare,list}")
+
+
+def help_of(capsys, main_function, argv: list) -> str:
+    with pytest.raises(SystemExit) as done:
+        main_function([*argv, "--help"])
+    assert done.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_is_plain_text_and_marks_required_options(capsys):
+    from bench import report, sweep
+    from bench.__main__ import main as bench_main
+    from bench.data import preparation
+
+    texts = {
+        "run": help_of(capsys, main, []),
+        "sweep": help_of(capsys, sweep.main, []),
+        "status": help_of(capsys, sweep.main, ["status"]),
+        "report": help_of(capsys, report.main, []),
+        "prepare celeba": help_of(capsys, preparation.main, ["celeba"]),
+        "prepare multimnist": help_of(capsys, preparation.main, ["multimnist"]),
+    }
+    assert bench_main(["--help"]) == 0 and preparation.main(["--help"]) == 0
+    texts["bench"], texts["prepare"] = capsys.readouterr().out.split("usage: python -m bench prepare")
+    for name, text in texts.items():
+        for markup in ("``", ":func:", ":class:", ":mod:", ":meth:"):
+            assert markup not in text, f"{name} --help shows {markup}"
+    assert "usage: python -m bench.run --method METHOD" in texts["run"] and "required:\n  --method" in texts["run"]
+    assert "required:\n  --source DIR" in texts["prepare celeba"]
+    assert "(--source DIR | --download)" in texts["prepare multimnist"] and "--mnist-dir" in texts["prepare multimnist"]
+    assert "  nyuv2 " in texts["prepare"]
+
+
+def test_bench_dispatches_to_each_command(capsys, tmp_path: Path):
+    from bench.__main__ import COMMANDS
+    from bench.__main__ import main as bench_main
+
+    assert set(COMMANDS) == {"run", "sweep", "status", "report", "profile", "prepare", "list"}
+    assert bench_main(["run", "--method", "palora", "--workers", "-1"]) == 2
+    assert capsys.readouterr().err.startswith("error: --workers must be >= 0")
+    assert bench_main(["status", str(tmp_path / "missing.toml")]) == 2
+    assert bench_main(["sweep", str(tmp_path / "missing.toml")]) == 2
+    assert bench_main(["report", "--runs", str(tmp_path / "nowhere")]) == 2
+    assert bench_main(["prepare", "nope"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 4 and all(line.startswith("error: ") for line in err)
+    assert "valid datasets: celeba, census" in err[-1]
+    with pytest.raises(SystemExit) as done:
+        bench_main(["run", "--help"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("usage: python -m bench run --method")

@@ -1,8 +1,9 @@
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
-from bench.config import resolve
+from bench.config import parse_value, resolve
 from bench.errors import ConfigError
 
 
@@ -32,11 +33,13 @@ def test_run_id_hashes_the_resolved_config_and_seed():
         ("train.epochs=abc", "expected int"),
         ("train.lr=fast", "expected float"),
         ("method.reweight_lr=maybe", "expected a boolean"),
-        ("method.bogus=1", "valid keys: method.rank"),
+        ("method.bogus=1", "valid keys: method.window, .*method.rank"),
         ("optim.depth=3", "keys look like"),
         ("model.depth=3", "valid keys: model.backbone, model.weights"),
         ("train.epochs", "key=value"),
         ("method.inner_method=xyz", "valid: gb, ls"),
+        ("method.sampler=uniform", "method.sampler 'uniform'; valid: annealing, annealing_dirichlet, dirichlet"),
+        ("method.adapter_path=hooks", "valid: merged, activations"),
     ],
 )
 def test_bad_overrides_name_the_valid_choices(assignment, message):
@@ -56,3 +59,31 @@ def test_bad_config_file(tmp_path: Path):
         resolve("ls", "multimnist-mini", config_file=bad)
     with pytest.raises(ConfigError, match="does not exist"):
         resolve("ls", "multimnist-mini", config_file=tmp_path / "missing.toml")
+
+
+def test_literal_fields_take_one_of_their_values():
+    kind = Literal["l2", "loss+", "none"]
+    assert parse_value("method.normalize", "loss+", kind) == "loss+"
+    with pytest.raises(ConfigError, match=r"^unknown method.normalize 'max'; valid: l2, loss\+, none$"):
+        parse_value("method.normalize", "max", kind)
+    with pytest.raises(ConfigError, match="valid: l2"):
+        parse_value("method.normalize", 2, kind)  # a TOML number for a string choice
+    assert parse_value("method.order", "2", Literal[1, 2]) == 2  # --set strings parse as the choice's type
+    assert parse_value("method.order", 1, Literal[1, 2]) == 1
+    with pytest.raises(ConfigError, match="valid: 1, 2"):
+        parse_value("method.order", "3", Literal[1, 2])
+
+
+@pytest.mark.parametrize(
+    ("method", "key", "value"),
+    [
+        ("palora", "inner_method", "gb"),
+        ("pamal", "inner_method", "gradnorm"),
+        ("padora", "peft", "dora"),
+        ("mgda", "normalize", "loss+"),
+        ("ls", "stacking", "loop"),
+        ("pamal", "sampler", "dirichlet"),
+    ],
+)
+def test_choice_fields_resolve_from_set(method, key, value):
+    assert getattr(resolve(method, "multimnist-mini", assignments=[f"method.{key}={value}"]).hparams, key) == value

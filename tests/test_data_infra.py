@@ -16,7 +16,7 @@ from bench.data.batches import LoaderBatches, TensorBatches, make_batches
 from bench.data.objectives import classification
 from bench.errors import ConfigError, MissingDataError
 from bench.evaluate import evaluate
-from bench.loop import fit
+from bench.loop import Learner, Schedule, fit
 from bench.registry import DATASETS, METHODS
 from bench.runner import run_experiment
 from bench.spec import ConditionedNet, DatasetSpec, Metric
@@ -158,18 +158,8 @@ def test_step_lr_halves_every_lr_step_epochs():
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 2, 0.5)
     x, y = spec.load(Path("."), "train")
     batches = make_batches((x[:8], {k: v[:8] for k, v in y.items()}), 8, torch.device("cpu"))
-    fit(
-        cnet,
-        method,
-        optimizer,
-        batches,
-        spec.objectives,
-        5,
-        torch.Generator(),
-        lambda e, s, t: None,
-        show_progress=False,
-        scheduler=scheduler,
-    )
+    learner = Learner(cnet, method, optimizer, spec.objectives, torch.Generator(), scheduler=scheduler)
+    fit(learner, batches, Schedule(epochs=5), show_progress=False)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.5**2)  # after epochs 2 and 4
 
 
@@ -209,7 +199,7 @@ def test_imagenet_weights_are_looked_up_locally_and_say_where_to_get_them(tmp_pa
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     spec = DATASETS.get("multimnist-mini")
     from bench.config import ModelConfig
-    from bench.runner import backbone_factory
+    from bench.trial import backbone_factory
 
     with pytest.raises(ConfigError, match="resnet18-imagenet"):
         backbone_factory(spec, ModelConfig(backbone="resnet18", weights="imagenet"), tmp_path)

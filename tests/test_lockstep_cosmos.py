@@ -25,8 +25,8 @@ from bench.config import resolve
 from bench.fidelity import assert_close_checksum, checksum, load_record, seeded_batches
 from bench.loop import StepOptions, train_step, training_progress
 from bench.registry import DATASETS, METHODS
-from bench.runner import make_optimizer
 from bench.spec import ConditionedNet, DatasetSpec, Method
+from bench.trial import make_optimizer
 
 RTOL = 1e-5
 """Losses, the scalarised loss and parameter checksums agree with the official run to this relative

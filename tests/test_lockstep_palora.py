@@ -24,8 +24,8 @@ from bench.config import resolve
 from bench.fidelity import assert_close_checksum, checksum, load_record, seeded_batches
 from bench.loop import StepOptions, train_step, training_progress
 from bench.registry import DATASETS, METHODS
-from bench.runner import make_optimizer
 from bench.spec import ConditionedNet, DatasetSpec, Method
+from bench.trial import make_optimizer
 from methods.min_norm import min_norm_weights
 
 LOSS_RTOL = 1e-6

@@ -126,7 +126,7 @@ def test_vmap_over_batchnorm_is_a_config_error_naming_the_fix(mini_spec):
     with pytest.raises(ConfigError, match="BatchNorm1d.*method.stacking=loop"):
         build(mini_spec, lambda **kw: bn_backbone(mini_spec), rays="1,0;0,1", stacking="vmap")
     with pytest.raises(ConfigError, match="valid: auto, vmap, loop"):
-        LSHparams(stacking="stack")
+        apply_overrides(LSHparams(), "method", {"stacking": "stack"})
 
 
 def test_parameter_counts_match_the_loop(mini_spec):

@@ -1,6 +1,8 @@
 """The registry-wide contract: every registered method, on 2 and 3 tasks."""
 
 import copy
+import dataclasses
+import typing
 
 import pytest
 import torch
@@ -8,8 +10,10 @@ import torch
 from bench.backbones import create_backbone
 from bench.config import apply_overrides
 from bench.loop import compute_losses
+from bench.rays import SAMPLERS
 from bench.registry import METHODS
-from bench.spec import ConditionedNet, DatasetSpec, Method
+from bench.spec import ConditionedNet, DatasetSpec, Method, MethodInfo, NoHparams
+from methods.windowed import SamplerName
 
 ALL_METHODS = METHODS.names()
 
@@ -126,4 +130,61 @@ def test_method_declares_its_kind_and_hparams(name, spec):
     assert cls.__doc__, "a method needs a one-line description"
     method, cnet = make(name, spec)
     assert cnet.inference_parameters() > 0
-    assert isinstance(method.describe(), dict)
+    assert dataclasses.is_dataclass(cls.Hparams) and cls.Hparams.__dataclass_params__.frozen
+    assert isinstance(method.hparams, cls.Hparams)
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_describe_uses_only_the_method_info_keys_with_json_scalars(name, spec):
+    """``describe()`` follows :class:`bench.spec.MethodInfo` (after training too: PHN-EPO counts moves)."""
+    allowed = typing.get_type_hints(MethodInfo)
+    method, cnet = make(name, spec)
+    train_steps(method, cnet, spec, steps=2)
+    info = method.describe()
+    assert set(info) <= set(allowed), f"{name}: keys outside MethodInfo: {sorted(set(info) - set(allowed))}"
+    for key, value in info.items():
+        expected = (int, float) if allowed[key] is float else allowed[key]
+        assert isinstance(value, expected) and not isinstance(value, bool), f"{name}: {key}={value!r}"
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_param_groups_hold_every_trainable_parameter_once(name, spec):
+    method, cnet = make(name, spec)
+    cnet.method_parameters["probe"] = torch.nn.Parameter(torch.zeros(2))  # where a method's own parameters go
+    grouped = [id(p) for group in method.param_groups(cnet, 1e-3) for p in group["params"]]
+    trainable = [id(p) for p in cnet.parameters() if p.requires_grad]
+    assert sorted(grouped) == sorted(trainable)
+
+
+@pytest.mark.parametrize("name", ALL_METHODS)
+def test_shared_parameters_are_trainable_parameters_of_the_net(name, spec):
+    _, cnet = make(name, spec)
+    shared = [id(p) for p in cnet.shared_parameters()]
+    assert shared and len(set(shared)) == len(shared)
+    assert set(shared) <= {id(p) for p in cnet.parameters() if p.requires_grad}
+
+
+def test_hparams_come_from_the_generic_base():
+    @dataclasses.dataclass(frozen=True)
+    class TinyHparams:
+        size: int = 1
+
+    class Tiny(Method[TinyHparams]):
+        """A method with hyperparameters."""
+
+    class Plain(Method):
+        """A method without."""
+
+    class Child(Tiny):
+        """Inherits its parent's."""
+
+    assert Tiny.Hparams is TinyHparams and Child.Hparams is TinyHparams
+    assert Plain.Hparams is NoHparams and Method[NoHparams].__origin__ is Method
+    with pytest.raises(TypeError, match="must be a dataclass"):
+
+        class Wrong(Method[int]):
+            """int is not a hyperparameter dataclass."""
+
+
+def test_sampler_choices_are_the_samplers_of_bench_rays():
+    assert typing.get_args(SamplerName) == SAMPLERS

@@ -7,6 +7,7 @@ import torch
 from torchjd.aggregation import MGDAWeighting
 
 from bench.backbones import create_backbone
+from bench.config import apply_overrides
 from bench.errors import ConfigError
 from bench.loop import compute_losses
 from methods.gradients import task_jacobian
@@ -152,4 +153,4 @@ def test_mgda_ub_differentiates_the_representation_and_mgda_the_encoder():
 
 def test_unknown_normalisation_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="valid: l2, loss, loss\\+, none"):
-        MGDAHparams(normalize="max")
+        apply_overrides(MGDAHparams(), "method", {"normalize": "max"})

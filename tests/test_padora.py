@@ -138,9 +138,9 @@ def test_inference_model_is_the_plain_backbone(mini_spec):
 
 def test_unknown_settings_list_the_valid_ones():
     with pytest.raises(ConfigError, match="valid: lora, dora"):
-        PaDoRAHparams(peft="loha")
+        apply_overrides(PaDoRAHparams(), "method", {"peft": "loha"})
     with pytest.raises(ConfigError, match="valid: gb, ls"):
-        PaDoRAHparams(inner_method="lb")
+        apply_overrides(PaDoRAHparams(), "method", {"inner_method": "lb"})
 
 
 def test_presets_follow_the_official_configs():

@@ -201,3 +201,22 @@ def test_adapter_activations_path_equals_merged_weights(num_tasks):
         assert not torch.equal(outs[0][name], merged.net(x)[name])  # the adapters did act
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-5)
+
+
+def test_activations_path_keeps_no_ray_between_calls():
+    """The Linear adapters' hooks hold the ray of one call only: none is left on the model after a
+    call, whether it returned or raised, and two rays in turn give each its own output."""
+    spec = tiny_spec(2)
+    _, cnet = build(spec, rank=2, adapter_path="activations")
+    randomize_adapters(cnet)
+    x, _ = random_batch(spec, n=4)
+    rays = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
+    outputs = [cnet(x, ray) for ray in rays]
+    assert not any(m._forward_hooks for m in cnet.net.modules()) and not hasattr(cnet, "ray")
+    with pytest.raises(RuntimeError):
+        cnet(x[:, :, :5], rays[0])  # a wrong input size fails inside the backbone
+    assert not any(m._forward_hooks for m in cnet.net.modules())
+    for ray, out in zip(rays, outputs, strict=True):
+        again = cnet(x, ray)
+        assert all(torch.equal(again[k], out[k]) for k in out)
+    assert not torch.equal(outputs[0]["task0"], outputs[1]["task0"])

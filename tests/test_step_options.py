@@ -16,7 +16,8 @@ from bench.config import identity_of, resolve
 from bench.errors import ConfigError
 from bench.loop import StepOptions, compute_losses
 from bench.registry import DATASETS, METHODS
-from bench.runner import run_experiment, step_options
+from bench.runner import run_experiment
+from bench.trial import step_options
 from tests.conftest import random_batch
 
 VMAPPABLE = ["cosmos", "padora", "palora", "pamal", "phn-epo", "phn-ls"]

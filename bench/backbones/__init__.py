@@ -1,4 +1,5 @@
-"""Shared encoders with one head per objective; each module registers its factories on import.
+"""Shared encoders with one head per objective; each module registers its factories on import, which
+:mod:`bench.registry` does when a backbone is first built.
 
 ``create_backbone(name, spec, **kw)`` returns a fresh :class:`bench.spec.MultiTaskNet`. Every
 factory accepts ``extra_inputs`` (more input channels for images, more features for vectors),
@@ -8,16 +9,11 @@ weights accept ``weights`` (a state-dict path, see :mod:`bench.backbones.weights
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
 from bench.backbones.weights import resolve_weights
 from bench.registry import BACKBONES
 from bench.spec import DatasetSpec, MultiTaskNet
-
-for _module in pkgutil.iter_modules(__path__):  # every module registers its backbones: one file per backbone
-    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def create_backbone(name: str, spec: DatasetSpec, **kwargs: Any) -> MultiTaskNet:

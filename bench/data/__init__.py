@@ -1,10 +1,6 @@
-"""Dataset code: one module per dataset, each registering its DatasetSpec on import.
+"""Dataset code: one module per dataset, registering its DatasetSpec and its prepare entry on import.
 
-Every module of this package is imported, so a new dataset is one new file here.
+:mod:`bench.registry` imports a dataset's module when the dataset is first built
+(``DATASETS.get(name)``); ``load_all()`` imports every module of this package, so a new dataset is
+one new file here plus its line in :mod:`bench.catalog`.
 """
-
-import importlib
-import pkgutil
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")

@@ -22,7 +22,7 @@ import dataclasses
 from pathlib import Path
 
 from bench.data.dense import depth, segmentation
-from bench.data.mtan_npy import Layout, NpyScenes, load_split
+from bench.data.mtan_npy import Layout, NpyScenes, declare_prepare, load_split
 from bench.registry import register_dataset
 from bench.spec import DatasetSpec, HypervolumeDefinition, Objective, Split
 
@@ -87,3 +87,4 @@ CITYSCAPES = register_dataset(
         eval_points_per_edge=11,
     )
 )
+declare_prepare(LAYOUT)

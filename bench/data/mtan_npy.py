@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from bench.data import prepare_cli
+from bench.data.preparation import Option, prepares
 from bench.errors import MissingDataError, UserError
 
 Kind = Literal["label", "depth", "normal"]
@@ -387,14 +387,17 @@ def prepare(
     return scan(layout, root)
 
 
-def prepare_main(layout: Layout, argv: list[str] | None = None) -> int:
-    """The command line of ``datasets/<name>/prepare.py`` for an MTAN-format dataset: link or extract
-    the user's folders/zips under the root, check them, print each split's size; user errors print
-    one line and return 2."""
-    cli = prepare_cli.parser(f"Prepare {layout.name} from MTAN's preprocessed .npy archive.")
-    cli.add_argument("--source", type=Path, action="append", required=True, help="extracted folder or zip (repeatable)")
-    cli.add_argument("--copy", action="store_true", help="copy the folders instead of symlinking them")
-    cli.add_argument("--force", action="store_true", help="replace existing train/val folders under the root")
+SOURCE_OPTIONS = (
+    Option(("--source",), "extracted folder or zip (repeatable)", kind="paths", required=True),
+    Option(("--copy",), "copy the folders instead of symlinking them", kind="switch"),
+    Option(("--force",), "replace existing train/val folders under the root", kind="switch"),
+)
+
+
+def declare_prepare(layout: Layout, note: str = "") -> None:
+    """Declare the prepare entry of an MTAN-format dataset: link or extract the user's folders or
+    zips under the root (:func:`prepare`), check them, print each split's size. ``note``: one more
+    sentence for its help."""
 
     def work(args: argparse.Namespace, root: Path) -> list[str]:
         counts = prepare(layout, root, args.source, copy=args.copy, force=args.force)
@@ -404,4 +407,11 @@ def prepare_main(layout: Layout, argv: list[str] | None = None) -> int:
             for split, count in counts.items()
         ]
 
-    return prepare_cli.run(cli, argv, work)
+    work.__doc__ = (
+        f"Put the train and val folders of {layout.archive} ({' or '.join(layout.urls)}, linked from "
+        f"https://github.com/lorenmt/mtan) under ROOT/{layout.name}: each --source is the extracted folder or "
+        "a zip; the train/ and val/ folders found inside are symlinked (--copy copies them), a zip is "
+        "extracted. Then the files are checked (the same sample numbers in every folder, consistent shapes)."
+        + (f" {note}" if note else "")
+    )
+    prepares(layout.name, options=SOURCE_OPTIONS)(work)

@@ -15,13 +15,15 @@ and the positions of spec/protocols.md. Splits as ``multimnist``: 60k pairs from
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from bench.data.idx import find_image_set, read_image_set
+from bench.data import prepare_cli
+from bench.data.idx import copy_image_set, download_image_set, find_image_set, read_image_set
 from bench.data.multimnist import (
     GENERATION_SEED,
     MNIST_URLS,
@@ -35,7 +37,8 @@ from bench.data.multimnist import (
     split_train_val,
 )
 from bench.data.multimnist_generator import make_multimnist_from_pools
-from bench.errors import MissingDataError
+from bench.data.preparation import Option, prepares
+from bench.errors import MissingDataError, UserError
 from bench.registry import register_dataset
 from bench.spec import Split
 
@@ -182,3 +185,61 @@ MULTIFASHION_MNIST = register_dataset(
         MIXED_TASKS,
     )
 )
+
+
+FASHION_HELP = f"folder holding the 4 Fashion-MNIST IDX files, plain or .gz (default: {DEBIAN_FASHION_DIR} if complete)"
+
+
+@prepares(
+    "multifashion",
+    options=[
+        Option(("--source", "--fashion-dir"), FASHION_HELP, group="fashion"),
+        Option(("--download",), "download Fashion-MNIST with torchvision (internet)", kind="switch", group="fashion"),
+    ],
+)
+def prepare_multifashion(args: argparse.Namespace, root: Path) -> list[str]:
+    """Copy the four Fashion-MNIST IDX files (train-images-idx3-ubyte, train-labels-idx1-ubyte,
+    t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte; each plain or .gz) into ROOT/FashionMNIST/raw
+    (torchvision's layout). Without --source they come from /usr/share/datasets/fashion-mnist, where
+    Debian's package dataset-fashion-mnist puts them (apt-get install dataset-fashion-mnist), or are
+    expected in place already; --download lets torchvision fetch them instead. Then the MultiFashion
+    tensors are generated and cached under ROOT."""
+    if args.download:
+        download_image_set("FashionMNIST", root, "--fashion-dir")
+    elif (source := default_fashion_dir(args.source)) is not None:
+        copy_image_set(source, fashion_raw_dir(root), "Fashion-MNIST", FASHION_URLS)
+    existed = cache_path(root, "multifashion").is_file()
+    path = prepare(root, "multifashion")
+    return [f"Fashion-MNIST files: {fashion_raw_dir(root)}", prepare_cli.cache_line("multifashion", path, existed)]
+
+
+@prepares(
+    "multifashion-mnist",
+    options=[
+        Option(("--mnist-dir",), "folder holding the 4 MNIST IDX files (plain or .gz)"),
+        Option(("--fashion-dir",), FASHION_HELP),
+        Option(("--download",), "download both with torchvision (needs internet)", kind="switch"),
+    ],
+)
+def prepare_multifashion_mnist(args: argparse.Namespace, root: Path) -> list[str]:
+    """Copy the four MNIST IDX files (--mnist-dir) into ROOT/MNIST/raw and the four Fashion-MNIST
+    ones (--fashion-dir, by default /usr/share/datasets/fashion-mnist, Debian's
+    dataset-fashion-mnist, when present) into ROOT/FashionMNIST/raw, or let torchvision download
+    both (--download); leave out a flag whose files are already there (e.g. from the multimnist or
+    multifashion preparation). Then the tensors are generated and cached under ROOT."""
+    if args.download and (args.mnist_dir or args.fashion_dir):
+        raise UserError("--download cannot be combined with --mnist-dir or --fashion-dir")
+    if args.download:
+        download_image_set("MNIST", root, "--mnist-dir")
+        download_image_set("FashionMNIST", root, "--fashion-dir")
+    if args.mnist_dir:
+        copy_image_set(args.mnist_dir.expanduser(), mnist_raw_dir(root), "MNIST", MNIST_URLS)
+    if not args.download and (fashion := default_fashion_dir(args.fashion_dir)) is not None:
+        copy_image_set(fashion, fashion_raw_dir(root), "Fashion-MNIST", FASHION_URLS)
+    existed = cache_path(root, "multifashion-mnist").is_file()
+    path = prepare(root, "multifashion-mnist")
+    return [
+        f"MNIST files: {mnist_raw_dir(root)}",
+        f"Fashion-MNIST files: {fashion_raw_dir(root)}",
+        prepare_cli.cache_line("multifashion-mnist", path, existed),
+    ]

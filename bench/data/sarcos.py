@@ -14,7 +14,10 @@ MIT license), no code copied:
 
 from __future__ import annotations
 
+import argparse
 import functools
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from scipy.io.matlab import MatReadError
 from torch import Tensor
 
 from bench.data.objectives import regression
+from bench.data.preparation import Option, prepares
 from bench.errors import MissingDataError
 from bench.registry import register_dataset
 from bench.spec import DatasetSpec, Split
@@ -137,6 +141,50 @@ def prepare(root: Path) -> dict[str, Any]:
     splits = build_splits(arrays["train"], arrays["test"], paths["train"])
     scale = np.quantile(arrays["train"][VAL_ROWS:, NUM_INPUTS:], q=QUANTILE, axis=0)
     return {"sizes": {split: len(x) for split, (x, _) in splits.items()}, "scale": scale.tolist()}
+
+
+EXPECTED_ROWS = {"train": 44484, "test": 4449}
+
+
+def copy_files(source: Path, root: Path) -> Path:
+    """Copy the two .mat files from ``source`` into ``ROOT/sarcos``, which it returns."""
+    if not source.is_dir():
+        raise MissingDataError(f"--source {source} is not a directory; give the folder holding the two .mat files")
+    names = [name for name, _ in FILES.values()]
+    missing = [name for name in names if not (source / name).is_file()]
+    if missing:
+        raise MissingDataError(f"missing in {source}: {', '.join(missing)}; download them from {URL}")
+    target = sarcos_dir(root)
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if (source / name).resolve() != (target / name).resolve():
+            tmp = target / f".{name}.tmp"
+            shutil.copyfile(source / name, tmp)
+            tmp.replace(target / name)
+    return target
+
+
+@prepares(
+    "sarcos", options=[Option(("--source",), "folder holding sarcos_inv.mat and sarcos_inv_test.mat", required=True)]
+)
+def prepare_entry(args: argparse.Namespace, root: Path) -> list[str]:
+    """Copy the two GPML .mat files (sarcos_inv.mat, sarcos_inv_test.mat) into ROOT/sarcos and
+    validate them (variables, shapes, the split); there is no cache, the loader reads the files."""
+    folder = copy_files(args.source.expanduser(), root)
+    info = prepare(root)
+    sizes = info["sizes"]
+    total = {"train": sizes["train"] + sizes["val"], "test": sizes["test"]}
+    if total != EXPECTED_ROWS:
+        print(
+            f"warning: the GPML files have {EXPECTED_ROWS['train']} / {EXPECTED_ROWS['test']} rows, these have "
+            f"{total['train']} / {total['test']}; results will not be comparable with the paper",
+            file=sys.stderr,
+        )
+    return [
+        f"sarcos files: {folder}",
+        f"rows: train {sizes['train']}, val {sizes['val']}, test {sizes['test']}",
+        "torque scales (train 90% quantiles): " + ", ".join(f"{s:.4g}" for s in info["scale"]),
+    ]
 
 
 SARCOS = register_dataset(

@@ -1,0 +1,71 @@
+"""One command line over the benchmark: ``python -m bench COMMAND [options]``.
+
+Each command is also its own module (``python -m bench.run``, ``python -m bench.sweep``, ...);
+``python -m bench COMMAND --help`` shows a command's options. Only the chosen command's module is
+imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from bench.cli import help_text
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("bench.run", "train one method on one dataset and print its test front and hypervolume"),
+    "sweep": ("bench.sweep", "run a grid of runs from a sweep spec (SLURM, this machine's GPUs, or in-process)"),
+    "status": ("bench.sweep", "the state of every run of a sweep spec, read from the run records"),
+    "report": ("bench.report", "regenerate tables and figures from run records"),
+    "profile": ("bench.profile", "time and memory of a method's training step against the plain backbone"),
+    "prepare": ("bench.data.preparation", "put a dataset's files under the data root and check them"),
+    "list": ("bench.run", "the registered methods, datasets and backbones with their descriptions"),
+}
+"""command -> (module, what it does)."""
+
+PROG = "python -m bench"
+
+
+def usage() -> str:
+    width = max(len(name) for name in COMMANDS) + 2
+    lines = [f"usage: {PROG} {{{','.join(COMMANDS)}}} [options]", "", help_text(__doc__), "", "commands:"]
+    lines += [f"  {name:<{width}}{what}" for name, (_, what) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def list_main(argv: list[str]) -> int:
+    """``python -m bench list [methods|datasets|backbones ...]``."""
+    from bench.run import LISTINGS, print_listing
+
+    unknown = [kind for kind in argv if kind not in LISTINGS]
+    if argv in (["-h"], ["--help"]):
+        print(f"usage: {PROG} list [{'|'.join(LISTINGS)} ...]\n\n{COMMANDS['list'][1]} (default: all three)")
+        return 0
+    if unknown:
+        print(f"error: cannot list {', '.join(unknown)}; valid: {', '.join(LISTINGS)}", file=sys.stderr)
+        return 2
+    print_listing(argv or None)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(), file=sys.stdout if argv else sys.stderr)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    if command == "list":
+        return list_main(rest)
+    module = importlib.import_module(COMMANDS[command][0])
+    if command == "status":
+        return module.main(["status", *rest], prog=PROG)  # prog: "python -m bench status"
+    if command == "profile":
+        return module.main(rest)
+    return module.main(rest, prog=f"{PROG} {command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

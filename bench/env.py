@@ -1,0 +1,43 @@
+"""The machine a run lands on: data root, torch device, DataLoader workers.
+
+The lowest layer of ``bench``: it imports only :mod:`bench.errors`, so anything (the runner, the
+profiler, dataset preparation, the CLI) can import it without pulling in the training stack.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from bench.errors import ConfigError
+
+
+def default_data_root() -> Path:
+    """``$PFLBENCH_DATA``, else ``$XDG_CACHE_HOME/pfl-bench`` (``~/.cache/pfl-bench``)."""
+    if os.environ.get("PFLBENCH_DATA"):
+        return Path(os.environ["PFLBENCH_DATA"]).expanduser()
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "pfl-bench"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:I``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or (name.startswith("cuda:") and name[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
+        device = torch.device(name)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        return device
+    raise ConfigError(f"unknown device {name!r}; valid devices: auto, cpu, cuda, cuda:<index>")
+
+
+def default_workers() -> int:
+    """DataLoader worker processes for image datasets: one per core, at most 8, one core left free."""
+    return max(0, min(8, (os.cpu_count() or 1) - 1))

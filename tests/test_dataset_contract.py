@@ -1,0 +1,76 @@
+"""The registry-wide dataset contract: every registered dataset's spec, its missing-data error and
+its prepare entry (as tests/test_method_contract.py runs over every method)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import catalog
+from bench.config import resolve
+from bench.data.preparation import PREPARATIONS, entry
+from bench.errors import MissingDataError
+from bench.registry import BACKBONES, DATASETS
+
+ROOT = Path(__file__).resolve().parent.parent
+ALL_DATASETS = DATASETS.names()
+BUILT_WITHOUT_DOWNLOAD = {"multimnist-mini"}
+"""Datasets whose loader builds everything from installed packages: no missing-data error to test."""
+
+
+def grid_size(num_tasks: int, points_per_edge: int) -> int:
+    """Rays of the evaluation grid (bench.rays.eval_grid): a line, a triangle lattice, or vertices + uniform."""
+    if num_tasks == 2:
+        return points_per_edge
+    if num_tasks == 3:
+        return points_per_edge * (points_per_edge + 1) // 2
+    return num_tasks + 1
+
+
+@pytest.mark.parametrize("name", ALL_DATASETS)
+def test_spec_invariants(name: str):
+    spec = DATASETS.get(name)
+    assert spec.name == name and spec.description == catalog.DATASETS[name][1]
+    names = spec.objective_names
+    assert len(names) >= 2 and len(set(names)) == len(names)
+    for objective in spec.objectives:
+        assert objective.hv_metric in {m.name for m in objective.metrics}, objective.name
+    assert len(spec.hv_reference) == len(spec.hypervolume_objectives)
+    assert all(math.isfinite(r) and r > 0 for r in spec.hv_reference)
+    assert spec.input_shape and all(isinstance(d, int) and d > 0 for d in spec.input_shape)
+    assert spec.backbone in BACKBONES
+    rays = spec.eval_rays()
+    assert rays.shape == (grid_size(spec.num_tasks, spec.eval_points_per_edge), spec.num_tasks)
+    assert (rays >= 0).all() and torch.allclose(rays.sum(dim=1), torch.ones(len(rays)))
+    assert len(torch.unique(rays, dim=0)) == len(rays)
+    resolve("ls", name)  # the paper's training defaults and the presets are valid config keys
+
+
+@pytest.mark.parametrize("name", sorted(set(ALL_DATASETS) - BUILT_WITHOUT_DOWNLOAD))
+def test_missing_data_names_the_folder_and_the_prepare_command(name: str, tmp_path: Path):
+    with pytest.raises(MissingDataError) as info:
+        DATASETS.get(name).load(tmp_path, "train")
+    message = str(info.value)
+    assert "\n" not in message and str(tmp_path) in message
+    prepared = entry(name)
+    commands = [form.format(n) for n in prepared.datasets for form in ("datasets/{}/prepare.py", "bench prepare {}")]
+    assert any(command in message for command in commands), message
+    for option in prepared.options:
+        if option.required:  # the command in the message gives every required option (one of a group)
+            group = [o for o in prepared.options if option.group and o.group == option.group] or [option]
+            assert any(flag in message for o in group for flag in o.flags), (option.flags, message)
+
+
+@pytest.mark.parametrize("name", ALL_DATASETS)
+def test_every_dataset_has_a_prepare_entry(name: str):
+    prepared = entry(name)
+    assert PREPARATIONS.get(name) is prepared and name in prepared.datasets and prepared.summary
+    assert (ROOT / "datasets" / prepared.datasets[0] / "README.md").is_file()
+    help_text = prepared.parser(f"python -m bench prepare {name}").format_help()
+    assert "--data-root ROOT" in help_text and "``" not in help_text
+    script = ROOT / "datasets" / name / "prepare.py"
+    if script.exists():  # datasets/<name>/prepare.py is only the shim over this entry
+        assert f'main = script("{name}", __name__)' in script.read_text()
