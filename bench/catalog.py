@@ -3,70 +3,61 @@ importing that module.
 
 :mod:`bench.registry` lists, describes and checks names from these tables, and imports an entry's
 module only when the entry is built, so ``--list``, ``--help`` and a mistyped name load neither
-torchjd, cvxpy nor torchvision. ``tests/test_registry.py`` compares the tables with the
-registrations themselves: a new or renamed entry fails there until its line is added here.
+torchjd, cvxpy nor torchvision. Methods are found in the source of ``methods/*.py``; datasets and
+backbones are listed here by hand. ``tests/test_registry.py`` compares every table with the
+registrations themselves, so a dataset or backbone fails there until its line is added.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+from pathlib import Path
+
+from bench.cli import summary
+
 Entry = tuple[str, str]
 """(module, description): the module whose import registers the name, and the registered description."""
 
-METHODS: dict[str, Entry] = {
-    "aligned-mtl": (
-        "methods.aggregators",
-        "Aligned-MTL: align the gradients' principal components (Senushkin et al. 2023).",
-    ),
-    "cagrad": ("methods.aggregators", "CAGrad: conflict-averse gradient descent (Liu et al. 2021)."),
-    "cosmos": (
-        "methods.cosmos",
-        "COSMOS: the ray appended to the input; linear loss minus mu times cos(ray, losses).",
-    ),
-    "dualproj": (
-        "methods.aggregators",
-        "DualProj: the mean gradient projected onto the dual cone (Rey et al. 2024).",
-    ),
-    "imtl-g": (
-        "methods.aggregators",
-        "IMTL-G: equal projections of the update on every task gradient (Liu et al. 2021).",
-    ),
-    "ls": ("methods.ls", "Linear scalarisation: one independent model per fixed ray (loss = ray . losses)."),
-    "mean": ("methods.aggregators", "Equal weighting: the mean of the task gradients."),
-    "mgda": (
-        "methods.mgda",
-        "MGDA: min-norm convex combination of the per-task gradients of the shared parameters.",
-    ),
-    "mgda-ub": (
-        "methods.mgda",
-        "MGDA-UB: min-norm weights from the gradients w.r.t. the shared representation (encoder output).",
-    ),
-    "nash-mtl": (
-        "methods.aggregators",
-        "Nash-MTL: the Nash bargaining solution over task gradients (Navon et al. 2022).",
-    ),
-    "padora": (
-        "methods.padora",
-        "PaDoRA: per-task peft LoRA or DoRA adapters on every layer, each scaled by its ray weight.",
-    ),
-    "palora": (
-        "methods.palora",
-        "PaLoRA: per-task low-rank adapters on every layer, theta(ray) = theta_0 + s sum_k ray_k B_k A_k.",
-    ),
-    "pamal": ("methods.pamal", "PaMaL: T weight copies, theta(ray) = sum_k ray_k theta_k, trained on windows of rays."),
-    "pcgrad": ("methods.aggregators", "PCGrad: project away conflicting gradient components (Yu et al. 2020)."),
-    "phn-epo": (
-        "methods.phn",
-        "PHN-EPO: the hypernetwork trained along the Exact Pareto Optimal direction for each ray.",
-    ),
-    "phn-ls": (
-        "methods.phn",
-        "PHN-LS: a hypernetwork maps the ray to the target's parameters; loss = ray . losses.",
-    ),
-    "upgrad": (
-        "methods.aggregators",
-        "UPGrad: average of the gradients projected onto the dual cone (Rey et al. 2024).",
-    ),
-}
+def _constant(node: ast.expr) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _method_entries() -> dict[str, Entry]:
+    """Every method registered in ``methods/*.py``, read from the source with :mod:`ast` (nothing is
+    imported): a class decorated ``@METHODS.register("name")`` (its docstring describes it) and each
+    ``register_aggregator("name", "description", ...)`` call. A new method is one file: no table to edit."""
+    spec = importlib.util.find_spec("methods")
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    entries: dict[str, Entry] = {}
+    for path in sorted(p for folder in folders for p in Path(folder).glob("*.py")):
+        module = f"methods.{path.stem}"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                for decorator in node.decorator_list:
+                    if (
+                        isinstance(decorator, ast.Call)
+                        and isinstance(decorator.func, ast.Attribute)
+                        and decorator.func.attr == "register"
+                        and isinstance(decorator.func.value, ast.Name)
+                        and decorator.func.value.id == "METHODS"
+                        and decorator.args
+                        and (name := _constant(decorator.args[0]))
+                    ):
+                        entries[name] = (module, summary(ast.get_docstring(node, clean=False)))
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "register_aggregator"
+                and len(node.args) >= 2
+                and (name := _constant(node.args[0]))
+                and (description := _constant(node.args[1])) is not None
+            ):
+                entries[name] = (module, summary(description))
+    return entries
+
+
+METHODS: dict[str, Entry] = _method_entries()
 
 DATASETS: dict[str, Entry] = {
     "celeba": (
