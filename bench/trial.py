@@ -27,7 +27,7 @@ from bench.env import default_data_root, default_workers, resolve_device
 from bench.errors import ConfigError
 from bench.evaluate import validation_rays
 from bench.loop import Learner, Schedule, StepOptions, shuffle_generator
-from bench.registry import BACKBONES, DATASETS, METHODS, load_all
+from bench.registry import BACKBONES, DATASETS, METHODS
 from bench.spec import ConditionedNet, DatasetSpec, Method, MultiTaskNet, Split, SplitData
 
 
@@ -213,8 +213,8 @@ def build_trial(
     :func:`bench.env.resolve_device`, or a device; ``workers``: DataLoader processes for image
     datasets (default :func:`bench.env.default_workers`). ``method``: a method object to train in
     place of ``cfg.method``'s (the profiler's plain backbone); ``data``: samples standing in for the
-    train and validation splits (the profiler's synthetic data), so no file is read."""
-    load_all()
+    train and validation splits (the profiler's synthetic data), so no file is read. Only the
+    modules of this run's method, dataset and backbone are imported (:mod:`bench.registry`)."""
     spec: DatasetSpec = DATASETS.get(cfg.dataset)
     method = method if method is not None else METHODS.get(cfg.method)(cfg.hparams, spec)
     device = resolve_device(device) if isinstance(device, str) else device
