@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from bench.atomic import read_json, write_json
+from bench.spec import DatasetSpec
 
 RECORDS = Path(__file__).resolve().parent.parent / "tests" / "lockstep"
 SCHEMA = 1
@@ -45,6 +46,13 @@ def seeded_batches(
         ys = [torch.randint(0, c, (batch_size,), generator=gen) for c in num_classes]
         batches.append((x, ys))
     return batches
+
+
+def spec_batches(spec: DatasetSpec, batch_size: int, steps: int, seed: int) -> list[tuple[Tensor, dict[str, Tensor]]]:
+    """:func:`seeded_batches` shaped for ``spec``: its input shape, each objective's class count, and
+    the targets keyed by objective name, as the training loop takes them."""
+    raw = seeded_batches(spec.input_shape, tuple(o.outputs for o in spec.objectives), batch_size, steps, seed)
+    return [(x, dict(zip(spec.objective_names, ys, strict=True))) for x, ys in raw]
 
 
 def record_path(method: str) -> Path:

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from bench.backbones import create_backbone
 from bench.config import resolve
-from bench.fidelity import assert_close_checksum, checksum, load_record, seeded_batches
+from bench.fidelity import assert_close_checksum, checksum, load_record, spec_batches
 from bench.loop import StepOptions, train_step, training_progress
 from bench.registry import DATASETS, METHODS
 from bench.spec import ConditionedNet, DatasetSpec, Method
@@ -54,14 +54,7 @@ def build_ours(
 
 
 def batches(setup: dict[str, Any], spec: DatasetSpec) -> list[tuple[Tensor, dict[str, Tensor]]]:
-    raw = seeded_batches(
-        spec.input_shape,
-        tuple(o.outputs for o in spec.objectives),
-        setup["batch_size"],
-        setup["steps"],
-        setup["data_seed"],
-    )
-    return [(x, dict(zip(spec.objective_names, ys, strict=True))) for x, ys in raw]
+    return spec_batches(spec, setup["batch_size"], setup["steps"], setup["data_seed"])
 
 
 def replay(
