@@ -19,6 +19,7 @@ from bench.cli import summary
 Entry = tuple[str, str]
 """(module, description): the module whose import registers the name, and the registered description."""
 
+
 def _constant(node: ast.expr) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 

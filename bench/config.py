@@ -16,15 +16,15 @@ import types
 import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench.errors import ConfigError
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 
 
-RAY_BATCHING = ("sequential", "vmap")
-AMP_DTYPES = ("off", "bf16", "fp16")
+RayBatching = Literal["sequential", "vmap"]
+AmpDtype = Literal["off", "bf16", "fp16"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,10 +53,10 @@ class TrainConfig:
     checkpoint_every: int = 500
     """Save a checkpoint every this many steps (0: only after each epoch's evaluation, which always
     saves one). Not part of the run id: resuming gives the same results wherever it restarts."""
-    ray_batching: str = "sequential"
+    ray_batching: RayBatching = "sequential"
     """How a step's R rays run: ``sequential`` (R forwards) or ``vmap`` (one ``torch.func.vmap``
     over the rays; models whose ray only makes parameters or inputs, without BatchNorm)."""
-    amp: str = "off"
+    amp: AmpDtype = "off"
     """Mixed precision of the training forward: ``off``, ``bf16`` or ``fp16`` (``torch.autocast``;
     fp16 without a loss scaler, see the README). Evaluation stays in float32."""
     compile: bool = False
@@ -77,8 +77,9 @@ class TrainConfig:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.val_points_per_edge == 1:
             raise ValueError("train.val_points_per_edge must be 0 (the whole grid) or >= 2, got 1")
-        for name, valid in (("ray_batching", RAY_BATCHING), ("amp", AMP_DTYPES)):
-            if getattr(self, name) not in valid:
+        for name, kind in (("ray_batching", RayBatching), ("amp", AmpDtype)):
+            valid = typing.get_args(kind)
+            if getattr(self, name) not in valid:  # the parser checks these; this guards direct construction
                 raise ValueError(f"unknown train.{name} {getattr(self, name)!r}; valid: {', '.join(valid)}")
 
 

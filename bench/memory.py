@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import re
 import resource
 import sys
 from collections.abc import Callable, Iterable
@@ -120,3 +121,18 @@ def training_state_bytes(module: torch.nn.Module, optimizer: torch.optim.Optimiz
         "optimizer_state": optimizer_state,
         "total": parameters + gradients + optimizer_state,
     }
+
+
+def out_of_memory(err: BaseException) -> str | None:
+    """One line for a failed allocation (host ``MemoryError`` or allocator error, CUDA out of memory),
+    naming the size asked for when the allocator says it; None for any other error."""
+    text = str(err)
+    host = isinstance(err, RuntimeError) and "can't allocate memory" in text
+    if not (isinstance(err, (MemoryError, torch.OutOfMemoryError)) or host):
+        return None
+    asked = re.search(r"allocate (\d+) bytes", text) or re.search(r"allocate ([\d.]+ [KMGT]iB)", text)
+    size = asked.group(1) if asked else ""
+    if size.isdigit():
+        size = f"{int(size) / 2**30:.1f} GiB"
+    where = "on the GPU" if isinstance(err, torch.OutOfMemoryError) else "in host memory"
+    return f"out of memory {where}" + (f" (asked for {size})" if size else "")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -113,7 +114,23 @@ def print_front(summary: dict) -> None:
     print(f"hypervolume={summary['hypervolume']:.6f}")
 
 
+def fail_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (``kill``, a scheduler's time limit) ends the run as FAILED, with its reason recorded,
+    instead of leaving it ``RUNNING``; its checkpoints stay for ``--resume``."""
+    raise RunFailed(f"terminated by {signal.Signals(signum).name}; --resume continues from the last checkpoint")
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m bench.run") -> int:
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous is signal.SIG_DFL:  # not when a parent chose to ignore or handle it
+        signal.signal(signal.SIGTERM, fail_on_sigterm)
+    try:
+        return run_main(argv, prog)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_main(argv: list[str] | None, prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 from bench import checkpoint
 from bench.analysis.hypervolume import front_hypervolume
 from bench.config import RunConfig
-from bench.errors import Diverged, RunFailed
+from bench.errors import Diverged, RunFailed, UserError
 from bench.evaluate import evaluate, front
 from bench.loop import LoopHooks, LoopState, fit
-from bench.memory import peak_kind, read_peak_bytes, reset_peak, training_state_bytes
+from bench.memory import out_of_memory, peak_kind, read_peak_bytes, reset_peak, training_state_bytes
 from bench.record import RunRecord, read_status
 from bench.run_lock import run_lock
 from bench.spec import DatasetSpec
@@ -169,7 +169,15 @@ def run_experiment(
     if resume and read_status(directory) == "COMPLETED" and (directory / "summary.json").is_file():
         return RunResult(directory, json.loads((directory / "summary.json").read_text()), skipped=True)
     # Assembled first: a missing dataset or a setting that cannot run fails before a run directory exists.
-    trial = build_trial(cfg, data_root, device, workers)
+    try:
+        trial = build_trial(cfg, data_root, device, workers)
+    except (MemoryError, RuntimeError) as err:
+        if (why := out_of_memory(err)) is None:
+            raise
+        raise UserError(
+            f"{why} building {cfg.method} on {cfg.dataset}: a size setting is too large for this machine "
+            "(a method's rank or hidden size, train.batch_size); lower it"
+        ) from None
     with run_lock(directory):  # a second process on the same run stops here (RunLocked), touching nothing
         resume = resume and checkpoint.exists(directory)
         if not resume:  # a fresh start: nothing of an earlier attempt may be mistaken for this one's
@@ -184,6 +192,8 @@ def run_experiment(
                 reason = "interrupted"
             elif isinstance(err, RunFailed):
                 reason = str(err)
+            elif why := out_of_memory(err):
+                reason = f"{why} during the run; lower train.batch_size or the model's size"
             else:
                 reason = f"{type(err).__name__}: {err}"
             try:
@@ -191,6 +201,8 @@ def run_experiment(
                 (record.directory / "error.log").write_text(traceback.format_exc())
             except OSError:  # a full or read-only disk takes the status too: the error still reaches the user
                 pass
+            if out_of_memory(err):
+                raise RunFailed(reason) from err
             raise
 
 

@@ -39,13 +39,12 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call
 
-from bench.conditioning import parameter_key
 from bench.errors import ConfigError
 from bench.registry import METHODS
 from bench.spec import ConditionedNet, MethodInfo, MultiTaskNet
-from methods.palora import LowRankAdapters, adapter_param_groups
+from methods.adapted import AdaptedNet, adapter_param_groups
+from methods.palora import LowRankAdapters
 from methods.windowed import WindowedFrontMethod, WindowHparams
 
 
@@ -86,47 +85,12 @@ class PeftAdapters(LowRankAdapters):
         return weight + self.delta(ray)
 
 
-class PaDoRANet(ConditionedNet):
+class PaDoRANet(AdaptedNet):
     """The backbone plus one peft adapter per task on every Conv2d and Linear; ``forward(x, ray)``
     runs the backbone with each layer's weight for the ray (:meth:`PeftAdapters.weight_at`)."""
 
-    path = "merged-weights"
-    vmaps_over_rays = True
-
     def __init__(self, net: MultiTaskNet, num_tasks: int, rank: int, alpha: float, dora: bool) -> None:
-        super().__init__()
-        self.net = net
-        self.adapted: dict[str, str] = {}
-        self.adapters = nn.ModuleDict()
-        for name, module in net.named_modules():
-            if isinstance(module, (nn.Linear, nn.Conv2d)):
-                key = parameter_key(name)
-                self.adapters[key] = PeftAdapters(module, num_tasks, rank, alpha, dora)
-                self.adapted[f"{name}.weight"] = key
-
-    def merged_weights(self, ray: Tensor) -> dict[str, Tensor]:
-        weights = dict(self.net.named_parameters())
-        return {name: self.adapters[key].weight_at(weights[name], ray) for name, key in self.adapted.items()}
-
-    def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
-        return functional_call(self.net, self.merged_weights(ray), (x,))
-
-    def at_ray(self, ray: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
-        """The backbone with this ray's weights, made once (the evaluation's model)."""
-        weights = self.merged_weights(ray)
-        return lambda x: functional_call(self.net, weights, (x,))
-
-    def inference_parameters(self) -> int:
-        return sum(p.numel() for p in self.net.parameters())
-
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        return list(self.net.parameters())
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        """The encoder's parameters and its adapters' (official ``SharedBottom.shared_parameters``
-        on the peft-wrapped model, whose encoder holds the adapters)."""
-        encoder_adapters = [a for key, a in self.adapters.items() if key.startswith("encoder__")]
-        return list(self.net.encoder.parameters()) + [p for a in encoder_adapters for p in a.parameters()]
+        super().__init__(net, rank, lambda layer: PeftAdapters(layer, num_tasks, rank, alpha, dora))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,13 +24,12 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call
 
 from bench.backbones.weights import official_rebuild
-from bench.conditioning import parameter_key
 from bench.errors import ConfigError
 from bench.registry import METHODS
 from bench.spec import ConditionedNet, DatasetSpec, MethodInfo, MultiTaskNet
+from methods.adapted import AdaptedNet, adapted_layers, adapter_param_groups
 from methods.windowed import WindowedFrontMethod, WindowHparams
 
 
@@ -53,6 +52,10 @@ class LowRankAdapters(nn.Module):
             for k in range(num_tasks):
                 nn.init.kaiming_uniform_(self.A[k], a=math.sqrt(5))
 
+    def weight_at(self, weight: Tensor, ray: Tensor) -> Tensor:
+        """The layer's weight for ``ray``: ``W + delta(ray)`` (paper Eq. 3)."""
+        return weight + self.delta(ray)
+
     def delta(self, ray: Tensor) -> Tensor:
         """The weight update for ``ray``: one (out, T*r') @ (T*r', in) matmul, reshaped to the weight."""
         num_tasks, out_rows, inner = self.B.shape
@@ -72,33 +75,21 @@ class LowRankAdapters(nn.Module):
 AdapterPath = Literal["merged", "activations"]
 
 
-class PaLoRANet(ConditionedNet):
-    """The backbone plus adapters; ``forward(x, ray)`` runs the backbone with merged weights
-    (``adapter_path = "merged"``), or with Linear adapters applied to activations as the official
-    ``PaLinear`` does and convolutions merged as its ``PaConvLoRA`` does (``"activations"``)."""
-
-    path = "merged-weights"
-    vmaps_over_rays = True
+class PaLoRANet(AdaptedNet):
+    """The backbone plus :class:`LowRankAdapters`; ``forward(x, ray)`` runs the backbone with merged
+    weights (``adapter_path = "merged"``), or with Linear adapters applied to activations as the
+    official ``PaLinear`` does and convolutions merged as its ``PaConvLoRA`` does (``"activations"``)."""
 
     def __init__(
         self, net: MultiTaskNet, num_tasks: int, rank: int, alpha: float, adapter_path: AdapterPath = "merged"
     ) -> None:
-        super().__init__()
-        self.net = net
-        self.adapted: dict[str, str] = {}
-        """Merged weights: backbone parameter name -> adapter key."""
+        super().__init__(net, rank, lambda layer: LowRankAdapters(layer, num_tasks, rank, alpha))
         self.on_activations: dict[str, str] = {}
         """Linear layers whose adapters act on activations: module name -> adapter key."""
-        self.adapters = nn.ModuleDict()
-        for name, module in net.named_modules():
-            if isinstance(module, (nn.Linear, nn.Conv2d)):
-                key = parameter_key(name)
-                self.adapters[key] = LowRankAdapters(module, num_tasks, rank, alpha)
-                if isinstance(module, nn.Linear) and adapter_path == "activations":
-                    self.on_activations[name] = key
-                else:
-                    self.adapted[f"{name}.weight"] = key
         if adapter_path == "activations":  # forward registers hooks per call: kept out of vmap
+            for name, module in adapted_layers(net):
+                if isinstance(module, nn.Linear):
+                    self.on_activations[name] = self.adapted.pop(f"{name}.weight")
             self.path, self.vmaps_over_rays = "linear-activations+conv-merged", False
 
     def _linear_adapter_hook(self, key: str, ray: Tensor) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], Tensor]:
@@ -106,10 +97,6 @@ class PaLoRANet(ConditionedNet):
             return output + self.adapters[key].activations(inputs[0], ray)
 
         return hook
-
-    def merged_weights(self, ray: Tensor) -> dict[str, Tensor]:
-        weights = dict(self.net.named_parameters())
-        return {name: weights[name] + self.adapters[key].delta(ray) for name, key in self.adapted.items()}
 
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
         """The backbone with merged weights; on the activations path the Linear adapters are forward
@@ -119,30 +106,16 @@ class PaLoRANet(ConditionedNet):
             for name, key in self.on_activations.items()
         ]
         try:
-            return functional_call(self.net, self.merged_weights(ray), (x,))
+            return super().forward(x, ray)
         finally:
             for handle in handles:
                 handle.remove()
 
     def at_ray(self, ray: Tensor) -> Callable[[Tensor], dict[str, Tensor]]:
         """The backbone with this ray's merged weights, merged once (the evaluation's model)."""
-        if self.path != PaLoRANet.path:  # the Linear adapters read the ray at every call
-            return super().at_ray(ray)
-        weights = self.merged_weights(ray)
-        return lambda x: functional_call(self.net, weights, (x,))
-
-    def inference_parameters(self) -> int:
-        return sum(p.numel() for p in self.net.parameters())
-
-    def backbone_parameters(self) -> list[nn.Parameter]:
-        return list(self.net.parameters())
-
-    def shared_parameters(self) -> list[nn.Parameter]:
-        """The encoder's parameters and its layers' adapters: the official ``shared_parameters``
-        (``SharedBottom.encoder.parameters()``, SegNet's non-``pred`` parameters) taken after
-        ``lorafy_model`` put ``lora_A`` / ``lora_B`` inside the encoder's layers."""
-        adapters = [p for key, a in self.adapters.items() if key.split("__", 1)[0] == "encoder" for p in a.parameters()]
-        return list(self.net.encoder.parameters()) + adapters
+        if self.on_activations:  # the Linear adapters read the ray at every call
+            return ConditionedNet.at_ray(self, ray)
+        return super().at_ray(ray)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,18 +135,6 @@ class PaLoRAHparams(WindowHparams):
     def __post_init__(self) -> None:
         if self.rank < 1:
             raise ConfigError(f"method.rank must be >= 1, got {self.rank}")
-
-
-def adapter_param_groups(cnet: ConditionedNet, lr: float, adapter_lr: float) -> list[dict[str, Any]]:
-    """The backbone at ``lr``, the adapters at ``adapter_lr``, and the method's own parameters
-    (``cnet.method_parameters``, when there are any) at ``lr``."""
-    groups = [
-        {"params": cnet.backbone_parameters(), "lr": lr, "name": "backbone"},
-        {"params": list(cnet.adapters.parameters()), "lr": adapter_lr, "name": "adapters"},
-    ]
-    if len(cnet.method_parameters):
-        groups.append({"params": list(cnet.method_parameters.parameters()), "lr": lr, "name": "method"})
-    return groups
 
 
 def cosine_penalty(cnet: PaLoRANet) -> Tensor:

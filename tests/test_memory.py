@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from bench.memory import reset_cpu_peak, step_peak_bytes, training_state_bytes
+from bench.memory import out_of_memory, reset_cpu_peak, step_peak_bytes, training_state_bytes
 
 MIB = 2**20
 
@@ -43,3 +43,17 @@ def test_cpu_step_peak_is_what_the_step_held_at_once():
     assert kind == "peak_rss_growth"
     assert 31 * MIB <= both < 36 * MIB  # page-granular, and the baseline RSS moves by a few pages
     assert 15 * MIB <= single < 20 * MIB
+
+
+HOST_ALLOC = (
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: you tried to "
+    "allocate 200000000000 bytes. Error code 12 (Cannot allocate memory)"
+)
+
+
+def test_out_of_memory_names_where_and_how_much_and_ignores_other_errors():
+    assert out_of_memory(RuntimeError(HOST_ALLOC)) == "out of memory in host memory (asked for 186.3 GiB)"
+    cuda = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has ...")
+    assert out_of_memory(cuda) == "out of memory on the GPU (asked for 2.00 GiB)"
+    assert out_of_memory(MemoryError()) == "out of memory in host memory"
+    assert out_of_memory(RuntimeError("shape mismatch")) is None and out_of_memory(ValueError("x")) is None

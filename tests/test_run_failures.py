@@ -205,3 +205,47 @@ def test_a_full_or_read_only_disk_fails_the_run_in_one_line_and_leaves_nothing_h
     assert read_status(run_dir) == f"FAILED: {what} writing {run_dir / 'checkpoint.pt'}"
     assert not list(run_dir.glob("*.tmp")) and not list(run_dir.glob(".*.tmp"))
     assert not (run_dir / "checkpoint.pt").exists() and not (run_dir / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_ends_the_run_as_failed_with_the_reason_and_it_resumes(tmp_path: Path, data_root: Path):
+    """``kill`` (SIGTERM) mid-run: exit 1, one error line, status FAILED with why, never RUNNING; then
+    ``--resume`` continues from its checkpoint."""
+    argv = [sys.executable, "-m", "bench.run", "--method", "ls", "--device", "cpu", "--out", str(tmp_path)]
+    argv += ["--no-progress", "--data-root", str(data_root)]
+    argv += [item for s in [*TINY, "train.epochs=30", "train.checkpoint_every=4"] for item in ("--set", s)]
+    run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("*/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run.terminate()
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 1, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("error: run ls_multimnist-mini_s0_") and "terminated by SIGTERM" in line
+    (run_dir,) = tmp_path.iterdir()
+    assert read_status(run_dir).startswith("FAILED: terminated by SIGTERM")
+    resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert read_status(run_dir) == "COMPLETED"
+    assert json.loads((run_dir / "summary.json").read_text())["resumed"][0]["from_step"] > 0
+
+
+def test_running_out_of_memory_during_training_is_a_failed_run_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    from bench import loop
+    from tests.test_memory import HOST_ALLOC
+
+    def fit(*args, **kwargs):
+        raise RuntimeError(HOST_ALLOC)
+
+    monkeypatch.setattr("bench.runner.fit", fit)
+    assert loop.fit is not fit
+    argv = ["--method", "palora", "--device", "cpu", "--out", str(tmp_path), "--no-progress"]
+    argv += [item for s in TINY for item in ("--set", s)]
+    assert main(argv) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "FAILED: out of memory in host memory (asked for 186.3 GiB) during the run" in line
+    (run_dir,) = tmp_path.iterdir()
+    assert read_status(run_dir).startswith("FAILED: out of memory in host memory")

@@ -39,6 +39,9 @@ def run_main(tmp_path: Path, *extra: str, out: Path | None = None) -> int:
         ("data.train_limit=-5", "data.train_limit"),
         ("train.val_samples=-1", "train.val_samples"),
         ("train.val_points_per_edge=1", "train.val_points_per_edge"),
+        ("method.rank=1000000000", "method.rank=1000000000"),  # once allocated 200 GB and printed a traceback
+        ("method.rank=51", "1..50"),  # MultiLeNet's widest update has rank 50
+        ("method.window=1000000000", "method.window"),  # once ran 10^9 forwards per step, forever
     ],
 )
 def test_bad_values_are_one_line_and_leave_no_record(assignment, names, tmp_path: Path, capsys):
@@ -204,3 +207,20 @@ def test_the_cli_exits_0_or_2_with_one_error_line_never_a_traceback(method, assi
         assert code in (0, 1), (code, captured.err)  # 1: a run that diverged (e.g. lr=inf), recorded FAILED
         if code == 1:
             assert "FAILED: diverged" in captured.err
+
+
+def test_running_out_of_memory_while_building_is_one_line_before_any_record(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+):
+    """Any size setting that no check catches: the allocator's failure becomes one line, exit 2."""
+    from bench import runner
+    from tests.test_memory import HOST_ALLOC
+
+    def build_trial(*args, **kwargs):
+        raise RuntimeError(HOST_ALLOC)
+
+    monkeypatch.setattr(runner, "build_trial", build_trial)
+    assert run_main(tmp_path) == 2
+    line = one_error_line(capsys)
+    assert "out of memory in host memory (asked for 186.3 GiB) building palora on multimnist-mini" in line
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
