@@ -14,8 +14,7 @@ a training step adds (CUDA's peak counter, or the growth of the peak RSS on CPU;
 ``MEMORY_STEPS`` steps), and each one's ratio to the plain backbone (:class:`PlainBackbone`: one
 unconditioned model, as many forwards per step as the method has rays, the same batches), so the
 ratio measures what conditioning costs. The two take their timed steps alternately, so a slow spell
-of the machine hits both alike (timed one after the other, the same PaLoRA run measured 1.3x on
-CPU; alternating, 0.97-1.02x). ``--method all`` profiles every registered method.
+of the machine hits both alike. ``--method all`` profiles every registered method.
 Benchmarks, not tests: nothing here asserts a time.
 """
 
