@@ -10,8 +10,10 @@ code and replay the steps with our implementation.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -83,3 +85,13 @@ def assert_close_checksum(ours: dict[str, float], theirs: dict[str, float], rtol
         got = ours[key]
         if abs(got - expected) > rtol * max(1.0, abs(expected)):
             raise AssertionError(f"{what}: checksum {key} {got!r} != official {expected!r} (rtol {rtol})")
+
+
+def load_file_module(name: str, path: Path) -> ModuleType:
+    """Import the Python file ``path`` as module ``name`` (an official checkout's file, a producer)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"error: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

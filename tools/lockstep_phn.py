@@ -27,7 +27,6 @@ The EPO solver needs ``cvxopt`` (GLPK) on the path, e.g. ``pip install --target 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -43,7 +42,7 @@ from torch.func import functional_call
 from bench.backbones import create_backbone
 from bench.conditioning import parameter_key
 from bench.config import apply_overrides
-from bench.fidelity import checksum, seeded_batches
+from bench.fidelity import checksum, load_file_module, seeded_batches
 from bench.loop import training_progress
 from bench.registry import DATASETS, METHODS, load_all
 
@@ -78,15 +77,6 @@ for _j, _task in enumerate(("top-left", "bottom-right")):
                 f"task_{_j + 1}_{_layer}_{_suffix}",
                 f"heads.{_task}.{_ours}.{_kind}",
             )
-
-
-def _load_module(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"error: cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def build_ours(method: str, variant: str) -> tuple[Any, Any, Any]:
@@ -242,8 +232,8 @@ def produce(official: Path, method: str) -> dict[str, Any]:
     lenet_file = palora / "src/models/factory/phn/phn_lenet.py"
     if not lenet_file.is_file():
         raise SystemExit(f"error: no {lenet_file}; set PHN_PALORA_OFFICIAL to a nik-dim/palora checkout")
-    models = _load_module("phn_official_models", official / "experiments/multimnist/models.py")
-    lenet = _load_module("phn_official_lenet", lenet_file)
+    models = load_file_module("phn_official_models", official / "experiments/multimnist/models.py")
+    lenet = load_file_module("phn_official_lenet", lenet_file)
     chunked = _run(method, "chunked", _chunked_official, models)
     unchunked = _run(method, "unchunked", _unchunked_official, lenet)
     return {

@@ -12,7 +12,6 @@ record lands in ``tests/lockstep/<method>.json`` with the checkout's commit and 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fidelity import write_record  # noqa: E402
+from bench.fidelity import load_file_module, write_record  # noqa: E402
 
 PRODUCERS = {
     "palora": "lockstep_palora",
@@ -34,16 +33,6 @@ PRODUCERS = {
 }
 
 
-def load_producer(name: str):
-    path = Path(__file__).resolve().parent / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"error: no producer {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", type=Path, required=True, help="checkout of the official repository")
@@ -55,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(
         ["git", "-C", str(args.official), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
-    produced = load_producer(PRODUCERS[args.method]).produce(args.official.resolve(), args.method)
+    producer = PRODUCERS[args.method]
+    module = load_file_module(producer, Path(__file__).resolve().parent / f"{producer}.py")
+    produced = module.produce(args.official.resolve(), args.method)
     repo = produced.pop("repo")
     record = {
         "official": {"repo": repo, "commit": commit},
