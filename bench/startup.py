@@ -63,9 +63,23 @@ def census(args: list[str], repo: Path) -> list[str]:
     return imported_modules(done.stderr)
 
 
+def module_file(repo: Path, args: list[str]) -> Path | None:
+    """The file ``python -m`` would run from ``repo`` (None for ``-c``)."""
+    if args[0] != "-m":
+        return None
+    path = repo.joinpath(*args[1].split("."))
+    return path / "__main__.py" if path.is_dir() else path.with_suffix(".py")
+
+
 def measure(repo: Path, repeats: int) -> list[dict[str, object]]:
-    rows = []
+    """One row per command; a command whose module this checkout lacks is marked absent (the
+    editable install would otherwise run HEAD's file in its place)."""
+    rows: list[dict[str, object]] = []
     for label, args in COMMANDS.items():
+        module = module_file(repo, args)
+        if module is not None and not module.is_file():
+            rows.append({"command": label, "absent": True})
+            continue
         seconds, status = time_command(args, repo, repeats)
         modules = census(args, repo)
         heavy = [h for h in HEAVY if h in modules]
@@ -88,6 +102,9 @@ def markdown(rows: list[dict[str, object]]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
+        if r.get("absent"):
+            lines.append(f"| `{r['command']}` | – | – | – | – | not in this commit |")
+            continue
         times = f"{r['median_s']:.2f} | {r['min_s']:.2f}"
         lines.append(f"| `{r['command']}` | {r['exit']} | {times} | {r['modules']} | {r['heavy']} |")
     return lines
