@@ -15,8 +15,9 @@ import torch
 from bench.config import resolve
 from bench.data import mtan_npy
 from bench.data import nyuv2 as ny
-from bench.errors import MissingDataError
+from bench.errors import CorruptDataError, MissingDataError, UserError
 from bench.registry import DATASETS
+from bench.run import main as run_main
 from bench.runner import run_experiment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -239,3 +240,74 @@ def test_one_training_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, meth
         assert all(math.isfinite(v) for m in metrics.values() for v in m.values())
         assert 0.0 <= metrics["normals"]["angle_median"] <= 180.0
     assert summary["backbone"] == "segnet"
+
+
+def damage(path: Path, how: str) -> None:
+    """Spoil one MTAN .npy file the way a broken download or disk would."""
+    data = path.read_bytes()
+    if how == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif how == "header_cut":
+        path.write_bytes(data[:40])
+    elif how == "empty":
+        path.write_bytes(b"")
+    elif how == "garbage":
+        path.write_bytes(b"<html>404 Not Found</html>" * 8)
+    elif how == "wrong_shape":
+        np.save(path, np.zeros((H, W + 1), np.float32))
+    elif how == "wrong_dtype":
+        np.save(path, np.load(path).astype(np.complex64))
+    elif how == "objects":
+        np.save(path, np.array([{"not": "an image"}], dtype=object), allow_pickle=True)
+
+
+DAMAGES = {
+    "truncated": "is truncated",
+    "header_cut": "is not a readable .npy file",
+    "empty": "is empty",
+    "garbage": "is not a readable .npy file (the magic string is not correct",
+    "wrong_shape": "has shape (32, 33), expected",
+    "wrong_dtype": "has dtype complex64, expected float",
+    "objects": "has dtype object, expected float",
+}
+
+
+@pytest.mark.parametrize("how", list(DAMAGES))
+@pytest.mark.parametrize("which", ["val/image/0.npy", "train/normal/4.npy"])
+def test_a_damaged_npy_file_names_itself_and_the_fix(tmp_path: Path, how: str, which: str):
+    """Every file's header is read before training: a damaged one, first or not, is one line
+    naming it, what is wrong and the prepare command, for every split."""
+    write_tiny(tmp_path / "nyuv2")
+    path = tmp_path / "nyuv2" / which
+    damage(path, how)
+    for split in ("train", "val", "test"):
+        with pytest.raises(UserError) as err:
+            ny.NYUV2.load(tmp_path, split)
+        message = str(err.value)
+        assert message.startswith(f"{path} {DAMAGES[how]}") and "\n" not in message, message
+        assert message.endswith(
+            f"re-extract the archive (or download it again) and run: {ny.LAYOUT.prepare_command(tmp_path)}"
+        )
+
+
+def test_a_file_damaged_after_the_check_is_named_when_read(tmp_path: Path):
+    write_tiny(tmp_path / "nyuv2")
+    data = ny.NYUV2.load(tmp_path, "test")
+    damage(tmp_path / "nyuv2" / "val" / "depth" / "1.npy", "truncated")
+    data[0]  # the others still read
+    with pytest.raises(CorruptDataError, match=r"val/depth/1.npy cannot be read \(.*\); re-extract the archive"):
+        data[1]
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "garbage", "wrong_shape"])
+def test_bench_run_on_a_damaged_npy_file_prints_one_error_line(tmp_path: Path, capsys, how: str):
+    write_tiny(tmp_path / "data" / "nyuv2")
+    path = tmp_path / "data" / "nyuv2" / "train" / "depth" / "2.npy"
+    damage(path, how)
+    argv = ["--method", "ls", "--dataset", "nyuv2", "--device", "cpu", "--data-root", str(tmp_path / "data")]
+    assert run_main([*argv, "--out", str(tmp_path / "runs")]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"error: {path} ") and "datasets/nyuv2/prepare.py --source" in line
+    assert "Traceback" not in captured.err + captured.out
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())

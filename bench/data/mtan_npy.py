@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import shutil
 import tempfile
@@ -29,12 +30,15 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from bench.data.preparation import Option, prepares
-from bench.errors import MissingDataError, UserError
+from bench.errors import CorruptDataError, MissingDataError, UserError
 
 Kind = Literal["label", "depth", "normal"]
 ScaleMode = Literal["crop_resize", "resize_crop"]
 SCALES = (1.0, 1.2, 1.5)
 SPLIT_DIRS = ("train", "val")
+DTYPE_KINDS: Mapping[str, str] = {"image": "f", "label": "fiu", "depth": "f", "normal": "f"}
+"""numpy dtype kinds accepted per folder kind: floats, and integers too for labels."""
+HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +99,9 @@ def missing_message(layout: Layout, root: Path, missing: Sequence[str]) -> str:
 
 
 def scan(layout: Layout, root: Path) -> dict[str, int]:
-    """Samples per split folder, after checking every task folder is there, holds ``0.npy`` ..
-    ``(N-1).npy`` like ``image``, and that the first sample's arrays have consistent shapes."""
+    """Samples per split folder, after checking every task folder is there and holds ``0.npy`` ..
+    ``(N-1).npy`` like ``image``, and that every file is whole and of the right dtype and shape
+    (:func:`check_files`)."""
     base = layout.directory(root)
     missing: list[str] = []
     for split in SPLIT_DIRS:
@@ -128,32 +133,87 @@ def scan(layout: Layout, root: Path) -> dict[str, int]:
                     + (f" (missing e.g. {', '.join(lacking)})" if lacking else "")
                     + f"; re-extract the archive and run: {layout.prepare_command(root)}"
                 )
-        check_sample(layout, folder, 0)
+        check_files(layout, folder, count, root)
         counts[split] = count
     return counts
 
 
-def check_sample(layout: Layout, folder: Path, index: int) -> tuple[int, int]:
-    """Check the shapes of one sample's arrays; returns its (H, W)."""
-    image = np.load(folder / "image" / f"{index}.npy", mmap_mode="r")
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise MissingDataError(f"{folder}/image/{index}.npy has shape {image.shape}, expected (H, W, 3)")
-    height, width = image.shape[:2]
-    wanted = {"label": ((height, width), (height, width, 1)), "depth": ((height, width, 1), (height, width))}
-    wanted["normal"] = ((height, width, 3),)
-    for _, name, kind in layout.tasks:
-        shape = np.load(folder / name / f"{index}.npy", mmap_mode="r").shape
-        if shape not in wanted[kind]:
-            raise MissingDataError(
-                f"{folder}/{name}/{index}.npy has shape {shape}, expected {' or '.join(map(str, wanted[kind]))} "
-                f"to match {folder}/image/{index}.npy {image.shape}; re-extract the archive"
-            )
+def damaged_fix(layout: Layout, root: Path) -> str:
+    """What to do about a damaged file."""
+    return f"re-extract the archive (or download it again) and run: {layout.prepare_command(root)}"
+
+
+def npy_header(path: Path, fix: str) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a .npy file declares, after checking it can be read, is a .npy file and
+    holds all the bytes they call for; a :class:`CorruptDataError` naming it and ``fix`` when not."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                raise CorruptDataError(f"{path} is empty; {fix}")
+            version = np.lib.format.read_magic(f)
+            if version not in HEADER_READERS:
+                raise ValueError(f"unsupported .npy format version {version}")
+            shape, _, dtype = HEADER_READERS[version](f)
+            offset = f.tell()
+    except (OSError, ValueError, SyntaxError) as err:
+        raise CorruptDataError(f"{path} is not a readable .npy file ({err}); {fix}") from None
+    expected = offset + math.prod(shape) * dtype.itemsize
+    if not dtype.hasobject and size < expected:
+        raise CorruptDataError(f"{path} is truncated: {size} bytes, {expected} expected for {dtype} {shape}; {fix}")
+    return shape, dtype
+
+
+def npy_shape(path: Path, kind: str, fix: str) -> tuple[int, ...]:
+    """The shape of a whole .npy file (:func:`npy_header`) of the dtype ``kind`` calls for."""
+    shape, dtype = npy_header(path, fix)
+    if dtype.hasobject or dtype.kind not in DTYPE_KINDS[kind]:
+        expected = "float or integer" if kind == "label" else "float"
+        raise CorruptDataError(f"{path} has dtype {dtype}, expected {expected}; {fix}")
+    return shape
+
+
+def check_files(layout: Layout, folder: Path, count: int, root: Path) -> tuple[int, int]:
+    """Read the header of every sample's file in ``folder``: each must be a whole .npy file of a
+    numeric dtype and of the shape its folder calls for, (H, W) being that of ``image/0.npy``.
+    Returns (H, W)."""
+    fix = damaged_fix(layout, root)
+    first = folder / "image" / "0.npy"
+    shape0 = npy_shape(first, "image", fix)
+    if len(shape0) != 3 or shape0[2] != 3:
+        raise MissingDataError(f"{first} has shape {shape0}, expected (H, W, 3); {fix}")
+    height, width = shape0[:2]
+    wanted = {
+        "image": ((height, width, 3),),
+        "label": ((height, width), (height, width, 1)),
+        "depth": ((height, width, 1), (height, width)),
+        "normal": ((height, width, 3),),
+    }
+    for name, kind in (("image", "image"), *((name, kind) for _, name, kind in layout.tasks)):
+        for index in range(count):
+            path = folder / name / f"{index}.npy"
+            shape = npy_shape(path, kind, fix)
+            if shape not in wanted[kind]:
+                raise MissingDataError(
+                    f"{path} has shape {shape}, expected {' or '.join(map(str, wanted[kind]))} "
+                    f"to match {first} {shape0}; {fix}"
+                )
     return height, width
 
 
-def read_task(path: Path, kind: Kind) -> Tensor:
-    """One task array as a tensor: label int64 [H, W]; depth float [1, H, W]; normal float [3, H, W]."""
-    array = np.load(path)
+def load_npy(path: Path, fix: str) -> np.ndarray:
+    """``np.load`` of one sample's file; one damaged since :func:`scan` is named, with ``fix``, in a
+    :class:`CorruptDataError`."""
+    try:
+        return np.load(path)
+    except (OSError, ValueError, EOFError) as err:
+        raise CorruptDataError(f"{path} cannot be read ({err}); {fix}") from None
+
+
+def read_task(path: Path, kind: Kind, fix: str) -> Tensor:
+    """One task array as a tensor: label int64 [H, W]; depth float [1, H, W]; normal float [3, H, W]
+    (``fix``: what to do if the file is damaged)."""
+    array = load_npy(path, fix)
     if kind == "label":
         if array.ndim == 3:
             array = array[..., 0]
@@ -268,11 +328,11 @@ class NpyScenes(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, dict[str, Tensor]]:
         index = self.indices[i]
-        array = np.load(self.folder / "image" / f"{index}.npy")
+        fix = damaged_fix(self.layout, self.folder.parent.parent)
+        array = load_npy(self.folder / "image" / f"{index}.npy", fix)
         image = torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, 0), dtype=np.float32))
-        targets = {
-            name: read_task(self.folder / folder / f"{index}.npy", kind) for name, folder, kind in self.layout.tasks
-        }
+        tasks = self.layout.tasks
+        targets = {name: read_task(self.folder / folder / f"{index}.npy", kind, fix) for name, folder, kind in tasks}
         if self.augment:
             kinds = {name: kind for name, _, kind in self.layout.tasks}
             image, targets = augment(image, targets, kinds, mode=self.layout.scale_mode)
