@@ -107,6 +107,7 @@ class PaDoRAHparams(WindowHparams):
     inner_method: Literal["gb", "ls"] = "ls"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.rank < 1:
             raise ConfigError(f"method.rank must be >= 1, got {self.rank}")
 

@@ -133,6 +133,7 @@ class PaLoRAHparams(WindowHparams):
     ``activations``: Linear layers add s sum_k ray_k B_k (A_k x) as the official code does (same outputs)."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.rank < 1:
             raise ConfigError(f"method.rank must be >= 1, got {self.rank}")
 

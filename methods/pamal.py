@@ -90,6 +90,7 @@ class PaMaLHparams(WindowHparams):
     reinit: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.reg_coefficient < 0:
             raise ConfigError(f"method.reg_coefficient must be >= 0, got {self.reg_coefficient}")
 

@@ -15,9 +15,13 @@ from typing import Literal, TypeVar
 import torch
 from torch import Tensor
 
+from bench.errors import ConfigError
 from bench.rays import RaySampler
 from bench.spec import ConditionedNet, DatasetSpec, Method, MethodInfo
 from methods.gradients import scalarised_loss
+
+MAX_WINDOW = 1024
+"""The most rays one step may take: a step runs the model once per ray (the presets use 1 to 6)."""
 
 SamplerName = Literal["annealing", "annealing_dirichlet", "dirichlet", "fixed"]
 """The samplers of :mod:`bench.rays` (``SAMPLERS``)."""
@@ -39,6 +43,12 @@ class WindowHparams:
     inner_method: Literal["gb", "gradnorm", "ls"] = "ls"
     """``ls``: linear scalarisation; ``gb`` / ``gradnorm``: gradient-balanced
     (:func:`methods.gradients.scalarised_loss`); a method may narrow the choices."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.window <= MAX_WINDOW:
+            raise ConfigError(
+                f"method.window must be in 1..{MAX_WINDOW} (a step runs the model once per ray), got {self.window}"
+            )
 
 
 W = TypeVar("W", bound=WindowHparams)

@@ -98,6 +98,7 @@ def step_gradients(name: str, **hparams):
 
 
 @pytest.mark.parametrize("name", ["pcgrad", "cagrad"])
+@pytest.mark.slow
 def test_pcgrad_and_cagrad_heads_get_their_own_loss_gradient(name):
     # nik-dim/pamal weight_methods.py: PCGrad sets the heads' grads to grad(sum_k L_k); CAGrad's
     # per-loss backward() calls accumulate into the heads: both give head k the gradient of L_k.

@@ -53,6 +53,7 @@ def test_argparse_errors_are_one_line_too(capsys):
     assert err.count("\n") == 1 and "invalid int value" in err
 
 
+@pytest.mark.slow
 def test_no_traceback_from_a_real_process(tmp_path: Path):
     proc = subprocess.run(
         [sys.executable, "-m", "bench.run", "--method", "palora", "--set", "method.rank=zero"],
@@ -64,6 +65,7 @@ def test_no_traceback_from_a_real_process(tmp_path: Path):
     assert proc.stderr.strip() == "error: method.rank: expected int, got 'zero'"
 
 
+@pytest.mark.slow
 def test_tiny_run_prints_the_front_and_hypervolume_last(capsys, tmp_path: Path, data_root: Path):
     code, out, _ = run_main(
         capsys,

@@ -114,6 +114,7 @@ def test_missing_images_are_counted(root):
         celeba.load(data_root, "val")
 
 
+@pytest.mark.slow
 def test_parameter_count_matches_the_official_model():
     net = create_backbone("resnet18", celeba.CELEBA)
     assert sum(p.numel() for p in net.parameters()) == 11_332_752  # official CELEBA_COUNT
@@ -147,6 +148,7 @@ def test_prepare_script_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.parametrize("method", ["palora", "ls"])
+@pytest.mark.slow
 def test_one_training_step(method: str, root, tmp_path: Path):
     # One image per evaluation split: PaLoRA merges its 40 adapters into the ResNet-18 for each of
     # the 41 rays (40 vertices + uniform) on val and test, ~0.1 s per ray and split on 2 idle cores.

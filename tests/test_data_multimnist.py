@@ -143,6 +143,7 @@ def test_make_multimnist_labels_follow_positions():
         assert top_left_bright == (y[k, 0] == 3)
 
 
+@pytest.mark.slow
 def test_prepare_script_copies_files_and_builds_the_cache(tmp_path: Path):
     import subprocess
     import sys

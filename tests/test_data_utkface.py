@@ -162,6 +162,7 @@ def test_prepare_script_from_the_archive_and_from_a_folder(tmp_path: Path, capsy
 
 
 @pytest.mark.parametrize("method", ["palora", "ls"])
+@pytest.mark.slow
 def test_one_training_step(method: str, root: Path, tmp_path: Path):
     # One image per evaluation split: PaLoRA runs the ResNet-18 for each of the 66 grid rays on val
     # and test, ~0.07 s per ray and split on 2 idle cores.

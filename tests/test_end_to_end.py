@@ -15,6 +15,7 @@ TINY = ["train.epochs=2", "train.batch_size=64", "data.train_limit=256", "data.e
 
 
 @pytest.mark.parametrize("name", METHODS.names())
+@pytest.mark.slow
 def test_tiny_run_writes_a_complete_record(name, tmp_path: Path, data_root: Path):
     cfg = resolve(name, "multimnist-mini", seed=0, assignments=TINY)
     result = run_experiment(cfg, tmp_path, data_root, "cpu", show_progress=False)

@@ -28,6 +28,8 @@ from bench.registry import DATASETS, METHODS
 from bench.spec import ConditionedNet, DatasetSpec, Method
 from bench.trial import make_optimizer
 
+pytestmark = pytest.mark.slow  # steps the official code's recorded runs: the full suite, not the fast tier
+
 RTOL = 1e-5
 """Losses, the scalarised loss and parameter checksums agree with the official run to this relative
 tolerance (float32; the official upsampler runs once per sample, ours once per batch)."""

@@ -18,6 +18,8 @@ from bench.loop import train_step, training_progress
 from bench.registry import DATASETS
 from methods.padora import PaDoRA, PaDoRAHparams
 
+pytestmark = pytest.mark.slow  # steps the official code's recorded runs: the full suite, not the fast tier
+
 RECORD = load_record("padora")
 SETUP = RECORD["setup"]
 LOSS_RTOL = 1e-6

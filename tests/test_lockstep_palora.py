@@ -28,6 +28,8 @@ from bench.spec import ConditionedNet, DatasetSpec, Method
 from bench.trial import make_optimizer
 from methods.min_norm import min_norm_weights
 
+pytestmark = pytest.mark.slow  # steps the official code's recorded runs: the full suite, not the fast tier
+
 LOSS_RTOL = 1e-6
 """Per-step losses agree with the official ones to this relative tolerance (measured: <= 2.1e-7)."""
 CHECKSUM_RTOL = {"palora": 1e-5, "pamal": 1e-5, "mgda": 1e-5, "ls": 2e-4}

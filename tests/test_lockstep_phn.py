@@ -24,6 +24,8 @@ from bench.fidelity import assert_close_checksum, checksum, load_record, seeded_
 from bench.loop import train_step, training_progress
 from bench.registry import DATASETS, METHODS
 
+pytestmark = pytest.mark.slow  # steps the official code's recorded runs: the full suite, not the fast tier
+
 RTOL = 1e-5
 HPARAMS = ("chunk_size", "chunks", "chunk_embedding", "hidden")
 

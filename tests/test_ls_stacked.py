@@ -50,6 +50,7 @@ def bn_backbone(spec: DatasetSpec) -> MultiTaskNet:
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("dataset", ["multimnist-mini", "census"], ids=["multilenet", "mlp"])
+@pytest.mark.slow
 def test_loop_and_vmap_train_alike(dataset: str, dtype: torch.dtype):
     spec = DATASETS.get(dataset)
     (method, loop), (_, stacked) = build(spec, stacking="loop"), build(spec, stacking="vmap")
@@ -136,6 +137,7 @@ def test_parameter_counts_match_the_loop(mini_spec):
     assert stacked.inference_parameters() == loop.inference_parameters() == 27450
 
 
+@pytest.mark.slow
 def test_a_resumed_stacked_run_equals_an_uninterrupted_one(tmp_path: Path, monkeypatch):
     cfg = resolve(
         "ls", "multimnist-mini", seed=3, assignments=[*SETTINGS, "method.rays=1,0;0.5,0.5;0,1", "method.stacking=vmap"]

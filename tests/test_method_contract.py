@@ -77,6 +77,7 @@ def test_outputs_have_the_right_shapes_for_every_eval_ray(name, spec):
 
 
 @pytest.mark.parametrize("name", ALL_METHODS)
+@pytest.mark.slow
 def test_same_seed_gives_identical_results(name, spec):
     runs = []
     for _ in range(2):

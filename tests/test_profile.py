@@ -74,6 +74,7 @@ def test_synthetic_data_is_shaped_as_each_objectives_loss_expects(dataset, expec
     assert all(torch.isfinite(o.loss(out[o.name], targets[o.name])) for o in spec.objectives)
 
 
+@pytest.mark.slow
 def test_profile_runs_on_synthetic_celeba_shaped_input_without_the_files(tmp_path: Path):
     out = tmp_path / "p.json"
     args = ["--method", "palora", "--dataset", "celeba", "--device", "cpu", "--steps", "1", "--batch-size", "4"]

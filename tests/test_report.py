@@ -133,6 +133,7 @@ def test_unreadable_and_unfinished_records_are_reported_not_dropped(tmp_path: Pa
     assert statuses == ["RUNNING", "UNREADABLE"]
 
 
+@pytest.mark.slow
 def test_report_writes_tables_figures_and_names_problems(runs_dir: Path, tmp_path: Path):
     write_run(
         runs_dir,
@@ -187,6 +188,7 @@ UTKFACE_FRONTS = {
 }
 
 
+@pytest.mark.slow
 def test_report_shows_the_default_and_each_alternative_hypervolume(runs_dir: Path, tmp_path: Path):
     for seed, entries in UTKFACE_FRONTS.items():
         write_run(runs_dir, "palora", seed, [], dataset="utkface", front=utkface_front(entries))
@@ -251,6 +253,7 @@ def test_cli_reports_and_rejects_bad_input(runs_dir: Path, tmp_path: Path, capsy
         ("summary.json", '{"front": [{"ray": [1, 0], "metrics": {"a": {"accuracy": "high"}}}]}'),
     ],
 )
+@pytest.mark.slow
 def test_garbage_records_are_reported_unreadable_not_a_traceback(name, text, runs_dir: Path, tmp_path: Path, capsys):
     broken = next(p for p in runs_dir.iterdir() if p.name.startswith("mean_") and "_s0_" in p.name)
     (broken / name).write_text(text)

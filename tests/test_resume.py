@@ -54,6 +54,7 @@ def metric_rows(directory: Path) -> list[dict]:
     [("palora", 2), ("palora", 3), ("pcgrad", 4), ("phn-epo", 2), ("nash-mtl", 2)],
     ids=["palora-mid-epoch", "palora-epoch-end", "pcgrad-global-rng", "phn-epo-moves", "nash-mtl-state"],
 )
+@pytest.mark.slow
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path, monkeypatch, method: str, saves: int):
     cfg = resolve(method, "multimnist-mini", seed=3, assignments=SETTINGS)
     straight = run_experiment(cfg, tmp_path / "straight", device="cpu", show_progress=False)
