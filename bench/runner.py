@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from bench import checkpoint
@@ -22,7 +23,7 @@ from bench.errors import Diverged, RunFailed, UserError
 from bench.evaluate import evaluate, front
 from bench.loop import LoopHooks, LoopState, fit
 from bench.memory import out_of_memory, peak_kind, read_peak_bytes, reset_peak, training_state_bytes
-from bench.record import RunRecord, read_status
+from bench.record import RunRecord, git_sha, read_status
 from bench.run_lock import run_lock
 from bench.spec import DatasetSpec
 from bench.trial import Trial, build_trial
@@ -71,9 +72,17 @@ def check_finite(rows: list[dict[str, Any]], split: str, step: int, epoch: int) 
             )
 
 
+def attempt_note() -> dict[str, Any]:
+    """What code and how many threads an attempt ran with: a run resumed on other code is then seen
+    to be a mix (``summary.json["first_attempt"]`` and each ``resumed`` entry)."""
+    return {"git_sha": git_sha(), "torch_threads": torch.get_num_threads()}
+
+
 def resume_note(step: int) -> dict[str, Any]:
-    """How and where a run resumed: by hand, or as a requeued SLURM job (restart count, job id)."""
+    """How and where a run resumed: by hand, or as a requeued SLURM job (restart count, job id), and
+    the code and threads of the attempt (:func:`attempt_note`)."""
     note: dict[str, Any] = {"from_step": step, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    note.update(attempt_note())
     if os.environ.get("SLURM_JOB_ID"):
         note["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
         note["slurm_restart_count"] = int(os.environ.get("SLURM_RESTART_COUNT", "0"))
@@ -91,6 +100,8 @@ class Recorder(LoopHooks):
         self.eval_seconds = 0.0
         self.peaks = {"train": 0, "eval": 0}
         self.resumes: list[dict[str, Any]] = []
+        self.first_attempt = attempt_note()
+        """The code and threads of the attempt that took step 0 (kept in checkpoints)."""
         self.parts = trial.trainables()
 
     def resume(self) -> LoopState | None:
@@ -104,6 +115,7 @@ class Recorder(LoopHooks):
             loop_state, state = checkpoint.restore(saved, self.parts)
             self.eval_seconds, self.peaks = state["eval_seconds"], state["peaks"]
             self.resumes = [*state["resumes"], {**resume_note(loop_state.steps), "passed_over": passed_over}]
+            self.first_attempt = state.get("first_attempt", {"git_sha": None, "torch_threads": None})
             self.started -= state["elapsed"]  # wall time counts every attempt up to its checkpoint
             self.record.keep_metrics(state["metric_lines"])
         elif passed_over:  # every checkpoint was damaged: start over, and say so
@@ -126,6 +138,7 @@ class Recorder(LoopHooks):
             "elapsed": self.elapsed(),
             "metric_lines": self.record.metric_count,
             "resumes": self.resumes,
+            "first_attempt": self.first_attempt,
         }
         checkpoint.save(self.record.directory, self.parts, state, accumulators)
 
@@ -251,6 +264,7 @@ def _train_and_record(trial: Trial, recorder: Recorder, resume: bool, show_progr
         "val_rays": int(trial.val_rays.shape[0]),
         "wall_seconds": round(recorder.elapsed(), 3),
         "peak_memory_bytes": {**recorder.peaks, "kind": peak_kind(device)},
+        "first_attempt": recorder.first_attempt,
         "resumed": recorder.resumes,
         "train_ray_histogram": {
             "bins": len(stats.ray_histogram[0]),

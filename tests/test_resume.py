@@ -120,3 +120,21 @@ def test_an_epoch_replayed_from_its_start_state_skips_to_the_same_batches(kind: 
     tail = [b[0].flatten().tolist() for b in batches.epoch(skip=3)]
     assert tail == full[3:] and len(full) == 7
     assert sorted(v for batch in full for v in batch) == list(range(50))
+
+
+@pytest.mark.slow
+def test_a_resumed_run_records_the_code_and_threads_of_every_attempt(tmp_path: Path, monkeypatch):
+    """A run resumed on other code is a mix: the first attempt's commit and threads are kept through
+    the checkpoint, and each resume notes its own."""
+    cfg = resolve("palora", "multimnist-mini", seed=3, assignments=SETTINGS)
+    with monkeypatch.context() as patch:
+        patch.setattr("bench.runner.git_sha", lambda: "aaaa")
+        interrupt_after(patch, 2)
+        with pytest.raises(Interrupt):
+            run_experiment(cfg, tmp_path, device="cpu", show_progress=False)
+    monkeypatch.setattr("bench.runner.git_sha", lambda: "bbbb")
+    summary = run_experiment(cfg, tmp_path, device="cpu", show_progress=False, resume=True).summary
+    threads = torch.get_num_threads()
+    assert summary["first_attempt"] == {"git_sha": "aaaa", "torch_threads": threads}
+    (resumed,) = summary["resumed"]
+    assert resumed["git_sha"] == "bbbb" and resumed["torch_threads"] == threads and resumed["from_step"] > 0

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+import submitit
 import torch
 
 from bench.config import resolve
@@ -26,7 +30,7 @@ from bench.sweep import active_slurm_jobs, main, submit
 from bench.sweep_job import REQUEUE_LOG, WORKER_FILE
 from bench.sweep_spec import load_spec
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 SCRIPT = Path(__file__).resolve().parents[1] / "slurm" / "local_cluster.sh"
 SETTINGS = {
@@ -68,22 +72,31 @@ def wait_for(condition, timeout: float, what: str, logs: Path) -> None:
     pytest.fail(f"timed out after {timeout} s waiting for {what}\n" + "\n".join(tails))
 
 
-def write_spec(path: Path, methods: list[str], seeds: list[int], runs_per_gpu: int = 1) -> Path:
-    """A spec for the local cluster: one CPU per run (a packed job gets one per run it holds)."""
+def write_spec(
+    path: Path,
+    methods: list[str],
+    seeds: list[int],
+    runs_per_gpu: int = 1,
+    settings: dict[str, Any] = SETTINGS,
+    cluster: dict[str, int] | None = None,
+) -> Path:
+    """A spec for the local cluster: one CPU per run (a packed job gets one per run it holds);
+    ``cluster``: profile values that replace the defaults here (time_min = 60)."""
+    profile = {"time_min": 60, **(cluster or {})}
     lines = ["[grid]", f"methods = {json.dumps(methods)}", 'datasets = ["multimnist-mini"]', f"seeds = {seeds}"]
-    lines += ["[set]", *[f'"{k}" = {json.dumps(v)}' for k, v in SETTINGS.items()]]
+    lines += ["[set]", *[f'"{k}" = {json.dumps(v)}' for k, v in settings.items()]]
     lines += ["[cluster]", 'partition = "debug"', "gpus_per_node = 0", f"cpus_per_task = {runs_per_gpu}", "mem_gb = 1"]
-    lines += [f"runs_per_gpu = {runs_per_gpu}"]
-    lines += ["time_min = 60", "[run]", 'device = "cpu"', f'data_root = "{os.environ["PFLBENCH_DATA"]}"']
+    lines += [f"runs_per_gpu = {runs_per_gpu}", *[f"{k} = {v}" for k, v in profile.items()]]
+    lines += ["[run]", 'device = "cpu"', f'data_root = "{os.environ["PFLBENCH_DATA"]}"']
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def uninterrupted_front(tmp_path: Path) -> list:
+def uninterrupted_front(tmp_path: Path, settings: dict[str, Any] = SETTINGS) -> list:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the job, which uses its one CPU
     try:
-        target = resolve("ls", "multimnist-mini", 0, overrides=SETTINGS)
+        target = resolve("ls", "multimnist-mini", 0, overrides=settings)
         return run_experiment(target, tmp_path / "straight", device="cpu", show_progress=False).summary["front"]
     finally:
         torch.set_num_threads(threads)
@@ -208,3 +221,77 @@ def test_packed_job_worker_killed_leaves_the_other_and_is_resumed(slurm_cluster,
     wait_for(lambda: read_status(victim) == "COMPLETED", 400, "the killed run to resume and complete", out)
     summary = json.loads((victim / "summary.json").read_text())
     assert len(summary["resumed"]) == 1 and summary["resumed"][0]["from_step"] > 0
+
+
+LONG_SETTINGS = {**SETTINGS, "train.epochs": 3, "data.train_limit": 288 * 64}
+"""864 steps of ls (11 models): a minute of training on a free CPU, more than the first allocation
+leaves before its signal (at most 55 s after its start)."""
+MAX_REQUEUES = 10
+
+
+def job_record(job_id: str) -> dict[str, str]:
+    """``scontrol show job`` as a dict (slurmctld keeps a finished job for MinJobAge, 300 s)."""
+    shown = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30)
+    return dict(field.split("=", 1) for field in shown.stdout.split() if "=" in field)
+
+
+def signal_times(log: str) -> list[float]:
+    """Seconds from each start of the job's process to the USR2 it caught, read from submitit's
+    log (``submitit INFO (2026-01-01 12:00:00,000) - ...``), one per allocation that was signalled."""
+    times, started = [], None
+    for line in log.splitlines():
+        stamp = re.match(r"submitit \w+ \((.+?)\) - ", line)
+        if stamp is None:
+            continue
+        at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if "Starting with JobEnvironment" in line:
+            started = at
+        elif "Caught signal SIGUSR2" in line and started is not None:
+            times.append(at - started)
+    return times
+
+
+def test_time_limit_signal_requeues_and_resumes(slurm_cluster, tmp_path: Path):
+    """A job that really reaches its 1-minute time limit, signalled by SLURM alone (the test sends
+    nothing): each signal is noted in the run, submitit requeues the job as timed out (counted
+    against ``max_requeues``), and the run resumes from its checkpoint to the uninterrupted result.
+
+    slurmctld checks time limits every 30 s and sends the signal at the first check that finds less
+    than ``signal_delay_s`` + 30 s left; with 5 s that is 25 to 55 s into an allocation, and the limit
+    itself is enforced 60 to 90 s in. A delay of 30 s or more would signal at the first check after
+    the start, possibly before submitit has installed its handler (after importing torch), and the
+    USR2 would kill the job."""
+    cluster = {"time_min": 1, "signal_delay_s": 5, "max_requeues": MAX_REQUEUES}
+    spec = load_spec(write_spec(tmp_path / "limit.toml", ["ls"], [0], settings=LONG_SETTINGS, cluster=cluster))
+    out = tmp_path / "out"
+    (job,) = submit(spec, spec.configs(), out, "slurm")
+    run_dir = out / spec.configs()[0].run_id()
+    expected = uninterrupted_front(tmp_path, LONG_SETTINGS)  # meanwhile, on the node's other CPU
+    wait_for(lambda: read_status(run_dir) == "COMPLETED", 420, "the run to complete across its allocations", out)
+    wait_for(lambda: job.job_id not in (active_slurm_jobs() or set()), 60, "the job to leave the queue", out)
+
+    # SLURM's signal ended every allocation but the last, within the limit; submitit took each as a
+    # time-out and requeued the job, each requeue spending one of max_requeues. (SLURM may still call
+    # the job FAILED: a check that signals it just as its process exits kills it after its result.)
+    record = job_record(job.job_id)
+    restarts = int(record["Restarts"])
+    assert record["TimeLimit"] == "00:01:00" and restarts >= 1, record
+    log = Path(job.paths.stdout).read_text()
+    times = signal_times(log)
+    assert len(times) == restarts and all(0 < t < 60 for t in times), times
+    assert log.count("this job is timed-out") == restarts and "Bypassing signal SIGTERM" not in log.split("USR2")[0]
+    countdown = submitit.helpers.DelayedSubmission.load(job.paths.submitted_pickle)._timeout_countdown
+    assert countdown == MAX_REQUEUES - restarts
+
+    notes = [json.loads(line) for line in (run_dir / REQUEUE_LOG).read_text().splitlines()]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    resumed = summary["resumed"]
+    # one note per signal taken while the run ran (not one that came as the job ended), one resume per
+    # allocation that followed (unless it too was signalled before its first checkpoint)
+    assert 1 <= len(resumed) <= len(notes) and restarts in (len(notes), len(notes) + 1)
+    assert all(note["slurm_job_id"] for note in notes)
+    counts = [r["slurm_restart_count"] for r in resumed]
+    assert counts == sorted(set(counts)) and counts[0] >= 1 and counts[-1] <= restarts
+    assert all(r["from_step"] > 0 for r in resumed)
+    assert summary["steps"] == 3 * 288
+    assert summary["front"] == expected
