@@ -280,6 +280,11 @@ def build_report(runs_dir: Path, out: Path, paper_dir: Path | None, seeds: list[
     runs = scan(runs_dir)
     if not runs:
         raise ConfigError(f"no run records under {runs_dir} (a run directory holds config.json); run bench.run first")
+    if not any(run.usable for run in runs):
+        shown = "; ".join(f"{r.run_id}: {r.status}" for r in runs[:3]) + ("; ..." if len(runs) > 3 else "")
+        raise ConfigError(
+            f"none of the {len(runs)} run record(s) under {runs_dir} is usable ({shown}); nothing to report"
+        )
     table = run_table(runs)
     summary = seed_summary(table, seeds)
     curves = convergence_table(runs)

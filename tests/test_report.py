@@ -238,6 +238,11 @@ def test_cli_reports_and_rejects_bad_input(runs_dir: Path, tmp_path: Path, capsy
     (tmp_path / "empty").mkdir()
     assert main(["--runs", str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     assert "no run records under" in capsys.readouterr().err
+    (tmp_path / "garbage" / "r1").mkdir(parents=True)
+    (tmp_path / "garbage" / "r1" / "config.json").write_text("garbage\n")
+    assert main(["--runs", str(tmp_path / "garbage"), "--out", str(tmp_path / "r")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: none of the 1 run record(s)") and "r1: UNREADABLE: config.json" in line
     assert main(["--runs", str(runs_dir), "--seeds", "0,x"]) == 2
     assert "--seeds" in capsys.readouterr().err
 
