@@ -22,8 +22,16 @@ def default_data_root() -> Path:
     return cache / "pfl-bench"
 
 
+def check_device_name(name: str) -> None:
+    """Refuse a device name that is none of ``auto``, ``cpu``, ``cuda``, ``cuda:I`` (whether the
+    device is present is for the machine that runs it: :func:`resolve_device`)."""
+    if name not in ("auto", "cpu", "cuda") and not (name.startswith("cuda:") and name[5:].isdigit()):
+        raise ConfigError(f"unknown device {name!r}; valid devices: auto, cpu, cuda, cuda:<index>")
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:I``."""
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
@@ -35,7 +43,7 @@ def resolve_device(name: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
         return device
-    raise ConfigError(f"unknown device {name!r}; valid devices: auto, cpu, cuda, cuda:<index>")
+    raise AssertionError(name)  # pragma: no cover - check_device_name refused it
 
 
 def default_workers() -> int:

@@ -260,9 +260,19 @@ def finished(job: Any, cluster: str, out: Path) -> bool:
         with no_post_mortem():
             job.result()
     except Exception as err:  # a failed run: its record says why; the others go on
-        print(f"job {job.job_id} failed: {str(err).strip().splitlines()[-1] if str(err).strip() else err}")
+        print(f"job {job.job_id} failed: {failure_line(err)}")
         return False
     return True
+
+
+def failure_line(err: Exception) -> str:
+    """The reason in a failed job's error: the job's own ``N of M runs failed: ...`` line, which
+    submitit's error for a local job buries in a traceback followed by log paths; else its last line."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    for line in reversed(lines):
+        if " runs failed: " in line:
+            return line.split("Error: ", 1)[-1] if line.startswith(("RuntimeError", "Exception")) else line
+    return lines[-1] if lines else repr(err)
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import RunConfig, apply_overrides, read_toml, resolve
+from bench.env import check_device_name
 from bench.errors import ConfigError
 
 TABLES = ("grid", "set", "cluster", "run")
@@ -71,6 +72,9 @@ class RunOptions:
     device: str = "auto"
     workers: int = -1
     """DataLoader processes per run (-1: one per CPU given to the job, at most 8)."""
+
+    def __post_init__(self) -> None:
+        check_device_name(self.device)  # before anything is submitted
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import ConfigError
-from bench.sweep import main
+from bench.sweep import failure_line, main
 from bench.sweep_spec import load_spec
 
 TINY = {"train.epochs": 1, "train.max_steps": 2, "data.train_limit": 128, "data.eval_limit": 64, "train.batch_size": 64}
@@ -64,6 +64,7 @@ GRID = '[grid]\nmethods=["ls"]\ndatasets=["multimnist-mini"]\n'
         ('[grid]\nmethods="ls"\ndatasets=["multimnist-mini"]\n', "methods must be a non-empty list"),
         (GRID + "seeds=[]\n", "seeds must be a non-empty list"),
         ("[set]\n", "a [grid] table with methods, datasets and seeds is required"),
+        (GRID + '[run]\ndevice="tpu"\n', "[run]: unknown device 'tpu'; valid devices: auto, cpu, cuda"),
     ],
 )
 def test_bad_specs_say_what_is_valid(tmp_path: Path, text: str, message: str):
@@ -212,3 +213,17 @@ def test_a_diverged_run_in_a_debug_sweep_is_listed_and_no_debugger_starts(
     assert main(["status", str(spec), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "failed 2" in text and text.count("FAILED: diverged: non-finite loss at step 2 (epoch 1)") == 2
+
+
+def test_a_failed_local_job_line_gives_the_reason_not_only_its_log_paths():
+    """submitit's error for a failed local job: a traceback, then the log paths last."""
+    error = Exception(
+        "Job (task=0) failed during processing with trace:\n----------------------\n"
+        "Traceback (most recent call last):\n"
+        '  File "bench/sweep_job.py", line 157, in __call__\n'
+        "RuntimeError: 1 of 1 runs failed: palora_x: ConfigError: unknown device 'tpu'\n----------------------\n"
+        "You can check full logs with 'job.stderr(0)' and 'job.stdout(0)'or at paths:\n"
+        "  - /a/1_log.err\n  - /a/1_log.out\n"
+    )
+    assert failure_line(error) == "1 of 1 runs failed: palora_x: ConfigError: unknown device 'tpu'"
+    assert failure_line(Exception("one\nlast line")) == "last line"
