@@ -255,10 +255,16 @@ class SweepJob(submitit.helpers.Checkpointable):
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         """Called by submitit on SLURM's signal: note it in the running runs, resubmit the same call."""
         self.requeuing = True
+        job_id = os.environ.get("SLURM_JOB_ID")
+        clock = slurm_clock(job_id) if job_id else None
+        cause = requeue_cause(*clock) if clock else "preemption or time limit"
         note = {
             "at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "signal": "USR2 (preemption or time limit); requeued by submitit",
-            "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+            "signal": f"USR2 ({cause}); requeued by submitit",
+            "cause": cause,
+            "slurm_job_id": job_id,
+            "slurm_seconds_run": clock[0] if clock else None,
+            "slurm_time_limit_s": clock[1] if clock else None,
         }
         for directory in self.running_dirs():
             if directory.is_dir():
@@ -266,6 +272,38 @@ class SweepJob(submitit.helpers.Checkpointable):
                     f.write(json.dumps(note) + "\n")
         # a fresh callable: this one holds worker processes, which cannot be pickled
         return submitit.helpers.DelayedSubmission(type(self)(), *args, **kwargs)
+
+
+def slurm_seconds(text: str) -> float | None:
+    """SLURM's ``[D-][HH:]MM:SS`` as seconds (None for ``UNLIMITED`` or anything else)."""
+    days, _, clock = text.strip().rpartition("-")
+    parts = clock.split(":")
+    if not 2 <= len(parts) <= 3 or not all(p.isdigit() for p in parts) or (days and not days.isdigit()):
+        return None
+    seconds = 0
+    for part in parts:
+        seconds = seconds * 60 + int(part)
+    return seconds + 86400 * int(days or 0)
+
+
+def slurm_clock(job_id: str) -> tuple[float, float] | None:
+    """(seconds this allocation has run, the job's time limit in seconds) from ``squeue``, or None."""
+    try:
+        command = ["squeue", "-h", "-j", job_id, "-o", "%M %l"]
+        shown = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    fields = shown.stdout.split()
+    if shown.returncode != 0 or len(fields) != 2:
+        return None
+    used, limit = slurm_seconds(fields[0]), slurm_seconds(fields[1])
+    return (used, limit) if used is not None and limit is not None else None
+
+
+def requeue_cause(seconds_run: float, time_limit_s: float) -> str:
+    """Which of submitit's two paths a USR2 takes: a time-out once the job has run
+    min(0.8 limit, limit - 10 min) (``SignalHandler.has_timed_out``), else a preemption."""
+    return "time limit" if seconds_run >= min(0.8 * time_limit_s, time_limit_s - 600) else "preemption"
 
 
 def start_worker(job: tuple, env: dict[str, str]) -> subprocess.Popen:

@@ -163,7 +163,7 @@ def test_preemption_signal_checkpoints_requeues_and_resumes(slurm_cluster, tmp_p
     preempt(job, out)
     wait_for(lambda: read_status(run_dir) == "COMPLETED", 300, "the requeued run to complete", out)
     notes = [json.loads(line) for line in (run_dir / REQUEUE_LOG).read_text().splitlines()]
-    assert len(notes) == 1 and notes[0]["slurm_job_id"]
+    assert len(notes) == 1 and notes[0]["slurm_job_id"] and notes[0]["cause"] == "preemption", notes
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["resumed"]) == 1 and summary["resumed"][0]["slurm_restart_count"] >= 1
     assert summary["front"] == uninterrupted_front(tmp_path)
@@ -289,7 +289,7 @@ def test_time_limit_signal_requeues_and_resumes(slurm_cluster, tmp_path: Path):
     # one note per signal taken while the run ran (not one that came as the job ended), one resume per
     # allocation that followed (unless it too was signalled before its first checkpoint)
     assert 1 <= len(resumed) <= len(notes) and restarts in (len(notes), len(notes) + 1)
-    assert all(note["slurm_job_id"] for note in notes)
+    assert all(note["slurm_job_id"] and note["cause"] == "time limit" for note in notes), notes
     counts = [r["slurm_restart_count"] for r in resumed]
     assert counts == sorted(set(counts)) and counts[0] >= 1 and counts[-1] <= restarts
     assert all(r["from_step"] > 0 for r in resumed)

@@ -257,3 +257,20 @@ def test_local_packed_sweep_shares_one_gpu(tmp_path: Path, monkeypatch, capsys):
     assert {json.loads((out / c.run_id() / "summary.json").read_text())["device"] for c in configs} == {"cuda"}
     (start0, end0), (start1, end1) = ((w["started"], w["ended"]) for w in workers)
     assert start0 < end1 and start1 < end0, "the two runs overlap in time"
+
+
+def test_slurm_times_and_which_requeue_path_a_signal_takes():
+    from bench.sweep_job import requeue_cause, slurm_seconds
+
+    assert [slurm_seconds(t) for t in ("0:25", "1:00:00", "2-03:04:05", "UNLIMITED", "", "1:x")] == [
+        25,
+        3600,
+        2 * 86400 + 3 * 3600 + 4 * 60 + 5,
+        None,
+        None,
+        None,
+    ]
+    # submitit: a time-out once the job has run min(0.8 limit, limit - 10 min)
+    assert requeue_cause(50, 60) == "time limit" and requeue_cause(47, 60) == "time limit"
+    assert requeue_cause(47, 3600) == "preemption" and requeue_cause(3000, 3600) == "time limit"
+    assert requeue_cause(19 * 3600, 24 * 3600) == "preemption" and requeue_cause(0.8 * 86400, 86400) == "time limit"
