@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.run") -> in
 
 def run_main(argv: list[str] | None, prog: str) -> int:
     args = build_parser(prog).parse_args(argv)
+    cfg = None
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.list:
@@ -161,7 +162,10 @@ def run_main(argv: list[str] | None, prog: str) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except RunFailed as err:
-        print(f"error: run {cfg.run_id()} FAILED: {err} (recorded in {args.out / cfg.run_id()})", file=sys.stderr)
+        if cfg is None:  # a SIGTERM before the run was resolved: nothing was recorded
+            print(f"error: {err}", file=sys.stderr)
+        else:
+            print(f"error: run {cfg.run_id()} FAILED: {err} (recorded in {args.out / cfg.run_id()})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
