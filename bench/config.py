@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -214,9 +215,12 @@ def parse_value(key: str, raw: Any, kind: Any) -> Any:
         if isinstance(raw, bool) or (kind is int and isinstance(raw, float)):
             raise ConfigError(f"{key}: expected {kind.__name__}, got {raw!r}")
         try:
-            return kind(raw)
-        except (TypeError, ValueError):
+            value = kind(raw)
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{key}: expected {kind.__name__}, got {raw!r}") from None
+        if key.startswith("method.") and not math.isfinite(value):  # (train.lr=inf is a divergence test)
+            raise ConfigError(f"{key}: expected a finite number, got {raw!r}")
+        return value
     if kind is str:
         if not isinstance(raw, str):
             raise ConfigError(f"{key}: expected a string, got {raw!r}")

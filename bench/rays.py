@@ -119,6 +119,15 @@ class RaySampler:
             raise ConfigError(f"unknown ray sampler {self.name!r}; valid ray samplers: {', '.join(SAMPLERS)}")
         if self.window < 1:
             raise ConfigError(f"the ray window must be >= 1, got {self.window}")
+        if not self.p > 0:  # NaN too
+            raise ConfigError(f"method.p (the Dirichlet concentration) must be > 0, got {self.p}")
+        if not 0 <= self.mul < float("inf"):
+            raise ConfigError(f"method.mul (the annealing exponent scale) must be >= 0, got {self.mul}")
+        if not 0 <= self.eps < 1 / self.num_tasks:
+            raise ConfigError(
+                f"method.eps (the smallest ray weight) must be in [0, 1/{self.num_tasks}) for {self.num_tasks} tasks, "
+                f"got {self.eps}"
+            )
         if self.name in ("annealing", "fixed") and self.window < 2:
             raise ConfigError(f"the {self.name} sampler needs a window of at least 2 rays, got {self.window}")
         if self.name == "annealing" and self.num_tasks > 3:

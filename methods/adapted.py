@@ -33,6 +33,15 @@ def adapted_layers(net: nn.Module) -> list[tuple[str, AdaptedLayer]]:
     return [(name, m) for name, m in net.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
+def check_scaling(rank: int, alpha: float) -> None:
+    """The hyperparameters of ``scaling = alpha / rank``: a rank >= 1 and alpha > 0 (alpha 0 would
+    switch the adapters off)."""
+    if rank < 1:
+        raise ConfigError(f"method.rank must be >= 1, got {rank}")
+    if not alpha > 0:
+        raise ConfigError(f"method.alpha must be > 0 (the adapters' scaling is alpha / rank), got {alpha}")
+
+
 def check_rank(rank: int, layers: list[tuple[str, AdaptedLayer]]) -> None:
     """Refuse a rank no layer can use: a rank-r update of an (out x fan-in) weight has rank at most
     min(out, fan-in), so a rank above the largest such bound only allocates zeros' worth of memory."""

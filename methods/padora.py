@@ -40,10 +40,9 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from bench.errors import ConfigError
 from bench.registry import METHODS
 from bench.spec import ConditionedNet, MethodInfo, MultiTaskNet
-from methods.adapted import AdaptedNet, adapter_param_groups
+from methods.adapted import AdaptedNet, adapter_param_groups, check_scaling
 from methods.palora import LowRankAdapters
 from methods.windowed import WindowedFrontMethod, WindowHparams
 
@@ -108,8 +107,7 @@ class PaDoRAHparams(WindowHparams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.rank < 1:
-            raise ConfigError(f"method.rank must be >= 1, got {self.rank}")
+        check_scaling(self.rank, self.alpha)
 
 
 @METHODS.register("padora")

@@ -29,7 +29,7 @@ from bench.backbones.weights import official_rebuild
 from bench.errors import ConfigError
 from bench.registry import METHODS
 from bench.spec import ConditionedNet, DatasetSpec, MethodInfo, MultiTaskNet
-from methods.adapted import AdaptedNet, adapted_layers, adapter_param_groups
+from methods.adapted import AdaptedNet, adapted_layers, adapter_param_groups, check_scaling
 from methods.windowed import WindowedFrontMethod, WindowHparams
 
 
@@ -134,8 +134,7 @@ class PaLoRAHparams(WindowHparams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.rank < 1:
-            raise ConfigError(f"method.rank must be >= 1, got {self.rank}")
+        check_scaling(self.rank, self.alpha)
 
 
 def cosine_penalty(cnet: PaLoRANet) -> Tensor:

@@ -42,12 +42,22 @@ def run_main(tmp_path: Path, *extra: str, out: Path | None = None) -> int:
         ("method.rank=1000000000", "method.rank=1000000000"),  # would allocate 200 GB
         ("method.rank=51", "1..50"),  # MultiLeNet's widest update has rank 50
         ("method.window=1000000000", "method.window"),  # 10^9 forwards per step
+        ("method.eps=2", "method.eps"),  # negative ray weights
+        ("method.mul=-5", "method.mul"),
+        ("method.alpha=0", "method.alpha must be > 0"),  # adapters switched off
+        ("method.alpha=nan", "expected a finite number"),
     ],
 )
 def test_bad_values_are_one_line_and_leave_no_record(assignment, names, tmp_path: Path, capsys):
     assert run_main(tmp_path, "--set", assignment) == 2
     assert names in one_error_line(capsys)
     assert not list((tmp_path / "runs").glob("*"))
+
+
+def test_a_dirichlet_concentration_of_zero_is_one_line(tmp_path: Path, capsys):
+    """p = 0 drew NaN rays, which crashed the ray histogram with a traceback."""
+    assert run_main(tmp_path, "--set", "method.sampler=dirichlet", "--set", "method.p=0") == 2
+    assert "method.p" in one_error_line(capsys)
 
 
 def test_ragged_ls_rays_are_one_line(tmp_path: Path, capsys):
