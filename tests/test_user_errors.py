@@ -122,6 +122,9 @@ KEYS = [
     "method.rays",
     "method.stacking",
     "method.sampler",
+    "method.eps",
+    "method.mul",
+    "method.alpha",
     "nonsense.key",
     "train.nonsense",
 ]
@@ -191,7 +194,7 @@ CLI_KEYS += ["train.eval_every", "method.p"]  # data sizes stay the smoke run's,
 CLI_VALUES = st.one_of(
     st.integers(-3, 12).map(str),
     st.sampled_from(["0", "1e-3", "-1e-3", "nan", "inf", "1e309", "true", "vmap", "bf16", "mlp", "segnet", "0.3,0.7"]),
-    st.sampled_from(["0.3,0.7;0.5", "1,0;0,1", "", ";", "annealing", "random", "x"]),
+    st.sampled_from(["0.3,0.7;0.5", "1,0;0,1", "", ";", "annealing", "dirichlet", "random", "x"]),
 )
 SMOKE = ["train.epochs=1", "train.max_steps=1", "train.batch_size=32", "data.train_limit=64", "data.eval_limit=32"]
 
