@@ -60,8 +60,18 @@ class ClusterProfile:
     shared by them; ``--cluster local``: N workers per visible GPU (N on CPU)."""
 
     def __post_init__(self) -> None:
-        if self.runs_per_gpu < 1:
-            raise ValueError(f"cluster.runs_per_gpu must be >= 1, got {self.runs_per_gpu}")
+        at_least = {"time_min": 1, "cpus_per_task": 1, "array_parallelism": 1, "runs_per_gpu": 1}
+        at_least |= {"gpus_per_node": 0, "signal_delay_s": 0, "max_requeues": 0}
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"cluster.{name} must be >= {low}, got {getattr(self, name)}")
+        if not self.mem_gb > 0:
+            raise ValueError(f"cluster.mem_gb must be > 0, got {self.mem_gb}")
+        if self.signal_delay_s >= 60 * self.time_min:
+            raise ValueError(
+                f"cluster.signal_delay_s ({self.signal_delay_s}) must be shorter than the time limit "
+                f"(cluster.time_min = {self.time_min} min): the job would be signalled as it starts"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +85,8 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         check_device_name(self.device)  # before anything is submitted
+        if self.workers < -1:
+            raise ConfigError(f"run.workers must be >= 0, or -1 for one per CPU of the job; got {self.workers}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +130,8 @@ def _string_list(grid: Mapping[str, Any], key: str, where: str) -> tuple[str, ..
     value = grid.get(key)
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}: [grid] {key} must be a non-empty list of names, got {value!r}")
+    if twice := sorted({v for v in value if value.count(v) > 1}):
+        raise ConfigError(f"{where}: [grid] {key} lists {', '.join(twice)} more than once")
     return tuple(value)
 
 
@@ -142,6 +156,8 @@ def load_spec(path: Path) -> SweepSpec:
         or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     ):
         raise ConfigError(f"{path}: [grid] seeds must be a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{path}: [grid] seeds lists a seed more than once: {seeds}")
     variants = grid.get("variants", [{}])
     if not isinstance(variants, list) or not variants or not all(isinstance(v, Mapping) for v in variants):
         raise ConfigError(f"{path}: [grid] variants must be a list of tables of settings, got {variants!r}")

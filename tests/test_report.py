@@ -256,6 +256,7 @@ def test_cli_reports_and_rejects_bad_input(runs_dir: Path, tmp_path: Path, capsy
         ("summary.json", '{"front": 3}'),
         ("summary.json", '[{"ray": [1, 0]}]'),
         ("summary.json", '{"front": [{"ray": [1, 0], "metrics": {"a": {"accuracy": "high"}}}]}'),
+        ("summary.json", '{"front": [{"ray": [1, 0], "metrics": {"a": {"accuracy": NaN}}}]}'),
     ],
 )
 @pytest.mark.slow

@@ -65,6 +65,13 @@ GRID = '[grid]\nmethods=["ls"]\ndatasets=["multimnist-mini"]\n'
         (GRID + "seeds=[]\n", "seeds must be a non-empty list"),
         ("[set]\n", "a [grid] table with methods, datasets and seeds is required"),
         (GRID + '[run]\ndevice="tpu"\n', "[run]: unknown device 'tpu'; valid devices: auto, cpu, cuda"),
+        (GRID + "[run]\nworkers=-5\n", "run.workers must be >= 0, or -1 for one per CPU of the job; got -5"),
+        (GRID + "[cluster]\ntime_min=0\n", "cluster.time_min must be >= 1, got 0"),
+        (GRID + "[cluster]\nmem_gb=-1\n", "cluster.mem_gb must be > 0, got -1.0"),
+        (GRID + "[cluster]\nmax_requeues=-1\n", "cluster.max_requeues must be >= 0, got -1"),
+        (GRID + "[cluster]\ntime_min=1\n", "cluster.signal_delay_s (120) must be shorter than the time limit"),
+        ('[grid]\nmethods=["ls","ls"]\ndatasets=["multimnist-mini"]\n', "[grid] methods lists ls more than once"),
+        (GRID + "seeds=[0,0]\n", "[grid] seeds lists a seed more than once: [0, 0]"),
     ],
 )
 def test_bad_specs_say_what_is_valid(tmp_path: Path, text: str, message: str):

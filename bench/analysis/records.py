@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,8 @@ def summary_problem(summary: Any) -> str | None:
             for values in metrics.values()
         ):
             return "a front entry without numeric metrics"
+        if not all(math.isfinite(v) for values in metrics.values() for v in values.values()):
+            return f"a non-finite metric at ray {entry.get('ray')}"
     return None
 
 
