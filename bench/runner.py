@@ -201,12 +201,13 @@ def run_experiment(
         try:
             return _train_and_record(trial, Recorder(trial, record, started, show_progress), resume, show_progress)
         except BaseException as err:
+            oom = out_of_memory(err)
             if isinstance(err, KeyboardInterrupt):
                 reason = "interrupted"
             elif isinstance(err, RunFailed):
                 reason = str(err)
-            elif why := out_of_memory(err):
-                reason = f"{why} during the run; lower train.batch_size or the model's size"
+            elif oom:
+                reason = f"{oom} during the run; lower train.batch_size or the model's size"
             else:
                 reason = f"{type(err).__name__}: {err}"
             try:
@@ -214,7 +215,7 @@ def run_experiment(
                 (record.directory / "error.log").write_text(traceback.format_exc())
             except OSError:  # a full or read-only disk takes the status too: the error still reaches the user
                 pass
-            if out_of_memory(err):
+            if oom:
                 raise RunFailed(reason) from err
             raise
 

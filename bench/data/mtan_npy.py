@@ -322,13 +322,15 @@ class NpyScenes(Dataset):
         self.folder = Path(folder)
         self.indices = list(indices)
         self.augment = augment
+        self.fix = damaged_fix(layout, self.folder.parent.parent)
+        """What to do about a file damaged since :func:`scan` (the root is two levels up)."""
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[Tensor, dict[str, Tensor]]:
         index = self.indices[i]
-        fix = damaged_fix(self.layout, self.folder.parent.parent)
+        fix = self.fix
         array = load_npy(self.folder / "image" / f"{index}.npy", fix)
         image = torch.from_numpy(np.ascontiguousarray(np.moveaxis(array, -1, 0), dtype=np.float32))
         tasks = self.layout.tasks
