@@ -88,7 +88,8 @@ def assert_close_checksum(ours: dict[str, float], theirs: dict[str, float], rtol
 
 
 def load_file_module(name: str, path: Path) -> ModuleType:
-    """Import the Python file ``path`` as module ``name`` (an official checkout's file, a producer)."""
+    """Import the Python file ``path`` as module ``name`` (an official checkout's file, a lockstep
+    producer, a dataset's prepare script)."""
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"error: cannot load {path}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import pickle
 import zipfile
@@ -18,6 +17,7 @@ from bench.backbones import create_backbone
 from bench.config import resolve
 from bench.data import celeba
 from bench.errors import MissingDataError
+from bench.fidelity import load_file_module
 from bench.runner import run_experiment
 
 COLOURS = [(250, 10, 10), (10, 250, 10), (10, 10, 250), (250, 250, 10), (10, 250, 250), (250, 10, 250), (128,) * 3]
@@ -122,9 +122,7 @@ def test_parameter_count_matches_the_official_model():
 
 
 def load_prepare():
-    spec = importlib.util.spec_from_file_location("celeba_prepare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file_module("celeba_prepare", SCRIPT)
     return module
 
 

@@ -18,6 +18,7 @@ import torch
 from bench.config import resolve
 from bench.data import census
 from bench.errors import MissingDataError
+from bench.fidelity import load_file_module
 from bench.registry import DATASETS
 from bench.runner import run_experiment
 
@@ -319,11 +320,7 @@ def write_archives(tmp_path: Path, texts: dict[str, str]) -> tuple[Path, Path]:
 
 
 def _run_prepare(argv: list[str], monkeypatch: pytest.MonkeyPatch, widths: dict[str, int] | None = None) -> int:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("census_prepare", PREPARE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file_module("census_prepare", PREPARE)
     with monkeypatch.context() as patch:  # the prepare entry checks the widths in bench.data.census.NUM_FEATURES
         if widths is not None:
             patch.setattr(census, "NUM_FEATURES", widths)

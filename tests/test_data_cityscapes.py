@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import pickle
 import zipfile
@@ -18,6 +17,7 @@ from bench.config import resolve
 from bench.data import cityscapes as cs
 from bench.data import mtan_npy
 from bench.errors import MissingDataError
+from bench.fidelity import load_file_module
 from bench.registry import DATASETS
 from bench.runner import run_experiment
 
@@ -149,9 +149,7 @@ def test_inconsistent_shapes_are_reported(tmp_path: Path):
 
 def load_script():
     path = ROOT / "datasets" / "cityscapes" / "prepare.py"
-    spec = importlib.util.spec_from_file_location("prepare_cityscapes", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file_module("prepare_cityscapes", path)
     return module
 
 

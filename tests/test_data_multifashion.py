@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from bench.data.idx import IMAGE_SET_FILES, write_idx
 from bench.data.multimnist import cache_path, mnist_raw_dir
 from bench.data.multimnist_generator import compose, make_multimnist_from_pools
 from bench.errors import MissingDataError
+from bench.fidelity import load_file_module
 from bench.registry import DATASETS
 from bench.runner import run_experiment
 
@@ -162,9 +162,7 @@ def test_missing_files_of_both_sets_in_one_message(tmp_path: Path):
 
 def load_script(name: str):
     path = ROOT / "datasets" / name / "prepare.py"
-    spec = importlib.util.spec_from_file_location(f"prepare_{name.replace('-', '_')}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file_module(f"prepare_{name.replace('-', '_')}", path)
     return module
 
 

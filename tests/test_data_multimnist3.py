@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 from pathlib import Path
@@ -18,6 +17,7 @@ from bench.data.idx import write_idx
 from bench.data.multimnist import mnist_raw_dir
 from bench.data.multimnist_generator import canvas3, compose_three, draw_triples, make_multimnist3
 from bench.errors import MissingDataError
+from bench.fidelity import load_file_module
 from bench.registry import DATASETS
 from bench.runner import run_experiment
 
@@ -159,9 +159,7 @@ def test_missing_files_message_names_them_and_the_fix(tmp_path: Path):
 
 def test_prepare_script(tmp_path: Path, capsys: pytest.CaptureFixture):
     path = ROOT / "datasets" / "multimnist3" / "prepare.py"
-    spec = importlib.util.spec_from_file_location("prepare_multimnist3", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_file_module("prepare_multimnist3", path)
     source = tmp_path / "downloads"
     write_tiny_mnist(source, gz=False)
     root = tmp_path / "root"

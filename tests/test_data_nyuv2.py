@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import math
 import zipfile
 from pathlib import Path
@@ -16,6 +15,7 @@ from bench.config import resolve
 from bench.data import mtan_npy
 from bench.data import nyuv2 as ny
 from bench.errors import CorruptDataError, MissingDataError, UserError
+from bench.fidelity import load_file_module
 from bench.registry import DATASETS
 from bench.run import main as run_main
 from bench.runner import run_experiment
@@ -175,9 +175,7 @@ def test_missing_files_are_named_with_the_fix(tmp_path: Path):
 
 def load_script():
     path = ROOT / "datasets" / "nyuv2" / "prepare.py"
-    spec = importlib.util.spec_from_file_location("prepare_nyuv2", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file_module("prepare_nyuv2", path)
     return module
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -15,6 +14,7 @@ from scipy.io import savemat
 from bench.config import resolve
 from bench.data import sarcos
 from bench.errors import MissingDataError
+from bench.fidelity import load_file_module
 from bench.registry import DATASETS
 from bench.runner import run_experiment
 
@@ -120,9 +120,7 @@ def test_bad_files_say_what_was_expected(tmp_path: Path):
 
 
 def _prepare_main(argv: list[str]) -> int:
-    spec = importlib.util.spec_from_file_location("sarcos_prepare", PREPARE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file_module("sarcos_prepare", PREPARE)
     return module.main(argv)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
 import pickle
@@ -17,6 +16,7 @@ from bench.backbones import create_backbone
 from bench.config import resolve
 from bench.data import utkface
 from bench.errors import MissingDataError
+from bench.fidelity import load_file_module
 from bench.runner import run_experiment
 
 # (age, gender, race): string order differs from numeric order ("100_" < "10_" < "1_" < "25_")
@@ -133,9 +133,7 @@ def test_too_few_images_is_a_clear_error(tmp_path: Path):
 
 
 def load_prepare():
-    spec = importlib.util.spec_from_file_location("utkface_prepare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file_module("utkface_prepare", SCRIPT)
     return module
 
 

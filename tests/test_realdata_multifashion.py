@@ -10,6 +10,7 @@ import pytest
 from bench.config import resolve
 from bench.data import multifashion as mf
 from bench.data.idx import find_image_set
+from bench.fidelity import load_file_module
 from bench.runner import run_experiment
 
 pytestmark = [
@@ -26,13 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def real_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data root prepared by the real script with no options (it finds the Debian folder)."""
-    import importlib.util
-
     root = tmp_path_factory.mktemp("multifashion-real")
     script = ROOT / "datasets" / "multifashion" / "prepare.py"
-    spec = importlib.util.spec_from_file_location("prepare_multifashion_real", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_file_module("prepare_multifashion_real", script)
     assert module.main(["--data-root", str(root)]) == 0
     return root
 
