@@ -56,7 +56,8 @@ def compute_losses(
     objectives: Sequence[Objective],
     options: StepOptions = StepOptions(),
 ) -> Tensor:
-    """losses[R, T]: each objective's batch-mean loss under each ray (float32 under autocast too)."""
+    """losses[R, T]: each objective's batch-mean loss under each ray, in the parameters' dtype (float32
+    under autocast too; float64 in the lockstep replays)."""
     with torch.autocast(x.device.type, dtype=options.amp or torch.float32, enabled=options.amp is not None):
         if options.batch_rays or cnet.batches_rays:
             outs = cnet.forward_rays(x, rays)
@@ -64,7 +65,8 @@ def compute_losses(
         else:
             per_ray = [cnet(x, ray) for ray in rays]
         rows = [torch.stack([o.loss(out[o.name], targets[o.name]) for o in objectives]) for out in per_ray]
-    return torch.stack(rows).float()
+    losses = torch.stack(rows)
+    return losses.float() if options.amp is not None else losses
 
 
 def train_step(

@@ -27,7 +27,7 @@ def simplex_lattice(num_tasks: int, divisions: int) -> Tensor:
     For T = 2 the first coordinate runs from 1 down to 0; for T = 3 this is the triangular lattice.
     """
     points = [c for c in itertools.product(range(divisions, -1, -1), repeat=num_tasks) if sum(c) == divisions]
-    return torch.tensor(points, dtype=torch.float64).div_(divisions).float()
+    return torch.tensor(points, dtype=torch.float64).div_(divisions).to(torch.get_default_dtype())
 
 
 def eval_grid(num_tasks: int, points_per_edge: int = 11) -> Tensor:
@@ -100,7 +100,7 @@ def sample_gamma_log(concentration: Tensor, generator: torch.Generator) -> Tenso
 def dirichlet_rays(num_tasks: int, window: int, concentration: float, generator: torch.Generator) -> Tensor:
     """``window`` rays ~ Dirichlet(concentration * 1_T), normalised in log space (softmax of log-gammas)."""
     log_gamma = sample_gamma_log(torch.full((window, num_tasks), float(concentration)), generator)
-    return torch.softmax(log_gamma, dim=1).float()
+    return torch.softmax(log_gamma, dim=1).to(torch.get_default_dtype())
 
 
 @dataclasses.dataclass(frozen=True)

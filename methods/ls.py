@@ -139,7 +139,7 @@ class LinearScalarization(Method[LSHparams]):
         if hparams.rays:
             if any(len(ray) != self.num_tasks for ray in hparams.rays):
                 raise ConfigError(f"method.rays: each ray needs {self.num_tasks} weights, got {list(hparams.rays)}")
-            rays = torch.tensor(hparams.rays, dtype=torch.float32)
+            rays = torch.tensor(hparams.rays, dtype=torch.get_default_dtype())
             if (rays < 0).any() or not torch.allclose(rays.sum(1), torch.ones(len(rays)), atol=1e-6):
                 raise ConfigError(f"method.rays: weights must be >= 0 and sum to 1, got {list(hparams.rays)}")
             self.rays = rays

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 from bench.data.objectives import classification
+from bench.fidelity import lockstep_precision
 from bench.registry import DATASETS, load_all
 from bench.spec import DatasetSpec
 
@@ -24,6 +26,19 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _isolated_data_env(monkeypatch: pytest.MonkeyPatch, data_root: Path) -> None:
     monkeypatch.setenv("PFLBENCH_DATA", str(data_root))
     torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
+def lockstep(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A lockstep replay's conditions: float64 as the official run was recorded
+    (:func:`bench.fidelity.lockstep_precision`), under 1 and under 2 torch threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(request.param)
+    try:
+        with lockstep_precision():
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _random_split(num_tasks: int, n: int = 64):

@@ -524,15 +524,17 @@ def single_model_run(
         load_into(model, cnet_params, correspondence)
         initial = checksum(regrouped(model, correspondence).values())
         weights: list[Tensor] = []
-        weighted = method.get_weighted_loss
+        solver = getattr(method, "solver", None)
+        if solver is not None:
+            # The solver's float64 simplex weights (the step uses them times T); the callback logs float32.
+            solve = solver.find_min_norm_element
 
-        def recording_loss(*args: Any, **kwargs: Any) -> Any:
-            loss, extra = weighted(*args, **kwargs)
-            if "weights" in extra:
-                weights.append(extra["weights"] / len(task_names))
-            return loss, extra
+            def recording_solve(*args: Any, **kwargs: Any) -> Any:
+                sol, min_norm = solve(*args, **kwargs)
+                weights.append(torch.as_tensor(sol, dtype=torch.float64))
+                return sol, min_norm
 
-        method.get_weighted_loss = recording_loss
+            solver.find_min_norm_element = recording_solve
         optimizer = torch.optim.Adam(method.configure_param_groups(model, lr=lr), lr=lr)
         steps: list[dict[str, Any]] = []
 

@@ -6,7 +6,8 @@
 imported at run time from that folder and never copied here. Each family's producer lives in
 ``tools/lockstep_<family>.py`` and exposes ``produce(official: Path, method: str) -> dict`` with the
 keys ``setup`` and ``steps`` (a list of {"losses": [...], "checksum": {...}}) and ``repo``. The
-record lands in ``tests/lockstep/<method>.json`` with the checkout's commit and this command line.
+record lands in ``tests/lockstep/<method>.json`` with the checkout's commit and this command line. The
+producer runs under :func:`bench.fidelity.lockstep_precision` (float64 on both sides).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fidelity import load_file_module, write_record  # noqa: E402
+from bench.fidelity import load_file_module, lockstep_precision, write_record  # noqa: E402
 
 PRODUCERS = {
     "palora": "lockstep_palora",
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ).stdout.strip()
     producer = PRODUCERS[args.method]
     module = load_file_module(producer, Path(__file__).resolve().parent / f"{producer}.py")
-    produced = module.produce(args.official.resolve(), args.method)
+    with lockstep_precision():
+        produced = module.produce(args.official.resolve(), args.method)
     repo = produced.pop("repo")
     record = {
         "official": {"repo": repo, "commit": commit},
