@@ -2,12 +2,14 @@
 
 ``config.json`` (resolved config, git SHA, package versions, device), ``metrics.jsonl`` (long
 format: step, epoch, split, ray, objective, metric, value, time), ``summary.json`` and ``status``
-(RUNNING, COMPLETED or FAILED: reason).
+(RUNNING, COMPLETED or FAILED: reason). A completed record trained again on request is kept whole
+under ``attempts/<n>/`` of the same directory (:func:`keep_completed_attempt`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -18,6 +20,8 @@ from typing import Any
 from bench import atomic
 
 SCHEMA_VERSION = 1
+ATTEMPTS = "attempts"
+"""The folder of a run directory that holds earlier, completed attempts (never scanned as runs)."""
 PACKAGES = ("torch", "torchvision", "numpy", "pandas", "pymoo", "mlxtend")
 
 
@@ -91,3 +95,26 @@ class RunRecord:
 def read_status(directory: Path) -> str | None:
     path = Path(directory) / "status"
     return path.read_text().strip() if path.is_file() else None
+
+
+def completed_summary(directory: Path) -> dict[str, Any] | None:
+    """The summary of a COMPLETED run, or None when the run is not (yet) completed."""
+    path = Path(directory) / "summary.json"
+    if read_status(directory) != "COMPLETED" or not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def keep_completed_attempt(directory: Path, keep: tuple[str, ...] = ()) -> Path:
+    """Move every file of a run directory except ``keep`` (and earlier attempts) into the next free
+    ``attempts/<n>/`` (n = 1, 2, ...), so that training the run again loses nothing; returns it."""
+    directory = Path(directory)
+    n = 1
+    while (directory / ATTEMPTS / str(n)).exists():
+        n += 1
+    target = directory / ATTEMPTS / str(n)
+    target.mkdir(parents=True)
+    for path in directory.iterdir():
+        if path.name not in (ATTEMPTS, *keep):
+            os.replace(path, target / path.name)
+    return target

@@ -1,8 +1,10 @@
 """Regenerate tables and figures from run records alone: ``python -m bench.report --runs runs/ --out results/``.
 
-Writes ``<out>/tables/`` (CSV, markdown and LaTeX), ``<out>/figures/<dataset>/`` (PNG and PDF) and
-``<out>/REPORT.md`` (the main tables, every failed or missing run, and how each file was made).
-Published numbers are read from ``--paper`` (default: the repository's ``results/paper``).
+Without ``--out`` the report goes to a fresh folder, ``reports/<UTC time>/``: an existing report (the
+committed ``results/`` among them) is rewritten only when named. Writes ``<out>/tables/`` (CSV,
+markdown and LaTeX), ``<out>/figures/<dataset>/`` (PNG and PDF) and ``<out>/REPORT.md`` (the main
+tables, every failed or missing run, and how each file was made). Published numbers are read from
+``--paper`` (default: the repository's ``results/paper``).
 """
 
 from __future__ import annotations
@@ -481,13 +483,27 @@ def report_markdown(
     return "\n".join(lines) + "\n"
 
 
+def fresh_folder(parent: Path) -> Path:
+    """A folder under ``parent`` named by the UTC time that does not exist yet (``-2``, ``-3``, ... on a clash)."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ")
+    candidate, n = parent / stamp, 1
+    while candidate.exists():
+        n += 1
+        candidate = parent / f"{stamp}-{n}"
+    return candidate
+
+
 def main(argv: list[str] | None = None, prog: str = "python -m bench.report") -> int:
     parser = Parser(prog=prog, description=help_text(__doc__))
     parser.add_argument(
         "--runs", type=Path, default=Path("runs"), metavar="DIR", help="folder of run directories (default: runs/)"
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("results"), metavar="DIR", help="output folder (default: results/)"
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="output folder, rewritten if it holds a report (default: a new folder reports/<UTC time>/)",
     )
     parser.add_argument(
         "--paper", type=Path, default=None, metavar="DIR", help=f"published numbers (default: {DEFAULT_DIRECTORY})"
@@ -500,6 +516,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.report") ->
     )
     args = parser.parse_args(argv)
     try:
+        if args.out is None:
+            args.out = fresh_folder(Path("reports"))
         if not args.runs.is_dir():
             raise ConfigError(f"--runs {args.runs} is not a folder; give the --out folder of bench.run or bench.sweep")
         if args.out.exists() and not args.out.is_dir():

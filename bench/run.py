@@ -4,7 +4,9 @@ task's metrics) and end with hypervolume=<value>. User mistakes print one line a
     python -m bench run --method palora [--dataset multimnist-mini] [--set train.epochs=3 ...]
 
 (``python -m bench.run`` is the same command.) Settings are layered: the dataset's protocol, then
-``bench/presets``, then ``--config``, then each ``--set``; an unknown key lists the valid ones.
+``bench/presets``, then ``--config``, then each ``--set``; an unknown key lists the valid ones. A run
+already COMPLETED under ``--out`` is printed, not trained again; ``--force`` trains it again and keeps
+the completed record in ``<run>/attempts/<n>/``.
 """
 
 from __future__ import annotations
@@ -64,6 +66,11 @@ def build_parser(prog: str = "python -m bench.run") -> Parser:
         "--resume",
         action="store_true",
         help="continue this run from its last checkpoint (a completed run is only printed again)",
+    )
+    options.add_argument(
+        "--force",
+        action="store_true",
+        help="train a completed run again from scratch; its record is kept in <run>/attempts/<n>/",
     )
     options.add_argument("--list", action="store_true", help="list methods, datasets and backbones, then exit")
     options.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -143,12 +150,16 @@ def run_main(argv: list[str] | None, prog: str) -> int:
         METHODS.check(args.method)  # name mistakes fail here, before any method's module is imported
         DATASETS.check(args.dataset)
         from bench.config import resolve
+        from bench.record import completed_summary
         from bench.runner import run_experiment
 
         cfg = resolve(args.method, args.dataset, args.seed, args.config, args.assignments)
         if args.workers is not None and args.workers < 0:
             raise UserError(f"--workers must be >= 0, got {args.workers}")
         check_paths(args.out, args.data_root)
+        if args.force and args.resume:
+            raise UserError("--force trains the run again from scratch, --resume continues it: give one of them")
+        completed = completed_summary(args.out / cfg.run_id()) is not None
         result = run_experiment(
             cfg,
             args.out,
@@ -156,7 +167,8 @@ def run_main(argv: list[str] | None, prog: str) -> int:
             args.device,
             show_progress=not args.no_progress,
             workers=args.workers,
-            resume=args.resume,
+            resume=args.resume or (completed and not args.force),
+            force=args.force,
         )
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -171,7 +183,9 @@ def run_main(argv: list[str] | None, prog: str) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     if result.skipped:
-        print(f"already completed: {result.directory} (nothing to resume)")
+        print(f"already completed: {result.directory} (nothing trained; --force trains it again, keeping this record)")
+    elif result.kept is not None:
+        print(f"trained again; the completed record is kept in {result.kept}")
     elif result.summary.get("resumed"):
         print(f"resumed from step {result.summary['resumed'][-1]['from_step']}")
     hv_metric_names = {o.name: o.hv_metric for o in DATASETS.get(cfg.dataset).objectives}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -23,8 +22,8 @@ from bench.errors import Diverged, RunFailed, UserError
 from bench.evaluate import evaluate, front
 from bench.loop import LoopHooks, LoopState, fit
 from bench.memory import out_of_memory, peak_kind, read_peak_bytes, reset_peak, training_state_bytes
-from bench.record import RunRecord, git_sha, read_status
-from bench.run_lock import run_lock
+from bench.record import RunRecord, completed_summary, git_sha, keep_completed_attempt
+from bench.run_lock import LOCK_NAME, run_lock
 from bench.spec import DatasetSpec
 from bench.trial import Trial, build_trial
 
@@ -44,6 +43,8 @@ class RunResult:
     summary: dict[str, Any]
     skipped: bool = False
     """True when ``resume`` found the run already COMPLETED and did nothing."""
+    kept: Path | None = None
+    """Where ``force`` moved the COMPLETED record it trained over."""
 
 
 def clear_attempt(directory: Path, keep_damaged: bool = False) -> None:
@@ -171,16 +172,18 @@ def run_experiment(
     show_progress: bool = True,
     workers: int | None = None,
     resume: bool = False,
+    force: bool = False,
 ) -> RunResult:
     """Train and evaluate one run; writes its record under ``out/<run_id>`` and returns the summary.
     ``workers``: DataLoader processes for image datasets (default :func:`bench.env.default_workers`).
     ``resume``: a COMPLETED run is returned as recorded (nothing is loaded or built); an unfinished
     one continues from its last checkpoint (or starts over when it has none). Without it the run
-    always starts over."""
+    always starts over. ``force``: a COMPLETED record is first moved whole into ``attempts/<n>/``
+    of the run directory (:func:`bench.record.keep_completed_attempt`)."""
     started = time.perf_counter()
     directory = Path(out) / cfg.run_id()
-    if resume and read_status(directory) == "COMPLETED" and (directory / "summary.json").is_file():
-        return RunResult(directory, json.loads((directory / "summary.json").read_text()), skipped=True)
+    if resume and (summary := completed_summary(directory)) is not None:
+        return RunResult(directory, summary, skipped=True)
     # Assembled first: a missing dataset or a setting that cannot run fails before a run directory exists.
     try:
         trial = build_trial(cfg, data_root, device, workers)
@@ -192,6 +195,7 @@ def run_experiment(
             "(a method's rank or hidden size, train.batch_size); lower it"
         ) from None
     with run_lock(directory):  # a second process on the same run stops here (RunLocked), touching nothing
+        kept = keep_completed_attempt(directory, keep=(LOCK_NAME,)) if force and completed_summary(directory) else None
         resume = resume and checkpoint.exists(directory)
         if not resume:  # a fresh start: nothing of an earlier attempt may be mistaken for this one's
             clear_attempt(directory)
@@ -199,7 +203,8 @@ def run_experiment(
         record.write_config(cfg.to_dict(), str(trial.device))
         record.set_status("RUNNING")
         try:
-            return _train_and_record(trial, Recorder(trial, record, started, show_progress), resume, show_progress)
+            result = _train_and_record(trial, Recorder(trial, record, started, show_progress), resume, show_progress)
+            return dataclasses.replace(result, kept=kept)
         except BaseException as err:
             oom = out_of_memory(err)
             if isinstance(err, KeyboardInterrupt):

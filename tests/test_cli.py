@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.analysis.records import scan
 from bench.run import main
 
 
@@ -89,6 +90,32 @@ def test_tiny_run_prints_the_front_and_hypervolume_last(capsys, tmp_path: Path, 
     lines = out.strip().splitlines()
     assert sum(line.startswith("  ray=(") for line in lines) == 11
     assert lines[-1].startswith("hypervolume=") and 0.0 <= float(lines[-1].split("=")[1]) <= 1.0
+
+
+def test_a_completed_run_is_not_trained_again_unless_forced_and_force_keeps_its_record(
+    capsys, tmp_path: Path, data_root: Path
+):
+    tiny = ["--method", "ls", "--out", str(tmp_path), "--data-root", str(data_root), "--device", "cpu"]
+    tiny += ["--no-progress", "--set", "train.epochs=1", "--set", "data.train_limit=64", "--set", "data.eval_limit=32"]
+    assert run_main(capsys, *tiny)[0] == 0
+    [run] = [p for p in tmp_path.iterdir() if p.is_dir()]
+    first = (run / "summary.json").read_text()
+    stamp = (run / "summary.json").stat().st_mtime_ns
+
+    code, out, _ = run_main(capsys, *tiny)
+    assert code == 0 and out.startswith(f"already completed: {run} (nothing trained; --force trains it again")
+    assert out.strip().splitlines()[-1].startswith("hypervolume=")
+    assert (run / "summary.json").stat().st_mtime_ns == stamp and not (run / "attempts").exists()
+
+    code, out, _ = run_main(capsys, *tiny, "--force")
+    assert code == 0 and f"the completed record is kept in {run / 'attempts' / '1'}" in out
+    assert (run / "attempts" / "1" / "summary.json").read_text() == first
+    assert {p.name for p in (run / "attempts" / "1").iterdir()} >= {"config.json", "metrics.jsonl", "status"}
+    assert (run / "status").read_text().strip() == "COMPLETED"
+    assert (run / "summary.json").stat().st_mtime_ns != stamp
+    assert [r.run_id for r in scan(tmp_path)] == [run.name]  # a kept attempt is not a run of its own
+
+    assert run_main(capsys, *tiny, "--force", "--resume")[2].startswith("error: --force trains the run again")
 
 
 HEAVY = ("torchjd", "cvxpy", "torchvision")

@@ -275,3 +275,19 @@ def test_report_out_that_is_a_file_is_one_line(runs_dir: Path, tmp_path: Path, c
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: --out {afile} is a file; give the folder to write the report in"
     ]
+
+
+def test_without_out_the_report_goes_to_a_fresh_folder_and_results_is_untouched(
+    runs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    monkeypatch.chdir(tmp_path)
+    committed = tmp_path / "results" / "REPORT.md"
+    committed.parent.mkdir()
+    committed.write_text("committed report")
+    paper = ["--paper", str(tmp_path / "none")]
+    assert main(["--runs", str(runs_dir), *paper]) == 0
+    assert main(["--runs", str(runs_dir), *paper]) == 0
+    reports = sorted((tmp_path / "reports").iterdir())
+    assert len(reports) == 2 and all((r / "REPORT.md").is_file() for r in reports)
+    assert committed.read_text() == "committed report"
+    assert f"-> reports/{reports[-1].name}/REPORT.md" in capsys.readouterr().out

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.config import identity_of
-from bench.record import read_status
+from bench.record import ATTEMPTS, read_status
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,10 +105,16 @@ def summary_problem(summary: Any) -> str | None:
     return None
 
 
+def is_kept_attempt(directory: Path) -> bool:
+    """True for ``<run>/attempts/<n>``: an earlier attempt kept inside its run's directory."""
+    return directory.parent.name == ATTEMPTS and directory.name.isdigit()
+
+
 def scan(runs: Path) -> list[Run]:
-    """Every run directory under ``runs`` (at any depth), sorted by dataset, method, seed, id."""
+    """Every run directory under ``runs`` (at any depth), sorted by dataset, method, seed, id; the
+    earlier attempts a forced rerun keeps (``<run>/attempts/<n>/``) are not runs of their own."""
     runs = Path(runs)
-    found = [read_run(path.parent) for path in runs.rglob("config.json")]
+    found = [read_run(path.parent) for path in runs.rglob("config.json") if not is_kept_attempt(path.parent)]
     return sorted(found, key=lambda r: (r.dataset, r.method, r.seed, r.run_id))
 
 
