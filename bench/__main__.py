@@ -34,18 +34,41 @@ def usage() -> str:
 
 
 def list_main(argv: list[str]) -> int:
-    """``python -m bench list [methods|datasets|backbones ...]``."""
+    """``python -m bench list [methods|datasets|backbones ...]`` or ``python -m bench list METHOD``."""
+    from bench.errors import did_you_mean
+    from bench.registry import METHODS
     from bench.run import LISTINGS, print_listing
 
-    unknown = [kind for kind in argv if kind not in LISTINGS]
     if argv in (["-h"], ["--help"]):
-        print(f"usage: {PROG} list [{'|'.join(LISTINGS)} ...]\n\n{COMMANDS['list'][1]} (default: all three)")
+        print(
+            f"usage: {PROG} list [{'|'.join(LISTINGS)} ...]\n       {PROG} list METHOD\n\n"
+            f"{COMMANDS['list'][1]} (default: all three); with a method's name, its method.* settings"
+        )
         return 0
+    if len(argv) == 1 and argv[0] in METHODS.names():
+        print_method(argv[0])
+        return 0
+    unknown = [kind for kind in argv if kind not in LISTINGS]
     if unknown:
-        print(f"error: cannot list {', '.join(unknown)}; valid: {', '.join(LISTINGS)}", file=sys.stderr)
+        valid = [*LISTINGS, *METHODS.names()]
+        hint = did_you_mean(unknown[0], valid)
+        print(
+            f"error: cannot list {', '.join(unknown)}{hint}; valid: {', '.join(LISTINGS)}, or one method's name",
+            file=sys.stderr,
+        )
         return 2
     print_listing(argv or None)
     return 0
+
+
+def print_method(name: str) -> None:
+    """A method's description and each of its ``method.*`` settings (imports the method's module)."""
+    from bench.introspect import format_fields
+    from bench.registry import METHODS
+
+    description = dict(METHODS.describe())[name]
+    print(f"{name}: {description}\n\nsettings (--set method.<name>=<value>; presets per dataset in bench/presets/):")
+    print("\n".join(format_fields("method", METHODS.get(name).Hparams)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"error: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        from bench.errors import did_you_mean
+
+        hint = did_you_mean(command, list(COMMANDS))
+        print(f"error: unknown command {command!r}{hint}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     if command == "list":
         return list_main(rest)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, closest, did_you_mean
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 
@@ -268,7 +268,8 @@ def apply_overrides(obj: Any, section: str, overrides: Mapping[str, Any]) -> Any
     for name, raw in overrides.items():
         if name not in types_:
             valid = _valid_keys(section, type(obj)) or f"none ({section} has no settings)"
-            raise ConfigError(f"unknown key '{section}.{name}'; valid keys: {valid}")
+            hint = did_you_mean(f"{section}.{name}", [f"{section}.{field}" for field in types_])
+            raise ConfigError(f"unknown key '{section}.{name}'{hint}; valid keys: {valid}")
         changes[name] = parse_value(f"{section}.{name}", raw, types_[name])
     try:
         return dataclasses.replace(obj, **changes)
@@ -282,7 +283,11 @@ def split_dotted(pairs: Iterable[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
     for key, value in pairs:
         section, _, name = key.partition(".")
         if section not in SECTIONS or not name:
-            raise ConfigError(f"unknown key {key!r}; keys look like {', '.join(s + '.<field>' for s in SECTIONS)}")
+            near = closest(section, list(SECTIONS)) if name else None
+            hint = f" (did you mean '{near}.{name}'?)" if near else ""
+            raise ConfigError(
+                f"unknown key {key!r}{hint}; keys look like {', '.join(s + '.<field>' for s in SECTIONS)}"
+            )
         out[section][name] = value
     return out
 
@@ -336,9 +341,33 @@ def preset_table(dataset: str, method: str) -> tuple[dict[str, Any], str]:
     return {}, str(path)
 
 
-def preset_pairs(dataset: str, method: str) -> list[tuple[str, Any]]:
+def config_layers(
+    method: str,
+    dataset: str,
+    config_file: Path | None = None,
+    assignments: Iterable[str] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """The layers above the dataclass defaults, lowest first, each named: the dataset's protocol, its
+    preset, ``--config``, a sweep's ``[set]`` and ``--set`` (see the module docstring)."""
+    from bench.registry import DATASETS
+
     table, source = preset_table(dataset, method)
-    return flatten_table(table, source)
+    layers = [
+        (f"dataset protocol ({dataset})", list(DATASETS.get(dataset).train_defaults.items())),
+        (f"preset (bench/presets/{source})", flatten_table(table, source)),
+    ]
+    if config_file is not None:
+        layers.append((f"--config {config_file}", flatten_table(read_toml(Path(config_file)), str(config_file))))
+    if overrides:
+        layers.append(("sweep [set]", list(overrides.items())))
+    layers.append(("--set", parse_set(assignments)))
+    return [(name, pairs) for name, pairs in layers if pairs]
+
+
+def config_sources(layers: list[tuple[str, list[tuple[str, Any]]]]) -> dict[str, str]:
+    """Dotted key -> the name of the last layer that set it (keys absent: the dataclass default)."""
+    return {key: name for name, pairs in layers for key, _ in pairs}
 
 
 def resolve(
@@ -352,18 +381,12 @@ def resolve(
     """Resolve a run's configuration through every layer, validating names, keys and types.
     ``overrides``: typed dotted pairs (a sweep's ``[set]``), applied after the config file and
     before the ``--set`` strings."""
-    from bench.registry import DATASETS, METHODS
+    from bench.registry import METHODS
 
     if not 0 <= seed < 2**63:
         raise ConfigError(f"--seed must be between 0 and 2**63 - 1, got {seed}")
     method_cls = METHODS.get(method)
-    spec = DATASETS.get(dataset)
-    pairs: list[tuple[str, Any]] = list(spec.train_defaults.items())
-    pairs += preset_pairs(dataset, method)
-    if config_file is not None:
-        pairs += flatten_table(read_toml(Path(config_file)), str(config_file))
-    pairs += list((overrides or {}).items())
-    pairs += parse_set(assignments)
+    pairs = [pair for _, layer in config_layers(method, dataset, config_file, assignments, overrides) for pair in layer]
     layered = split_dotted(pairs)
     return RunConfig(
         method=method,

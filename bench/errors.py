@@ -24,3 +24,17 @@ class RunFailed(Exception):
 
 class Diverged(RunFailed):
     """A non-finite training loss or evaluation metric: the run's numbers are not a result."""
+
+
+def closest(name: str, valid: list[str]) -> str | None:
+    """The valid name closest to a mistyped ``name``, or None when none is close (difflib's ratio >= 0.6)."""
+    import difflib
+
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def did_you_mean(name: str, valid: list[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the valid name closest to ``name``; empty when none is close."""
+    match = closest(name, valid)
+    return f" (did you mean {match!r}?)" if match else ""

@@ -17,7 +17,7 @@ from typing import Generic, TypeVar
 import bench.catalog
 from bench.catalog import Entry
 from bench.cli import summary
-from bench.errors import ConfigError
+from bench.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 
@@ -64,7 +64,8 @@ class Registry(Generic[T]):
     def check(self, name: str) -> None:
         """Raise the error :meth:`get` raises for an unknown ``name``, without importing anything."""
         if name not in self:
-            raise ConfigError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self.names())}")
+            hint = did_you_mean(name, self.names())
+            raise ConfigError(f"unknown {self.kind} {name!r}{hint}; valid {self.kind}s: {', '.join(self.names())}")
 
     def get(self, name: str) -> T:
         """The object registered as ``name``, importing its module on first use; a miss lists the valid names."""

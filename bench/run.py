@@ -72,6 +72,11 @@ def build_parser(prog: str = "python -m bench.run") -> Parser:
         action="store_true",
         help="train a completed run again from scratch; its record is kept in <run>/attempts/<n>/",
     )
+    options.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print every setting of the run and the layer it came from, then exit without training",
+    )
     options.add_argument("--list", action="store_true", help="list methods, datasets and backbones, then exit")
     options.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
@@ -154,6 +159,11 @@ def run_main(argv: list[str] | None, prog: str) -> int:
         from bench.runner import run_experiment
 
         cfg = resolve(args.method, args.dataset, args.seed, args.config, args.assignments)
+        if args.print_config:
+            from bench.introspect import print_config_lines
+
+            print("\n".join(print_config_lines(cfg, args.config, args.assignments)))
+            return 0
         if args.workers is not None and args.workers < 0:
             raise UserError(f"--workers must be >= 0, got {args.workers}")
         check_paths(args.out, args.data_root)

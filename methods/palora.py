@@ -124,10 +124,14 @@ class PaLoRAHparams(WindowHparams):
     :class:`methods.windowed.WindowHparams`)."""
 
     rank: int = 1
+    """Rank r of each task's adapter pair, A_k [r, in] and B_k [out, r] (official ``rank``)."""
     alpha: float = 1.0
+    """The adapters are scaled by s = alpha / rank (official ``lora_alpha``)."""
     reweight_lr: bool = True
+    """Adapters at lr * T, the backbone at lr (official ``configure_param_groups`` with ``reweight_lr``)."""
     inner_method: Literal["gb", "ls"] = "ls"
     reg_coefficient: float = 0.0
+    """Weight of the cosine similarity between the tasks' adapters added to the loss (0: off)."""
     adapter_path: AdapterPath = "merged"
     """``merged``: every layer runs with W + s sum_k ray_k B_k A_k (one small matmul per layer and ray);
     ``activations``: Linear layers add s sum_k ray_k B_k (A_k x) as the official code does (same outputs)."""
