@@ -1,7 +1,15 @@
 """Run a grid of runs on a SLURM cluster, on this machine's GPUs, or in-process; see their state.
 
-    python -m bench.sweep slurm/<spec>.toml [--cluster slurm|local|debug] [--out DIR] [--dry-run]
+    python -m bench.sweep slurm/<spec>.toml [--cluster slurm|local|debug] [--profile FILE] [--out DIR] [--dry-run]
     python -m bench.sweep status slurm/<spec>.toml [--out DIR]
+
+``--profile FILE`` (a TOML ``[cluster]`` table, e.g. ``slurm/profiles/cpu.toml``) replaces the
+spec's ``[cluster] profile``; keys in the spec's own ``[cluster]`` table still override it. Before
+anything is submitted the sweep checks that every dataset of the runs to do has its files, that
+every run's method settings build the method, and that the device can be had; a failure, or
+sbatch refusing the request, is one ``error:`` line (exit 2) and nothing is submitted.
+``--dry-run`` lists the runs, the scheduler request (partition, GPUs, CPUs, memory, time limit,
+array size and parallelism) or the local workers, and runs the checks, submitting nothing.
 
 ``--cluster slurm`` submits one job array through submitit, one task per run, or per
 ``[cluster] runs_per_gpu`` runs that then share the task's GPU, each in its own process; ``local``
@@ -16,6 +24,7 @@ State is read from each run's own record, never from the scheduler.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pdb
 import shutil
@@ -29,18 +38,24 @@ from typing import Any
 
 import submitit
 import torch
+from submitit.core.utils import FailedJobError, FailedSubmissionError
 
 from bench import atomic
 from bench.cli import Parser, help_text
 from bench.config import RunConfig
+from bench.env import default_data_root, resolve_device
 from bench.errors import ConfigError, UserError
-from bench.record import read_status
+from bench.record import module_sources, read_status, recorded_sources
+from bench.registry import DATASETS, METHODS
+from bench.runner import run_modules
 from bench.sweep_job import SweepJob, mark_lost, thread_env, worker_gone
-from bench.sweep_spec import SweepSpec, load_spec
+from bench.sweep_spec import ClusterProfile, SweepSpec, load_spec
+from bench.trial import backbone_factory
 
 CLUSTERS = ("slurm", "local", "debug")
 JOBS_FILE = "_sweep/jobs.json"
 LOCAL_TIMEOUT_MIN = 60 * 24 * 30
+SPLITS = ("train", "val", "test")
 
 
 def active_slurm_jobs() -> set[str] | None:
@@ -90,8 +105,10 @@ def describe(cfg: RunConfig) -> str:
 
 def make_executor(cluster: str, folder: Path, spec: SweepSpec) -> submitit.Executor:
     profile = spec.cluster
-    if cluster == "slurm" and shutil.which("sbatch") is None:
-        raise UserError("--cluster slurm needs sbatch on the PATH (a SLURM login node); use --cluster local here")
+    if cluster == "slurm" and (shutil.which("sbatch") is None or shutil.which("srun") is None):
+        raise UserError(
+            "--cluster slurm needs sbatch and srun on the PATH (a SLURM login node); use --cluster local here"
+        )
     if cluster == "local":  # not through AutoExecutor, which refuses LocalExecutor's visible_gpus
         local = submitit.LocalExecutor(folder=folder)
         # the profile's limit is for a cluster's queue; a local worker runs its runs to the end
@@ -125,12 +142,18 @@ def local_gpus(runs_per_gpu: int) -> list[int | None]:
     return [gpu for _ in range(runs_per_gpu) for gpu in range(gpus)] if gpus else [None] * runs_per_gpu
 
 
+def local_workers(todo: list[RunConfig], runs_per_gpu: int) -> tuple[list[tuple[int | None, list[RunConfig]]], int]:
+    """The local workers, each (its GPU, None on CPU; its runs), the runs dealt out in turn; and the
+    CPU threads of each (0: torch's default, for a single worker)."""
+    slots = local_gpus(runs_per_gpu)
+    chunks = [(gpu, todo[k :: len(slots)]) for k, gpu in enumerate(slots) if todo[k :: len(slots)]]
+    return chunks, max(1, (os.cpu_count() or 1) // len(chunks)) if len(chunks) > 1 else 0
+
+
 def submit_local(executor: submitit.Executor, todo: list[RunConfig], args: tuple, runs_per_gpu: int) -> list:
     """One worker process (a submitit local job) per GPU slot, each pinned to its GPU and given its
     share of the CPU threads; the runs are dealt out over the workers in turn."""
-    slots = local_gpus(runs_per_gpu)
-    chunks = [(gpu, todo[k :: len(slots)]) for k, gpu in enumerate(slots) if todo[k :: len(slots)]]
-    threads = max(1, (os.cpu_count() or 1) // len(chunks)) if len(chunks) > 1 else 0
+    chunks, threads = local_workers(todo, runs_per_gpu)
     assignments = []
     for gpu, chunk in chunks:
         if gpu is not None:
@@ -158,7 +181,8 @@ def submit(spec: SweepSpec, todo: list[RunConfig], out: Path, cluster: str) -> l
     """Submit ``todo``; returns the jobs. Records run id -> job id in ``<out>/_sweep/jobs.json``."""
     executor = make_executor(cluster, out / "_sweep" / "submitit", spec)
     args = (str(out), spec.run.data_root, spec.run.device, spec.run.workers)
-    assignments = submitted(executor, todo, args, cluster, spec.cluster.runs_per_gpu)
+    with sbatch_refusal(spec.cluster, len(todo)) if cluster == "slurm" else contextlib.nullcontext():
+        assignments = submitted(executor, todo, args, cluster, spec.cluster.runs_per_gpu)
     jobs = read_jobs(out)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for chunk, job in assignments:
@@ -166,6 +190,28 @@ def submit(spec: SweepSpec, todo: list[RunConfig], out: Path, cluster: str) -> l
             jobs[cfg.run_id()] = {"job_id": str(job.job_id), "cluster": cluster, "submitted": now}
     atomic.write_json(out / JOBS_FILE, jobs)
     return [job for _, job in assignments]
+
+
+@contextlib.contextmanager
+def sbatch_refusal(profile: ClusterProfile, runs: int) -> Iterator[None]:
+    """sbatch exiting non-zero becomes one UserError quoting it with the request. submitit prints
+    sbatch's stderr and then raises it in a ``FailedJobError``: what it prints is held back, and
+    passed on only when the submission went through."""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(printed):
+            yield
+    except (FailedJobError, FailedSubmissionError, OSError) as err:
+        said = "; ".join(line.strip() for line in str(err).splitlines() if line.strip()) or "no message from sbatch"
+        raise UserError(
+            f"sbatch refused the request ({profile.request_line(runs)}): {said}; nothing was submitted; "
+            "give your cluster's partition and resources in a profile with --profile FILE "
+            "(slurm/profiles/cpu.toml asks for no GPU; sinfo lists the partitions)"
+        ) from None
+    except BaseException:
+        sys.stderr.write(printed.getvalue())
+        raise
+    sys.stderr.write(printed.getvalue())
 
 
 def submitted(executor: submitit.Executor, todo: list[RunConfig], args: tuple, cluster: str, per_gpu: int) -> list:
@@ -191,12 +237,13 @@ def print_plan(spec: SweepSpec, configs: list[RunConfig], out: Path) -> list[Run
     queued or running as a SLURM job of an earlier submission)."""
     jobs = read_jobs(out)
     active = queue_for(jobs, configs)
-    todo, busy = [], 0
+    todo, busy, stale = [], 0, []
     for cfg in configs:
         job = slurm_job(jobs, cfg)
         state, detail = run_state(out, cfg, job, active)
         print(f"  {state:<9}  {cfg.run_id():<48}  {describe(cfg)}" + (f"  [{detail}]" if detail else ""))
         if state == "completed":
+            stale += [(cfg, role) for role in changed_sources(out / cfg.run_id(), cfg)]
             continue
         if job is not None and active is not None and job in active:
             busy += 1
@@ -206,7 +253,108 @@ def print_plan(spec: SweepSpec, configs: list[RunConfig], out: Path) -> list[Run
     print(
         f"{done} of {len(configs)} runs already completed in {out}; {busy} still queued or running; {len(todo)} to run"
     )
+    for cfg, role in stale:
+        print(
+            f"warning: completed run {cfg.run_id()} was made by other source of its {role} module "
+            f"({run_modules(cfg)[role]}); it is kept as is: `bench run --force` with its settings trains it again",
+            file=sys.stderr,
+        )
     return todo
+
+
+def changed_sources(directory: Path, cfg: RunConfig) -> list[str]:
+    """The roles (method, dataset, backbone) whose module's source differs from the one that made the
+    completed record in ``directory`` (records that predate source hashes are taken as they are)."""
+    recorded = recorded_sources(directory)
+    if not recorded:
+        return []
+    now = module_sources(run_modules(cfg))
+    return [role for role, entry in now.items() if role in recorded and recorded[role].get("sha256") != entry["sha256"]]
+
+
+def print_request(spec: SweepSpec, todo: list[RunConfig], cluster: str) -> None:
+    """What the submission asks for: SLURM's resources per job and the array, or the local workers."""
+    profile = spec.cluster
+    if cluster == "debug":
+        print(f"debug: the {len(todo)} runs one after another in this process")
+        return
+    if cluster == "local":
+        chunks, threads = local_workers(todo, profile.runs_per_gpu)
+        share = f"{threads} CPU threads each" if threads else "torch's default CPU threads"
+        gpus = torch.cuda.device_count()
+        where = f"on each of {gpus} GPU(s)" if gpus else "on CPU: no GPU visible"
+        print(f"local workers: {len(chunks)} (runs_per_gpu = {profile.runs_per_gpu}, {where}), {share}")
+        for k, (gpu, runs) in enumerate(chunks):
+            print(f"  worker {k}  {'CPU' if gpu is None else f'GPU {gpu}':<6}  {len(runs)} runs")
+        return
+    for line in spec.request_lines(len(todo)):
+        print(line)
+
+
+def check_runs(spec: SweepSpec, todo: list[RunConfig], cluster: str) -> None:
+    """A UserError (one line) for what would make runs fail at once: a device this machine or the
+    request lacks, settings a method refuses, a dataset's missing files. Nothing is built but the
+    methods, and each dataset is loaded once."""
+    device = spec.run.device
+    if cluster == "slurm" and device.startswith("cuda") and spec.cluster.gpus_per_node == 0:
+        raise UserError(
+            f"{spec.path}: [run] device = {device!r}, but the cluster profile asks for no GPU (gpus_per_node = 0); "
+            'set device = "auto" or "cpu", or pass a GPU profile with --profile; nothing was submitted'
+        )
+    if cluster != "slurm":
+        try:
+            resolve_device(device)
+        except UserError as err:
+            raise UserError(f"{spec.path}: [run] device: {err}; nothing was submitted") from None
+    root = Path(spec.run.data_root) if spec.run.data_root else default_data_root()
+    check_settings(spec, todo, root)
+    check_data(spec, todo, root)
+
+
+def check_settings(spec: SweepSpec, todo: list[RunConfig], root: Path) -> None:
+    """Build each run's method from its resolved settings, as a run does before its record exists
+    (the checks in a method's constructor), and look up its backbone and weights file; once per
+    distinct setting."""
+    seen: set[str] = set()
+    for cfg in todo:
+        key = repr((cfg.method, cfg.dataset, cfg.hparams, cfg.model))
+        if key in seen:
+            continue
+        seen.add(key)
+        dataset = DATASETS.get(cfg.dataset)
+        try:
+            METHODS.get(cfg.method)(cfg.hparams, dataset)
+            backbone_factory(dataset, cfg.model, root)
+        except (UserError, ValueError) as err:
+            alike = sum(repr((c.method, c.dataset, c.hparams, c.model)) == key for c in todo)
+            raise UserError(
+                f"{spec.path}: run {cfg.run_id()} ({describe(cfg)}; {alike} run(s) with these settings): "
+                f"{one_line(err)}; fix the spec's [set] or [grid] variants; nothing was submitted"
+            ) from None
+
+
+def check_data(spec: SweepSpec, todo: list[RunConfig], root: Path) -> None:
+    """Every dataset of ``todo`` has its files under ``root``: the dataset's own ``load``, the check
+    ``bench.run`` meets first (it names the missing files and the prepare command), once per dataset."""
+    needs = Counter(cfg.dataset for cfg in todo)
+    failed: list[tuple[str, Exception]] = []
+    for name in needs:
+        try:
+            for split in SPLITS:
+                DATASETS.get(name).load(root, split)
+        except (UserError, OSError) as err:
+            failed.append((name, err))
+    if failed:
+        name, err = failed[0]
+        also = f"; {', '.join(n for n, _ in failed[1:])} fail this check too" if failed[1:] else ""
+        raise UserError(
+            f"{spec.path}: {one_line(err)} ({needs[name]} runs need {name}; data root {root}, from [run] data_root "
+            f"or $PFLBENCH_DATA){also}; nothing was submitted"
+        )
+
+
+def one_line(err: Exception) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def status(spec: SweepSpec, out: Path) -> int:
@@ -234,7 +382,13 @@ def launch(spec: SweepSpec, out: Path, cluster: str, dry_run: bool) -> int:
         f"{len(spec.variants)} variants x {len(spec.seeds)} seeds)"
     )
     todo = print_plan(spec, configs, out)
-    if dry_run or not todo:
+    if not todo:
+        return 0
+    print_request(spec, todo, cluster)
+    check_runs(spec, todo, cluster)
+    if dry_run:
+        print(f"checks passed: {len({c.dataset for c in todo})} dataset(s) found, {len(todo)} runs' settings valid")
+        print("dry run: nothing submitted")
         return 0
     jobs = submit(spec, todo, out, cluster)
     ids = sorted({str(job.job_id).split("_")[0] for job in jobs})
@@ -301,16 +455,28 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.sweep") -> 
     parser.add_argument(
         "--out", type=Path, default=None, metavar="DIR", help="folder of run directories (default: runs/sweeps/<spec>)"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="cluster profile (TOML [cluster] table) in place of the spec's [cluster] profile; the spec's own "
+        "[cluster] keys still apply on top (status reads records only: accepted so a command line can be reused)",
+    )
     if not is_status:
         parser.add_argument(
             "--cluster",
             default=None,
             help="slurm, local or debug (default: slurm when sbatch is on the PATH, else local)",
         )
-        parser.add_argument("--dry-run", action="store_true", help="list the runs and their state; submit nothing")
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="list the runs, the scheduler request (or the local workers) and run the checks; submit nothing",
+        )
     args = parser.parse_args(argv[1:] if is_status else argv)
     try:
-        spec = load_spec(args.spec)
+        spec = load_spec(args.spec, args.profile)
         out = args.out or default_out(spec)
         if is_status:
             return status(spec, out)

@@ -17,14 +17,18 @@ time_min = 240
 runs_per_gpu = 2             # runs at once on one GPU, each in its own process (default 1)
 ```
 
-Unknown tables and keys are errors that list the valid ones; every run's settings are resolved
-(and so validated) before anything is submitted.
+The cluster settings are layered: :class:`ClusterProfile`'s defaults < the profile file (``--profile
+FILE`` on the command line, else the spec's ``[cluster] profile``) < the spec's own ``[cluster]``
+keys. So ``--profile`` moves a spec to another cluster, and a key the spec sets itself is what its
+runs need wherever they go. Unknown tables and keys are errors that list the valid ones; every run's
+settings are resolved (and so validated) before anything is submitted.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +39,17 @@ from bench.errors import ConfigError
 
 TABLES = ("grid", "set", "cluster", "run")
 GRID_KEYS = ("methods", "datasets", "seeds", "variants")
+REQUEST_LABELS = {
+    "partition": "partition",
+    "account": "account",
+    "qos": "QOS",
+    "constraint": "constraint",
+    "gpus_per_node": "GPUs per node",
+    "cpus_per_task": "CPUs per task",
+    "mem_gb": "memory (GB)",
+    "time_min": "time limit (min)",
+}
+"""Profile key -> how the dry run names it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +73,26 @@ class ClusterProfile:
     runs_per_gpu: int = 1
     """Runs at once on one GPU, each in its own process. SLURM: one job per N runs, its CPUs and memory
     shared by them; ``--cluster local``: N workers per visible GPU (N on CPU)."""
+
+    def request(self) -> dict[str, str]:
+        """What one job asks SLURM for, by profile key: the key to set to change it."""
+        asked = {"partition": self.partition or "(the cluster's default)"}
+        asked |= {key: getattr(self, key) for key in ("account", "qos", "constraint") if getattr(self, key)}
+        asked |= {"gpus_per_node": str(self.gpus_per_node), "cpus_per_task": str(self.cpus_per_task)}
+        return asked | {"mem_gb": f"{self.mem_gb:g}", "time_min": str(self.time_min)}
+
+    def jobs(self, runs: int) -> int:
+        """SLURM jobs (array tasks) for ``runs`` runs: one per ``runs_per_gpu`` of them."""
+        return math.ceil(runs / self.runs_per_gpu)
+
+    def parallelism(self, runs: int) -> int:
+        """Array tasks at once, as submitit asks for them (``%N``, at most the array's size)."""
+        return min(self.array_parallelism, self.jobs(runs))
+
+    def request_line(self, runs: int) -> str:
+        """The request for ``runs`` runs as ``key=value`` settings, for an error line."""
+        asked = " ".join(f"{key}={value}" for key, value in self.request().items())
+        return f"{asked} array={self.jobs(runs)} array_parallelism={self.parallelism(runs)}"
 
     def __post_init__(self) -> None:
         at_least = {"time_min": 1, "cpus_per_task": 1, "array_parallelism": 1, "runs_per_gpu": 1}
@@ -100,6 +135,26 @@ class SweepSpec:
     settings: Mapping[str, Any]
     cluster: ClusterProfile
     run: RunOptions
+    profile: Path | None = None
+    """The profile file under the spec's own ``[cluster]`` keys (None: none)."""
+    own_cluster: tuple[str, ...] = ()
+    """The keys the spec's ``[cluster]`` table sets itself (they override the profile's)."""
+
+    def request_lines(self, runs: int) -> list[str]:
+        """The SLURM request for ``runs`` runs, one setting a line, as the dry run shows it."""
+        c = self.cluster
+        source = f"profile {self.profile}" if self.profile else "no profile file: the defaults"
+        lines = [f"slurm request ({source}):"]
+        lines += [f"  {REQUEST_LABELS[key]:<18} {value}" for key, value in c.request().items()]
+        per_job = f"{c.runs_per_gpu} per job" if c.runs_per_gpu > 1 else "one per job"
+        lines += [
+            f"  {'array size':<18} {c.jobs(runs)} jobs ({runs} runs, {per_job})",
+            f"  {'array parallelism':<18} {c.parallelism(runs)}",
+            f"  {'on time-out':<18} signalled {c.signal_delay_s} s early, requeued up to {c.max_requeues} times",
+        ]
+        if self.own_cluster:
+            lines.append(f"  the spec's own [cluster] keys override the profile's: {', '.join(self.own_cluster)}")
+        return lines
 
     def configs(self) -> list[RunConfig]:
         """Every run of the grid, resolved (dataset-major, then method, variant, seed)."""
@@ -118,7 +173,7 @@ def _check_keys(table: Mapping[str, Any], valid: tuple[str, ...], where: str) ->
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
 
 
-def _settings(cls: type, section: str, table: Mapping[str, Any], path: Path) -> Any:
+def _settings(cls: type, section: str, table: Mapping[str, Any], path: Path | str) -> Any:
     """``cls`` with the table's values, checked as run settings are (:func:`bench.config.apply_overrides`)."""
     try:
         return apply_overrides(cls(), section, table)
@@ -135,8 +190,9 @@ def _string_list(grid: Mapping[str, Any], key: str, where: str) -> tuple[str, ..
     return tuple(value)
 
 
-def load_spec(path: Path) -> SweepSpec:
-    """Read and validate a sweep spec; the cluster profile may come from ``[cluster] profile``."""
+def load_spec(path: Path, profile: Path | None = None) -> SweepSpec:
+    """Read and validate a sweep spec. ``profile``: a cluster profile file (a TOML ``[cluster]``
+    table) in place of the spec's ``[cluster] profile``; the spec's own keys still override it."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"sweep spec {path} not found; examples are in slurm/*.toml")
@@ -161,15 +217,10 @@ def load_spec(path: Path) -> SweepSpec:
     variants = grid.get("variants", [{}])
     if not isinstance(variants, list) or not variants or not all(isinstance(v, Mapping) for v in variants):
         raise ConfigError(f"{path}: [grid] variants must be a list of tables of settings, got {variants!r}")
-    cluster = dict(table.get("cluster", {}))
-    profile = cluster.pop("profile", None)
-    if profile is not None:
-        profile_path = (path.parent / profile).resolve()
-        if not profile_path.is_file():
-            raise ConfigError(f"{path}: [cluster] profile {profile_path} not found")
-        base = read_toml(profile_path)
-        _check_keys(base, ("cluster",), str(profile_path))
-        cluster = {**base.get("cluster", {}), **cluster}
+    own = dict(table.get("cluster", {}))
+    profile_path = _profile_path(path, own.pop("profile", None), profile)
+    cluster = {**_profile_table(profile_path), **own} if profile_path else own
+    where = path if profile_path is None else f"{path} (profile {profile_path})"
     return SweepSpec(
         name=path.stem,
         path=path,
@@ -178,6 +229,32 @@ def load_spec(path: Path) -> SweepSpec:
         seeds=tuple(seeds),
         variants=tuple(dict(v) for v in variants),
         settings=dict(table.get("set", {})),
-        cluster=_settings(ClusterProfile, "cluster", cluster, path),
+        cluster=_settings(ClusterProfile, "cluster", cluster, where),
         run=_settings(RunOptions, "run", table.get("run", {}), path),
+        profile=profile_path,
+        own_cluster=tuple(own),
     )
+
+
+def _profile_path(spec: Path, named: Any, given: Path | None) -> Path | None:
+    """The profile file: ``given`` (``--profile``), else the spec's ``[cluster] profile`` (relative
+    to the spec), else None."""
+    if given is not None:
+        if not Path(given).is_file():
+            raise ConfigError(f"--profile {given} not found; the shipped profiles are slurm/profiles/*.toml")
+        return Path(given)
+    if named is None:
+        return None
+    path = (spec.parent / str(named)).resolve()
+    if not path.is_file():
+        raise ConfigError(f"{spec}: [cluster] profile {path} not found")
+    return path
+
+
+def _profile_table(path: Path) -> dict[str, Any]:
+    """The ``[cluster]`` table of profile file ``path`` (its only table)."""
+    base = read_toml(path)
+    _check_keys(base, ("cluster",), str(path))
+    if not isinstance(base.get("cluster", {}), Mapping):
+        raise ConfigError(f"{path}: [cluster] must be a table of settings, got cluster = {base['cluster']!r}")
+    return dict(base.get("cluster", {}))

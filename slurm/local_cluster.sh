@@ -8,7 +8,9 @@
 #   slurm/local_cluster.sh stop      # stop the daemons by their pid files
 #
 # State, spool, logs and pid files live in $PFL_SLURM_DIR (default /tmp/pfl-slurm). The partition
-# is "debug". Needs root (the daemons run as root; munged as munge).
+# is "debug". Needs root (the daemons run as root; munged as munge). A sweep on it takes the profile
+# slurm/profiles/local.toml (no GPU, partition debug):
+#   python -m bench.sweep slurm/minimal.toml --cluster slurm --profile slurm/profiles/local.toml
 set -euo pipefail
 
 STATE_DIR="${PFL_SLURM_DIR:-/tmp/pfl-slurm}"
