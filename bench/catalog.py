@@ -3,7 +3,10 @@ importing that module.
 
 :mod:`bench.registry` lists, describes and checks names from these tables, and imports an entry's
 module only when the entry is built, so ``--list``, ``--help`` and a mistyped name load neither
-torchjd, cvxpy nor torchvision. Methods are found in the source of ``methods/*.py``; datasets and
+torchjd, cvxpy nor torchvision. Methods are found in the source of ``methods/*.py`` and of the
+``*.py`` files of every folder named in ``$PFLBENCH_METHODS`` (a method outside the checkout: those
+folders join the ``methods`` package, so ``my_method.py`` is imported as ``methods.my_method`` in
+every process that has the variable, sweep workers and SLURM jobs included); datasets and
 backbones are listed here by hand. ``tests/test_registry.py`` compares every table with the
 registrations themselves, so a dataset or backbone fails there until its line is added.
 """
@@ -11,7 +14,10 @@ registrations themselves, so a dataset or backbone fails there until its line is
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
+import os
+import sys
 from pathlib import Path
 
 from bench.cli import summary
@@ -24,14 +30,48 @@ def _constant(node: ast.expr) -> str | None:
     return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
-def _method_entries() -> dict[str, Entry]:
-    """Every method registered in ``methods/*.py``, read from the source with :mod:`ast` (nothing is
-    imported): a class decorated ``@METHODS.register("name")`` (its docstring describes it) and each
-    ``register_aggregator("name", "description", ...)`` call. A new method is one file: no table to edit."""
+PLUGIN_ENV = "PFLBENCH_METHODS"
+
+
+@functools.cache
+def plugin_method_folders() -> tuple[Path, ...]:
+    """The folders of ``$PFLBENCH_METHODS`` (separated by ``os.pathsep``) that exist; a missing one is
+    named in a warning and skipped."""
+    folders = []
+    for text in filter(None, os.environ.get(PLUGIN_ENV, "").split(os.pathsep)):
+        folder = Path(text).expanduser().resolve()
+        if folder.is_dir():
+            folders.append(folder)
+        else:
+            print(f"warning: ${PLUGIN_ENV} names {text}, which is not a folder; skipped", file=sys.stderr)
+    return tuple(folders)
+
+
+def _method_files() -> list[Path]:
+    """``methods/*.py``, then each plugin folder's ``*.py`` whose name no earlier file has (a clash is
+    named in a warning: the module ``methods.<name>`` can only be one of them)."""
     spec = importlib.util.find_spec("methods")
-    folders = list(spec.submodule_search_locations or []) if spec else []
+    builtin = [Path(folder) for folder in (spec.submodule_search_locations or [])] if spec else []
+    files: dict[str, Path] = {}
+    for folder in [*builtin, *plugin_method_folders()]:
+        for path in sorted(folder.glob("*.py")):
+            if path.stem.startswith("__"):
+                continue
+            if path.stem in files and files[path.stem].parent != folder:
+                clash = files[path.stem]
+                print(f"warning: {path} is skipped: its name clashes with {clash}; rename it", file=sys.stderr)
+            else:
+                files.setdefault(path.stem, path)
+    return list(files.values())
+
+
+def _method_entries() -> dict[str, Entry]:
+    """Every method registered in the method files (:func:`_method_files`), read from the source with
+    :mod:`ast` (nothing is imported): a class decorated ``@METHODS.register("name")`` (its docstring
+    describes it) and each ``register_aggregator("name", "description", ...)`` call. A new method is
+    one file: no table to edit."""
     entries: dict[str, Entry] = {}
-    for path in sorted(p for folder in folders for p in Path(folder).glob("*.py")):
+    for path in _method_files():
         module = f"methods.{path.stem}"
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ClassDef):

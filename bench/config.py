@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from bench.errors import ConfigError, closest, did_you_mean
+from bench.errors import ConfigError, closest
 
 PRESETS_DIR = Path(__file__).with_name("presets")
 
@@ -268,7 +268,8 @@ def apply_overrides(obj: Any, section: str, overrides: Mapping[str, Any]) -> Any
     for name, raw in overrides.items():
         if name not in types_:
             valid = _valid_keys(section, type(obj)) or f"none ({section} has no settings)"
-            hint = did_you_mean(f"{section}.{name}", [f"{section}.{field}" for field in types_])
+            near = closest(name, list(types_))  # on the field alone: a shared "section." would dominate
+            hint = f" (did you mean '{section}.{near}'?)" if near else ""
             raise ConfigError(f"unknown key '{section}.{name}'{hint}; valid keys: {valid}")
         changes[name] = parse_value(f"{section}.{name}", raw, types_[name])
     try:

@@ -8,6 +8,8 @@ under ``attempts/<n>/`` of the same directory (:func:`keep_completed_attempt`).
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -35,6 +37,28 @@ def git_sha() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def module_sources(modules: dict[str, str]) -> dict[str, dict[str, str]]:
+    """For each role (``method``, ``dataset``, ``backbone``) the module that registers it, its file and
+    the SHA-256 of that file: the record says which code made it, also for a plug-in outside the
+    checkout that git does not see, and a sweep can tell a run made by other code."""
+    out = {}
+    for role, module in modules.items():
+        spec = importlib.util.find_spec(module)
+        path = Path(spec.origin) if spec is not None and spec.origin else None
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path is not None and path.is_file() else ""
+        out[role] = {"module": module, "file": str(path or ""), "sha256": digest}
+    return out
+
+
+def recorded_sources(directory: Path) -> dict[str, Any]:
+    """The ``source`` of a run record's ``config.json`` (empty for records made before it was kept)."""
+    path = Path(directory) / "config.json"
+    try:
+        return json.loads(path.read_text()).get("source") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -53,7 +77,8 @@ class RunRecord:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._metric_lines: list[str] = []
 
-    def write_config(self, config: dict[str, Any], device: str) -> None:
+    def write_config(self, config: dict[str, Any], device: str, source: dict[str, Any] | None = None) -> None:
+        """``source``: :func:`module_sources` of the method, dataset and backbone modules the run uses."""
         atomic.write_json(
             self.directory / "config.json",
             {
@@ -63,6 +88,7 @@ class RunRecord:
                 "packages": package_versions(),
                 "device": device,
                 "argv": sys.argv,
+                "source": source or {},
             },
         )
 

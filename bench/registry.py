@@ -79,6 +79,11 @@ class Registry(Generic[T]):
                 )
         return self._items[name]
 
+    def module(self, name: str) -> str:
+        """The module that registers ``name`` (without importing it)."""
+        self.check(name)
+        return self._modules.get(name) or self._catalog[name][0]
+
     def names(self) -> list[str]:
         return sorted(self._catalog.keys() | self._items.keys())
 

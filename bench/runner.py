@@ -22,7 +22,8 @@ from bench.errors import Diverged, RunFailed, UserError
 from bench.evaluate import evaluate, front
 from bench.loop import LoopHooks, LoopState, fit
 from bench.memory import out_of_memory, peak_kind, read_peak_bytes, reset_peak, training_state_bytes
-from bench.record import RunRecord, completed_summary, git_sha, keep_completed_attempt
+from bench.record import RunRecord, completed_summary, git_sha, keep_completed_attempt, module_sources
+from bench.registry import BACKBONES, DATASETS, METHODS
 from bench.run_lock import LOCK_NAME, run_lock
 from bench.spec import DatasetSpec
 from bench.trial import Trial, build_trial
@@ -45,6 +46,16 @@ class RunResult:
     """True when ``resume`` found the run already COMPLETED and did nothing."""
     kept: Path | None = None
     """Where ``force`` moved the COMPLETED record it trained over."""
+
+
+def run_modules(cfg: RunConfig) -> dict[str, str]:
+    """The modules that register the run's method, dataset and backbone (imports only the dataset's)."""
+    backbone = cfg.model.backbone or DATASETS.get(cfg.dataset).backbone
+    return {
+        "method": METHODS.module(cfg.method),
+        "dataset": DATASETS.module(cfg.dataset),
+        "backbone": BACKBONES.module(backbone),
+    }
 
 
 def clear_attempt(directory: Path, keep_damaged: bool = False) -> None:
@@ -200,7 +211,7 @@ def run_experiment(
         if not resume:  # a fresh start: nothing of an earlier attempt may be mistaken for this one's
             clear_attempt(directory)
         record = RunRecord(directory)
-        record.write_config(cfg.to_dict(), str(trial.device))
+        record.write_config(cfg.to_dict(), str(trial.device), module_sources(run_modules(cfg)))
         record.set_status("RUNNING")
         try:
             result = _train_and_record(trial, Recorder(trial, record, started, show_progress), resume, show_progress)

@@ -234,3 +234,26 @@ def test_a_failed_local_job_line_gives_the_reason_not_only_its_log_paths():
     )
     assert failure_line(error) == "1 of 1 runs failed: palora_x: ConfigError: unknown device 'tpu'"
     assert failure_line(Exception("one\nlast line")) == "last line"
+
+
+def test_a_completed_run_made_by_other_source_is_named_and_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    spec = write_spec(tmp_path / "s.toml", methods=["ls"], seeds=[0])
+    out = tmp_path / "out"
+    assert main([str(spec), "--cluster", "debug", "--out", str(out)]) == 0
+    [config] = out.glob("*/config.json")
+    record = json.loads(config.read_text())
+    assert record["source"]["method"]["module"] == "methods.ls"
+    capsys.readouterr()
+    assert main([str(spec), "--cluster", "debug", "--out", str(out), "--dry-run"]) == 0
+    assert "warning" not in capsys.readouterr().err  # the same source: nothing to say
+    record["source"]["method"]["sha256"] = "0" * 64  # as if methods/ls.py had been edited since
+    config.write_text(json.dumps(record))
+    stamp = (config.parent / "summary.json").stat().st_mtime_ns
+    assert main([str(spec), "--cluster", "debug", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "1 of 1 runs already completed" in captured.out
+    assert captured.err == (
+        f"warning: completed run {config.parent.name} was made by other source of its method module (methods.ls); "
+        "it is kept as is: `bench run --force` with its settings trains it again\n"
+    )
+    assert (config.parent / "summary.json").stat().st_mtime_ns == stamp
