@@ -54,6 +54,10 @@ class TrainConfig:
     checkpoint_every: int = 500
     """Save a checkpoint every this many steps (0: only after each epoch's evaluation, which always
     saves one). Not part of the run id: resuming gives the same results wherever it restarts."""
+    log_every: int = 50
+    """Record the training losses in ``metrics.jsonl`` every this many steps: each task's loss (mean
+    over the step's rays) and the method's reduced loss, averaged over the steps (0: off). Not part
+    of the run id."""
     ray_batching: RayBatching = "sequential"
     """How a step's R rays run: ``sequential`` (R forwards) or ``vmap`` (one ``torch.func.vmap``
     over the rays; models whose ray only makes parameters or inputs, without BatchNorm)."""
@@ -73,7 +77,7 @@ class TrainConfig:
             raise ValueError(
                 f"train.weight_decay must be >= 0 and train.lr_gamma > 0, got {self.weight_decay}, {self.lr_gamma}"
             )
-        for name in ("lr_step", "max_steps", "checkpoint_every", "val_points_per_edge", "val_samples"):
+        for name in ("lr_step", "max_steps", "checkpoint_every", "log_every", "val_points_per_edge", "val_samples"):
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name} must be >= 0, got {getattr(self, name)}")
         if self.val_points_per_edge == 1:
@@ -143,7 +147,7 @@ class RunConfig:
         return f"{self.method}_{self.dataset}_s{self.seed}_{digest}"
 
 
-NOT_IDENTITY = ("train.checkpoint_every",)
+NOT_IDENTITY = ("train.checkpoint_every", "train.log_every")
 """Dotted keys left out of a run's identity (its run id and the report's grouping)."""
 
 ADDED_LATER = {

@@ -3,12 +3,13 @@
 Per step (:meth:`Learner.step`): ``rays = method.train_rays(progress)``, one forward per ray giving
 ``losses[R, T]``, ``method.backward(losses, rays, cnet)``, one optimizer step. ``progress`` is
 :func:`training_progress`. :func:`fit` runs the steps over epochs (:class:`Schedule`) and calls out
-through :class:`LoopHooks` to evaluate and checkpoint.
+through :class:`LoopHooks` to evaluate, checkpoint and log the training losses (:class:`LossSums`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -107,6 +108,37 @@ class DivergenceWatch:
             raise Diverged(f"diverged: non-finite loss at step {step} (epoch {epoch})")
 
 
+class LossSums:
+    """Running sums, on the device, of each task's loss (mean over the step's rays) and of the method's
+    reduced loss: row 0 since the last :meth:`LoopHooks.log_train`, row 1 since the last evaluation.
+    Read only when taken, so a step adds no host sync."""
+
+    LOG, EVAL = 0, 1
+
+    def __init__(self, tasks: int, device: torch.device, sums: list[list[float]], steps: list[int]) -> None:
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.sums = torch.zeros(2, tasks + 1, dtype=dtype, device=device)
+        self.steps = list(steps) if steps else [0, 0]
+        if sums:
+            self.sums.copy_(torch.tensor(sums, dtype=dtype))
+
+    def add(self, losses: Tensor, loss: Tensor) -> None:
+        dtype = self.sums.dtype
+        self.sums += torch.cat([losses.detach().mean(0).to(dtype), loss.detach().reshape(1).to(dtype)])
+        self.steps = [n + 1 for n in self.steps]
+
+    def take(self, row: int) -> list[float]:
+        """The means of ``row`` over its steps (task losses, then the reduced loss); resets it."""
+        means = (self.sums[row] / max(self.steps[row], 1)).tolist()
+        self.sums[row].zero_()
+        self.steps[row] = 0
+        return means
+
+    def keep(self, state: LoopState) -> None:
+        """Copy the sums into ``state`` (for a checkpoint)."""
+        state.loss_sums, state.loss_steps = self.sums.tolist(), list(self.steps)
+
+
 @dataclasses.dataclass
 class LoopState:
     """Where the loop is, and everything it accumulated: what a checkpoint needs to resume it.
@@ -120,6 +152,9 @@ class LoopState:
     train_seconds: float = 0.0
     ray_histogram: list[list[int]] = dataclasses.field(default_factory=list)
     epoch_data_rng: Tensor | None = None
+    loss_sums: list[list[float]] = dataclasses.field(default_factory=list)
+    """:class:`LossSums` (empty: zeros); ``loss_steps`` its step counts."""
+    loss_steps: list[int] = dataclasses.field(default_factory=list)
 
 
 LoopStats = LoopState  # what fit returns: the final state
@@ -143,10 +178,12 @@ class Schedule:
     """Stop after this many steps (0: train every epoch)."""
     checkpoint_every: int = 0
     """Checkpoint every this many steps (0: only after each epoch)."""
+    log_every: int = 0
+    """Call ``hooks.log_train`` every this many steps, and after the last (0: never)."""
 
     @classmethod
     def from_config(cls, train: TrainConfig) -> Schedule:
-        return cls(train.epochs, train.eval_every, train.max_steps, train.checkpoint_every)
+        return cls(train.epochs, train.eval_every, train.max_steps, train.checkpoint_every, train.log_every)
 
 
 @dataclasses.dataclass
@@ -180,9 +217,14 @@ class Learner:
 class LoopHooks:
     """What :func:`fit` calls out to; each hook does nothing unless a subclass overrides it."""
 
-    def evaluate(self, epoch: int, step: int, train_seconds: float) -> None:
+    def evaluate(self, epoch: int, step: int, train_seconds: float, train_loss: float = math.nan) -> None:
         """After epoch ``epoch`` (from 0) when it is one to evaluate; ``step``: steps so far;
-        ``train_seconds``: training time so far, evaluations excluded."""
+        ``train_seconds``: training time so far, evaluations excluded; ``train_loss``: the mean
+        reduced loss of the steps since the last evaluation."""
+
+    def log_train(self, step: int, epoch: int, losses: dict[str, float]) -> None:
+        """Every ``schedule.log_every`` steps and after the last: the mean over the steps since the
+        last call of each task's loss and of the reduced loss (key ``total``); ``epoch`` from 1."""
 
     def checkpoint(self, state: LoopState) -> None:
         """Every ``schedule.checkpoint_every`` steps within an epoch, and after each epoch."""
@@ -223,9 +265,17 @@ def fit(
         now = time.perf_counter()
         state.train_seconds += now - started
         state.ray_histogram = histogram.tolist()
+        meter.keep(state)
         return now
 
     watch = DivergenceWatch(learner.device, len(batches))
+    meter = LossSums(len(learner.objectives), learner.device, state.loss_sums, state.loss_steps)
+    names = [o.name for o in learner.objectives] + ["total"]
+
+    def log_train(epoch: int) -> None:
+        watch.check()  # the losses are read anyway: never log a diverged run's NaNs as its last losses
+        hooks.log_train(state.steps, epoch + 1, dict(zip(names, meter.take(LossSums.LOG), strict=True)))
+
     learner.cnet.train()
     done = bool(max_steps and state.steps >= max_steps)
     while state.epoch < epochs and not done:
@@ -253,9 +303,12 @@ def fit(
             state.steps += 1
             state.batch += 1
             watch.note(state.steps, losses, loss)
+            meter.add(losses, loss)
             if state.steps % watch.every == 0:
                 watch.check()
-            if state.steps % 10 == 0 or state.steps == 1:
+            if schedule.log_every and state.steps % schedule.log_every == 0:
+                log_train(epoch)
+            if not bar.disable and (state.steps % 10 == 0 or state.steps == 1):
                 task_losses = losses.detach().mean(0).tolist()
                 per_task = {o.name: f"{v:.3f}" for o, v in zip(learner.objectives, task_losses, strict=True)}
                 bar.set_postfix(loss=f"{loss.item():.3f}", **per_task)
@@ -271,9 +324,13 @@ def fit(
         watch.check()
         if learner.scheduler is not None:
             learner.scheduler.step()
+        if schedule.log_every and meter.steps[LossSums.LOG] and (epoch + 1 == epochs or done):
+            log_train(epoch)  # the last steps, fewer than log_every
         if (epoch + 1) % schedule.eval_every == 0 or epoch + 1 == epochs or done:
-            hooks.evaluate(epoch, state.steps, state.train_seconds)
+            train_loss = meter.take(LossSums.EVAL)[-1]
+            hooks.evaluate(epoch, state.steps, state.train_seconds, train_loss)
         state.epoch, state.batch = epoch + 1, 0
+        meter.keep(state)
         hooks.checkpoint(state)
     state.ray_histogram = histogram.tolist()
     return state

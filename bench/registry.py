@@ -80,9 +80,9 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def module(self, name: str) -> str:
-        """The module that registers ``name`` (without importing it)."""
+        """The module that registers ``name`` (without importing it); empty for an entry put in by hand."""
         self.check(name)
-        return self._modules.get(name) or self._catalog[name][0]
+        return self._modules.get(name) or self._catalog.get(name, ("", ""))[0]
 
     def names(self) -> list[str]:
         return sorted(self._catalog.keys() | self._items.keys())

@@ -79,6 +79,13 @@ def build_parser(prog: str = "python -m bench.run") -> Parser:
     )
     options.add_argument("--list", action="store_true", help="list methods, datasets and backbones, then exit")
     options.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    options.add_argument(
+        "--log",
+        choices=["tensorboard"],
+        default="",
+        help="also write the training losses and validation metrics for TensorBoard under <run>/tensorboard/ "
+        "(needs the tensorboard package)",
+    )
     return parser
 
 
@@ -155,7 +162,7 @@ def run_main(argv: list[str] | None, prog: str) -> int:
         METHODS.check(args.method)  # name mistakes fail here, before any method's module is imported
         DATASETS.check(args.dataset)
         from bench.config import resolve
-        from bench.record import completed_summary
+        from bench.record import check_log_sink, completed_summary
         from bench.runner import run_experiment
 
         cfg = resolve(args.method, args.dataset, args.seed, args.config, args.assignments)
@@ -166,6 +173,7 @@ def run_main(argv: list[str] | None, prog: str) -> int:
             return 0
         if args.workers is not None and args.workers < 0:
             raise UserError(f"--workers must be >= 0, got {args.workers}")
+        check_log_sink(args.log)
         check_paths(args.out, args.data_root)
         if args.force and args.resume:
             raise UserError("--force trains the run again from scratch, --resume continues it: give one of them")
@@ -179,6 +187,7 @@ def run_main(argv: list[str] | None, prog: str) -> int:
             workers=args.workers,
             resume=args.resume or (completed and not args.force),
             force=args.force,
+            log=args.log,
         )
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)

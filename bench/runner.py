@@ -1,10 +1,16 @@
-"""Run one (method, dataset, seed): assemble it (:func:`bench.trial.build_trial`), train, evaluate, record."""
+"""Run one (method, dataset, seed): assemble it (:func:`bench.trial.build_trial`), train, evaluate, record.
+
+Progress: with ``show_progress`` on a terminal, tqdm's bar and one line per evaluation; elsewhere (a
+sweep worker's or SLURM job's log, ``--no-progress``, output to a file) one plain, flushed line per
+evaluation, ``<run id>: epoch 3/10 step 588 train_loss 0.4120 val_hv 0.6123 (12.3 s)``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -22,7 +28,16 @@ from bench.errors import Diverged, RunFailed, UserError
 from bench.evaluate import evaluate, front
 from bench.loop import LoopHooks, LoopState, fit
 from bench.memory import out_of_memory, peak_kind, read_peak_bytes, reset_peak, training_state_bytes
-from bench.record import RunRecord, completed_summary, git_sha, keep_completed_attempt, module_sources
+from bench.record import (
+    TENSORBOARD,
+    RunRecord,
+    TensorBoardSink,
+    check_log_sink,
+    completed_summary,
+    git_sha,
+    keep_completed_attempt,
+    module_sources,
+)
 from bench.registry import BACKBONES, DATASETS, METHODS
 from bench.run_lock import LOCK_NAME, run_lock
 from bench.spec import DatasetSpec
@@ -59,12 +74,30 @@ def run_modules(cfg: RunConfig) -> dict[str, str]:
 
 
 def clear_attempt(directory: Path, keep_damaged: bool = False) -> None:
-    """Remove what an earlier attempt left (checkpoints, summary, metrics, error log)."""
+    """Remove what an earlier attempt left (checkpoints, summary, metrics, error log, TensorBoard events)."""
     names = ["summary.json", "metrics.jsonl", "error.log"]
     if not keep_damaged:
         names += [checkpoint.FILENAME, checkpoint.PREVIOUS]
     for name in names:
         (directory / name).unlink(missing_ok=True)
+    shutil.rmtree(directory / TENSORBOARD, ignore_errors=True)
+
+
+def summary_hypervolume(summary: dict[str, Any]) -> float:
+    """The test hypervolume of a run's summary, computed from its front as ``bench run`` prints it
+    (the dataset's current reference point); NaN for a dataset not registered here."""
+    if summary.get("dataset") not in DATASETS:
+        return math.nan
+    return front_hypervolume(summary["front"], DATASETS.get(summary["dataset"]))
+
+
+def val_scalars(rows: list[dict[str, Any]], hypervolume: float) -> dict[str, float]:
+    """TensorBoard tags of an evaluation's rows: ``val/<objective>/<metric>/ray_<r1>_<r2>...``."""
+    out = {"val/hypervolume": hypervolume}
+    for row in rows:
+        ray = "_".join(f"{v:.2f}" for v in row["ray"])
+        out[f"val/{row['objective']}/{row['metric']}/ray_{ray}"] = row["value"]
+    return out
 
 
 def set_aside_damaged(directory: Path, names: list[str]) -> None:
@@ -106,7 +139,10 @@ class Recorder(LoopHooks):
     progress line) and each checkpoint, with the accumulators a checkpoint keeps and restores."""
 
     def __init__(self, trial: Trial, record: RunRecord, started: float, show_progress: bool) -> None:
-        self.trial, self.record, self.show_progress = trial, record, show_progress
+        self.trial, self.record = trial, record
+        self.interactive = show_progress and sys.stderr.isatty()
+        """tqdm's bar and line (on a terminal), else a plain line per evaluation (see the module docstring)."""
+        self.sink: TensorBoardSink | None = None
         self.started = started
         """``time.perf_counter()`` at the start, moved back by the time earlier attempts took."""
         self.eval_seconds = 0.0
@@ -143,7 +179,20 @@ class Recorder(LoopHooks):
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
 
+    def line(self, text: str) -> None:
+        """One plain, flushed line of the run's progress for a log (not on a terminal)."""
+        if not self.interactive:
+            print(f"{self.record.directory.name}: {text}", flush=True)
+
+    def log_train(self, step: int, epoch: int, losses: dict[str, float]) -> None:
+        rows = [{"metric": "loss", "objective": name, "value": value} for name, value in losses.items()]
+        # written with the next evaluation, checkpoint or failure: a resume takes back only rows a checkpoint covers
+        self.record.add_metrics(rows, defer=True, step=step, epoch=epoch, split="train", time=round(self.elapsed(), 3))
+        if self.sink is not None:
+            self.sink.scalars({f"train/loss/{name}": value for name, value in losses.items()}, step)
+
     def checkpoint(self, state: LoopState) -> None:
+        self.record.flush()
         accumulators = {
             "eval_seconds": self.eval_seconds,
             "peaks": dict(self.peaks),
@@ -154,7 +203,7 @@ class Recorder(LoopHooks):
         }
         checkpoint.save(self.record.directory, self.parts, state, accumulators)
 
-    def evaluate(self, epoch: int, step: int, train_seconds: float) -> None:
+    def evaluate(self, epoch: int, step: int, train_seconds: float, train_loss: float = math.nan) -> None:
         trial, device, peaks = self.trial, self.trial.device, self.peaks
         t0 = time.perf_counter()
         peaks["train"] = max(peaks["train"], read_peak_bytes(device))  # the training phase just ended
@@ -168,11 +217,14 @@ class Recorder(LoopHooks):
         self.record.add_metrics(
             rows, step=step, epoch=epoch + 1, split="val", time=elapsed, train_time=round(train_seconds, 3)
         )
-        if self.show_progress:
-            hv = front_hypervolume(front(rows, trial.spec), trial.spec)
-            tqdm.write(
-                f"epoch {epoch + 1}/{trial.schedule.epochs}  step {step}  val hypervolume={hv:.4f}  ({elapsed:.0f} s)"
-            )
+        hv = front_hypervolume(front(rows, trial.spec), trial.spec)
+        if self.sink is not None:
+            self.sink.scalars(val_scalars(rows, hv), step)
+        epochs = trial.schedule.epochs
+        if self.interactive:
+            tqdm.write(f"epoch {epoch + 1}/{epochs}  step {step}  val hypervolume={hv:.4f}  ({elapsed:.0f} s)")
+        loss = f"train_loss {train_loss:.4f}"
+        self.line(f"epoch {epoch + 1}/{epochs} step {step} {loss} val_hv {hv:.4f} ({elapsed:.1f} s)")
 
 
 def run_experiment(
@@ -184,14 +236,17 @@ def run_experiment(
     workers: int | None = None,
     resume: bool = False,
     force: bool = False,
+    log: str = "",
 ) -> RunResult:
     """Train and evaluate one run; writes its record under ``out/<run_id>`` and returns the summary.
     ``workers``: DataLoader processes for image datasets (default :func:`bench.env.default_workers`).
     ``resume``: a COMPLETED run is returned as recorded (nothing is loaded or built); an unfinished
     one continues from its last checkpoint (or starts over when it has none). Without it the run
     always starts over. ``force``: a COMPLETED record is first moved whole into ``attempts/<n>/``
-    of the run directory (:func:`bench.record.keep_completed_attempt`)."""
+    of the run directory (:func:`bench.record.keep_completed_attempt`). ``log``: ``tensorboard`` also
+    writes the scalars under ``<run>/tensorboard/`` (:class:`bench.record.TensorBoardSink`)."""
     started = time.perf_counter()
+    check_log_sink(log)
     directory = Path(out) / cfg.run_id()
     if resume and (summary := completed_summary(directory)) is not None:
         return RunResult(directory, summary, skipped=True)
@@ -213,8 +268,10 @@ def run_experiment(
         record = RunRecord(directory)
         record.write_config(cfg.to_dict(), str(trial.device), module_sources(run_modules(cfg)))
         record.set_status("RUNNING")
+        recorder: Recorder | None = None
         try:
-            result = _train_and_record(trial, Recorder(trial, record, started, show_progress), resume, show_progress)
+            recorder = Recorder(trial, record, started, show_progress)
+            result = _train_and_record(trial, recorder, resume, show_progress, log)
             return dataclasses.replace(result, kept=kept)
         except BaseException as err:
             oom = out_of_memory(err)
@@ -227,6 +284,7 @@ def run_experiment(
             else:
                 reason = f"{type(err).__name__}: {err}"
             try:
+                record.flush()  # the training losses up to the failure
                 record.set_status(f"FAILED: {reason}")
                 (record.directory / "error.log").write_text(traceback.format_exc())
             except OSError:  # a full or read-only disk takes the status too: the error still reaches the user
@@ -234,11 +292,18 @@ def run_experiment(
             if oom:
                 raise RunFailed(reason) from err
             raise
+        finally:
+            if recorder is not None and recorder.sink is not None:
+                recorder.sink.close()
 
 
-def _train_and_record(trial: Trial, recorder: Recorder, resume: bool, show_progress: bool) -> RunResult:
+def _train_and_record(trial: Trial, recorder: Recorder, resume: bool, show_progress: bool, log: str) -> RunResult:
     cfg, spec, device, record = trial.cfg, trial.spec, trial.device, recorder.record
     loop_state = recorder.resume() if resume else None
+    if loop_state is not None:
+        recorder.line(f"resumed from step {loop_state.steps}")
+    if log:
+        recorder.sink = TensorBoardSink(record.directory, loop_state.steps + 1 if loop_state is not None else None)
     reset_peak(device)
     stats = fit(trial.learner, trial.train, trial.schedule, recorder, loop_state, show_progress)
     recorder.peaks["train"] = max(recorder.peaks["train"], read_peak_bytes(device))
@@ -288,6 +353,8 @@ def _train_and_record(trial: Trial, recorder: Recorder, resume: bool, show_progr
             "counts": dict(zip(spec.objective_names, stats.ray_histogram, strict=True)),
         },
     }
+    if recorder.sink is not None:
+        recorder.sink.scalars({"test/hypervolume": summary["hypervolume"]}, stats.steps)
     record.write_summary(summary)
     record.set_status("COMPLETED")
     return RunResult(record.directory, summary)

@@ -2,6 +2,7 @@
 
     python -m bench.sweep slurm/<spec>.toml [--cluster slurm|local|debug] [--profile FILE] [--out DIR] [--dry-run]
     python -m bench.sweep status slurm/<spec>.toml [--out DIR]
+    python -m bench.sweep status runs/<folder>
 
 ``--profile FILE`` (a TOML ``[cluster]`` table, e.g. ``slurm/profiles/cpu.toml``) replaces the
 spec's ``[cluster] profile``; keys in the spec's own ``[cluster]`` table still override it. Before
@@ -18,7 +19,10 @@ pinned to its GPU with its share of the CPU threads, the runs dealt out over the
 runs everything in this process. A run that fails, or a worker that is killed, leaves the others
 running. Runs already COMPLETED under ``--out`` (same run id)
 are skipped, and unfinished ones resume from their checkpoints, so running a sweep again is safe.
-State is read from each run's own record, never from the scheduler.
+State is read from each run's own record, never from the scheduler. ``status`` lists each run
+with its state: a running run's epoch and step (the last row of its ``metrics.jsonl``), a completed
+run's test hypervolume (from its front, as ``bench run`` prints it), a failed run's reason; given a
+folder instead of a spec, every run directory under it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import pdb
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -45,9 +50,17 @@ from bench.cli import Parser, help_text
 from bench.config import RunConfig
 from bench.env import default_data_root, resolve_device
 from bench.errors import ConfigError, UserError
-from bench.record import module_sources, read_status, recorded_sources
+from bench.record import (
+    ATTEMPTS,
+    check_log_sink,
+    completed_summary,
+    last_metric_row,
+    module_sources,
+    read_status,
+    recorded_sources,
+)
 from bench.registry import DATASETS, METHODS
-from bench.runner import run_modules
+from bench.runner import run_modules, summary_hypervolume
 from bench.sweep_job import SweepJob, mark_lost, thread_env, worker_gone
 from bench.sweep_spec import ClusterProfile, SweepSpec, load_spec
 from bench.trial import backbone_factory
@@ -74,18 +87,23 @@ def default_out(spec: SweepSpec) -> Path:
 
 
 def run_state(out: Path, cfg: RunConfig, job: str | None = None, active: set[str] | None = None) -> tuple[str, str]:
+    """:func:`directory_state` of the run's directory under ``out``."""
+    return directory_state(out / cfg.run_id(), job, active)
+
+
+def directory_state(directory: Path, job: str | None = None, active: set[str] | None = None) -> tuple[str, str]:
     """(state, detail) from the run's record: pending, running, completed or failed (with reason).
     With the run's SLURM ``job`` and the ``active`` job ids, a RUNNING record whose job has left
     the queue is reported as failed (killed without a word), and a queued run as pending; without
     a SLURM job, a RUNNING record whose worker process on this host is gone is failed too."""
-    status = read_status(out / cfg.run_id())
+    status = read_status(directory)
     queued = job is not None and active is not None and job in active
     if status == "COMPLETED":
         return "completed", ""
     if status is None or (status.startswith("FAILED") and queued):
         return "pending", f"queued as job {job}" if queued else ""
     if status == "RUNNING":
-        gone = worker_gone(out / cfg.run_id()) if job is None else ""
+        gone = worker_gone(directory) if job is None else ""
         if gone:
             return "failed", gone
         if job is not None and active is not None and not queued:
@@ -150,25 +168,40 @@ def local_workers(todo: list[RunConfig], runs_per_gpu: int) -> tuple[list[tuple[
     return chunks, max(1, (os.cpu_count() or 1) // len(chunks)) if len(chunks) > 1 else 0
 
 
-def submit_local(executor: submitit.Executor, todo: list[RunConfig], args: tuple, runs_per_gpu: int) -> list:
+def submit_local(
+    executor: submitit.Executor,
+    todo: list[RunConfig],
+    args: tuple,
+    runs_per_gpu: int,
+    options: dict[str, Any] | None = None,
+) -> list:
     """One worker process (a submitit local job) per GPU slot, each pinned to its GPU and given its
-    share of the CPU threads; the runs are dealt out over the workers in turn."""
+    share of the CPU threads; the runs are dealt out over the workers in turn. ``options``: keyword
+    arguments of every :class:`SweepJob` call (``log``)."""
     chunks, threads = local_workers(todo, runs_per_gpu)
     assignments = []
     for gpu, chunk in chunks:
         if gpu is not None:
             executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
         with thread_env(threads):  # the worker process starts with these variables
-            assignments.append((chunk, executor.submit(SweepJob(), chunk, *args, threads=threads)))
+            job = executor.submit(SweepJob(), chunk, *args, threads=threads, **(options or {}))
+            assignments.append((chunk, job))
     return assignments
 
 
-def submit_groups(executor: submitit.Executor, todo: list[RunConfig], args: tuple, runs_per_gpu: int) -> list:
+def submit_groups(
+    executor: submitit.Executor,
+    todo: list[RunConfig],
+    args: tuple,
+    runs_per_gpu: int,
+    options: dict[str, Any] | None = None,
+) -> list:
     """One job (a SLURM array task) per ``runs_per_gpu`` runs, consecutive in the grid and so alike
     in size; a job of several runs starts one worker process per run (see ``SweepJob._run_pack``)."""
     groups = [todo[i : i + runs_per_gpu] for i in range(0, len(todo), runs_per_gpu)]
     with executor.batch():
-        jobs = [executor.submit(SweepJob(), group, *args, **pack_option(len(group))) for group in groups]
+        extra = options or {}
+        jobs = [executor.submit(SweepJob(), group, *args, **pack_option(len(group)), **extra) for group in groups]
     return list(zip(groups, jobs, strict=True))
 
 
@@ -182,7 +215,8 @@ def submit(spec: SweepSpec, todo: list[RunConfig], out: Path, cluster: str) -> l
     executor = make_executor(cluster, out / "_sweep" / "submitit", spec)
     args = (str(out), spec.run.data_root, spec.run.device, spec.run.workers)
     with sbatch_refusal(spec.cluster, len(todo)) if cluster == "slurm" else contextlib.nullcontext():
-        assignments = submitted(executor, todo, args, cluster, spec.cluster.runs_per_gpu)
+        options = {"log": spec.run.log} if spec.run.log else {}  # none: submitted exactly as before sinks existed
+        assignments = submitted(executor, todo, args, cluster, spec.cluster.runs_per_gpu, options)
     jobs = read_jobs(out)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     for chunk, job in assignments:
@@ -214,15 +248,23 @@ def sbatch_refusal(profile: ClusterProfile, runs: int) -> Iterator[None]:
     sys.stderr.write(printed.getvalue())
 
 
-def submitted(executor: submitit.Executor, todo: list[RunConfig], args: tuple, cluster: str, per_gpu: int) -> list:
+def submitted(
+    executor: submitit.Executor,
+    todo: list[RunConfig],
+    args: tuple,
+    cluster: str,
+    per_gpu: int,
+    options: dict[str, Any] | None = None,
+) -> list:
     """(runs, job) pairs: local workers, SLURM array tasks, or one in-process job per run (debug)."""
     if cluster == "local":
-        return submit_local(executor, todo, args, per_gpu)
-    return submit_groups(executor, todo, args, per_gpu if cluster == "slurm" else 1)
+        return submit_local(executor, todo, args, per_gpu, options)
+    return submit_groups(executor, todo, args, per_gpu if cluster == "slurm" else 1, options)
 
 
-def slurm_job(jobs: dict[str, Any], cfg: RunConfig) -> str | None:
-    entry = jobs.get(cfg.run_id(), {})
+def slurm_job(jobs: dict[str, Any], cfg: RunConfig | str) -> str | None:
+    """The SLURM job of a run (its config or run id) in ``jobs`` (:func:`read_jobs`), or None."""
+    entry = jobs.get(cfg if isinstance(cfg, str) else cfg.run_id(), {})
     return entry.get("job_id") if entry.get("cluster") == "slurm" else None
 
 
@@ -306,6 +348,10 @@ def check_runs(spec: SweepSpec, todo: list[RunConfig], cluster: str) -> None:
             resolve_device(device)
         except UserError as err:
             raise UserError(f"{spec.path}: [run] device: {err}; nothing was submitted") from None
+    try:
+        check_log_sink(spec.run.log)
+    except UserError as err:
+        raise UserError(f"{spec.path}: [run] log: {err}; nothing was submitted") from None
     root = Path(spec.run.data_root) if spec.run.data_root else default_data_root()
     check_settings(spec, todo, root)
     check_data(spec, todo, root)
@@ -357,21 +403,95 @@ def one_line(err: Exception) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+def progress_detail(directory: Path, epochs: Any) -> str:
+    """Where a running run is: the epoch and step of the last row of its ``metrics.jsonl`` (written at
+    each evaluation and checkpoint) and how long ago that was."""
+    row = last_metric_row(directory)
+    if row is None:
+        return "no step recorded yet"
+    try:
+        age = f" (recorded {time.time() - (directory / 'metrics.jsonl').stat().st_mtime:.0f} s ago)"
+    except OSError:
+        age = ""
+    return f"epoch {row.get('epoch', '?')}/{epochs}, step {row['step']}{age}"
+
+
+def completed_detail(directory: Path) -> str:
+    """A completed run's test hypervolume (:func:`bench.runner.summary_hypervolume`)."""
+    try:
+        summary = completed_summary(directory)
+        return f"test HV {summary_hypervolume(summary or {}):.6f}"
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"test HV unavailable ({type(err).__name__}: {err})"
+
+
+def state_detail(directory: Path, state: str, detail: str, epochs: Any) -> str:
+    """``detail`` of :func:`directory_state`, with a running run's progress or a completed run's HV."""
+    if state == "running":
+        return f"{detail}, {progress_detail(directory, epochs)}"
+    if state == "completed":
+        return completed_detail(directory)
+    return detail
+
+
+def print_states(rows: list[tuple[Path, str, str, str, str]], listed: tuple[str, ...]) -> None:
+    """The counts, then a section per state of ``listed``: one line per run (directory, description,
+    state, detail, job: empty when unknown)."""
+    counts = Counter(state for _, _, state, _, _ in rows)
+    print("  " + ", ".join(f"{name} {counts.get(name, 0)}" for name in ("pending", "running", "completed", "failed")))
+    for wanted in listed:
+        lines = [(d, what, detail, job) for d, what, state, detail, job in rows if state == wanted]
+        if lines:
+            print(f"{wanted}:")
+        for directory, what, detail, job in lines:
+            print(f"  {directory.name} ({what}{f'; job {job}' if job else ''})" + (f": {detail}" if detail else ""))
+
+
 def status(spec: SweepSpec, out: Path) -> int:
     configs = spec.configs()
     jobs = read_jobs(out)
     active = queue_for(jobs, configs)
-    states = [(cfg, *run_state(out, cfg, slurm_job(jobs, cfg), active)) for cfg in configs]
-    counts = Counter(state for _, state, _ in states)
+    rows = []
+    for cfg in configs:
+        directory = out / cfg.run_id()
+        state, detail = directory_state(directory, slurm_job(jobs, cfg), active)
+        job = jobs.get(cfg.run_id(), {}).get("job_id", "not submitted by this sweep")
+        rows.append((directory, describe(cfg), state, state_detail(directory, state, detail, cfg.train.epochs), job))
     print(f"sweep {spec.name}: {len(configs)} runs in {out}")
-    print("  " + ", ".join(f"{name} {counts.get(name, 0)}" for name in ("pending", "running", "completed", "failed")))
-    for wanted in ("failed", "running"):
-        rows = [(cfg, detail) for cfg, state, detail in states if state == wanted]
-        if rows:
-            print(f"{wanted}:")
-        for cfg, detail in rows:
-            job = jobs.get(cfg.run_id(), {}).get("job_id", "not submitted by this sweep")
-            print(f"  {cfg.run_id()} ({describe(cfg)}; job {job}): {detail}")
+    print_states(rows, ("failed", "running", "completed"))
+    return 0
+
+
+def run_directories(folder: Path) -> list[Path]:
+    """Every run directory (a folder with a ``config.json``) under ``folder``, at any depth; earlier
+    attempts kept in ``<run>/attempts/`` are not runs of their own."""
+    found = [p.parent for p in folder.rglob("config.json")]
+    return sorted(d for d in found if not (d.parent.name == ATTEMPTS and d.name.isdigit()))
+
+
+def recorded_run(directory: Path) -> tuple[str, Any]:
+    """A run directory's description and epochs, from its ``config.json`` ('?' where unreadable)."""
+    try:
+        config = atomic.read_json(directory / "config.json")["config"]
+        return f"{config['method']} on {config['dataset']}, seed {config['seed']}", config["train"]["epochs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "config.json unreadable", "?"
+
+
+def folder_status(folder: Path) -> int:
+    """``status`` of every run directory under ``folder`` (whatever made them)."""
+    jobs = read_jobs(folder)
+    directories = run_directories(folder)
+    slurm = [job for d in directories if (job := slurm_job(jobs, d.name))]
+    active = active_slurm_jobs() if slurm else None
+    rows = []
+    for directory in directories:
+        state, detail = directory_state(directory, slurm_job(jobs, directory.name), active)
+        what, epochs = recorded_run(directory)
+        job = jobs.get(directory.name, {}).get("job_id", "")
+        rows.append((directory, what, state, state_detail(directory, state, detail, epochs), job))
+    print(f"{folder}: {len(directories)} runs")
+    print_states(rows, ("failed", "running", "completed", "pending"))
     return 0
 
 
@@ -451,7 +571,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.sweep") -> 
     argv = list(sys.argv[1:] if argv is None else argv)
     is_status = bool(argv) and argv[0] == "status"
     parser = Parser(prog=prog + (" status" if is_status else ""), description=help_text(__doc__))
-    parser.add_argument("spec", type=Path, help="sweep spec, e.g. slurm/multimnist-mini.toml")
+    what = "sweep spec, e.g. slurm/multimnist-mini.toml"
+    parser.add_argument("spec", type=Path, help=what + (", or a folder of run directories" if is_status else ""))
     parser.add_argument(
         "--out", type=Path, default=None, metavar="DIR", help="folder of run directories (default: runs/sweeps/<spec>)"
     )
@@ -475,6 +596,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.sweep") -> 
             help="list the runs, the scheduler request (or the local workers) and run the checks; submit nothing",
         )
     args = parser.parse_args(argv[1:] if is_status else argv)
+    if is_status and args.spec.is_dir():
+        return folder_status(args.spec)
     try:
         spec = load_spec(args.spec, args.profile)
         out = args.out or default_out(spec)

@@ -14,6 +14,10 @@ that crashes, or a worker killed outright, leaves the other workers running (see
 Before each run the worker writes ``worker.json`` into the run's directory: host, pid, torch
 threads, DataLoader workers, visible GPUs and the start and end times, so ``status`` can tell a
 RUNNING run whose worker process is gone, and one can see which runs shared a GPU.
+
+The job's log (SLURM's, or a local worker's) gets a line when each run starts, the run's line per
+evaluation (:mod:`bench.runner`), and one when it ends: its test hypervolume and run directory, or
+why it failed. Every line after the first starts with the run id.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from bench.config import RunConfig
 from bench.errors import RunFailed
 from bench.record import RunRecord, read_status
 from bench.run_lock import RunLocked
-from bench.runner import run_experiment
+from bench.runner import run_experiment, summary_hypervolume
 
 REQUEUE_LOG = "requeues.jsonl"
 WORKER_FILE = "worker.json"
@@ -135,6 +139,7 @@ class SweepJob(submitit.helpers.Checkpointable):
         self.requeuing = False
         self.children: list[tuple[subprocess.Popen, list[RunConfig]]] = []
         self.out: Path | None = None
+        self.log = ""
 
     def __call__(
         self,
@@ -145,11 +150,13 @@ class SweepJob(submitit.helpers.Checkpointable):
         workers: int,
         threads: int = 0,
         pack: int = 1,
+        log: str = "",
     ) -> list[dict[str, Any]]:
         """``threads``: CPU threads for this job (0: ``SLURM_CPUS_PER_TASK`` if set, else torch's
-        default); with ``pack`` > 1 they are shared among the ``pack`` worker processes."""
+        default); with ``pack`` > 1 they are shared among the ``pack`` worker processes. ``log``:
+        a run's extra log sink (``tensorboard``; see :func:`bench.runner.run_experiment`)."""
         cpus = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0"))
-        self.requeuing, self.out = False, Path(out)
+        self.requeuing, self.out, self.log = False, Path(out), log
         if pack > 1:
             return self._run_pack(configs, out, data_root, device, workers, cpus, pack)
         results, failures = self.run_each(configs, out, data_root, device, use_cpus(cpus, workers))
@@ -176,11 +183,13 @@ class SweepJob(submitit.helpers.Checkpointable):
                 # a run failing before its record exists (missing data, a bad method setting) gets one too
                 RunRecord(self.current).set_status(f"FAILED: {reason}")
                 failures.append(f"{cfg.run_id()}: {reason}")
+                print(f"{cfg.run_id()}: FAILED: {reason}", flush=True)
         self.current = None
         return results, failures
 
     def _run_one(self, cfg: RunConfig, directory: Path, data_root: str, device: str, workers: int) -> dict[str, Any]:
         noted = read_status(directory) != "COMPLETED"
+        print(f"run {cfg.run_id()} ({cfg.method} on {cfg.dataset}, seed {cfg.seed}) in {directory}", flush=True)
         if noted:
             directory.mkdir(parents=True, exist_ok=True)
             write_worker_note(directory, **start_note(workers))
@@ -192,9 +201,11 @@ class SweepJob(submitit.helpers.Checkpointable):
             show_progress=False,
             workers=None if workers < 0 else workers,
             resume=True,
+            log=self.log,
         )
         if noted:
             write_worker_note(directory, ended=time.time())
+        print(end_line(cfg.run_id(), result.summary, result.skipped, directory), flush=True)
         return {"run_id": cfg.run_id(), "skipped": result.skipped, "steps": result.summary["steps"]}
 
     def _run_pack(
@@ -213,7 +224,8 @@ class SweepJob(submitit.helpers.Checkpointable):
         env = {**os.environ, **{name: str(share) for name in THREAD_VARS}}
         for k in range(pack):
             if chunk := configs[k::pack]:
-                self.children.append((start_worker((chunk, out, data_root, device, workers, share), env), chunk))
+                job = (chunk, out, data_root, device, workers, share, self.log)
+                self.children.append((start_worker(job, env), chunk))
         try:
             failures = self._wait_children(Path(out))
         finally:  # on a requeue (SystemExit from submitit's handler) or any error, no worker outlives us
@@ -316,12 +328,23 @@ def start_worker(job: tuple, env: dict[str, str]) -> subprocess.Popen:
     return child
 
 
-def pack_worker(configs: list[RunConfig], out: str, data_root: str, device: str, workers: int, threads: int) -> None:
+def end_line(run_id: str, summary: dict[str, Any], skipped: bool, directory: Path) -> str:
+    """The log's last line of a run: its test hypervolume (:func:`bench.runner.summary_hypervolume`)
+    and where its record is."""
+    done = "already completed (nothing trained)" if skipped else f"completed in {summary['wall_seconds']:.1f} s"
+    return f"{run_id}: {done}, {summary['steps']} steps, test_hv {summary_hypervolume(summary):.6f}, record {directory}"
+
+
+def pack_worker(
+    configs: list[RunConfig], out: str, data_root: str, device: str, workers: int, threads: int, log: str = ""
+) -> None:
     """One worker process of a packed job: its runs in order, on ``threads`` CPU threads. SLURM's
     SIGTERM and USR2 are for the job's process, which requeues; this one ignores them."""
     for sig in (signal.SIGTERM, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN)
-    _, failures = SweepJob().run_each(configs, out, data_root, device, use_cpus(threads, workers))
+    job = SweepJob()
+    job.log = log
+    _, failures = job.run_each(configs, out, data_root, device, use_cpus(threads, workers))
     sys.exit(1 if failures else 0)
 
 

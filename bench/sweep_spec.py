@@ -117,9 +117,13 @@ class RunOptions:
     device: str = "auto"
     workers: int = -1
     """DataLoader processes per run (-1: one per CPU given to the job, at most 8)."""
+    log: str = ""
+    """An extra log sink of every run: ``tensorboard`` (empty: none)."""
 
     def __post_init__(self) -> None:
         check_device_name(self.device)  # before anything is submitted
+        if self.log not in ("", "tensorboard"):
+            raise ConfigError(f"run.log must be 'tensorboard' or empty, got {self.log!r}")
         if self.workers < -1:
             raise ConfigError(f"run.workers must be >= 0, or -1 for one per CPU of the job; got {self.workers}")
 

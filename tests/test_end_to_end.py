@@ -45,6 +45,12 @@ def test_tiny_run_writes_a_complete_record(name, tmp_path: Path, data_root: Path
     assert val_rays <= {tuple(r["ray"]) for r in rows if r["split"] == "test"}
     assert sum(r["split"] == "test" for r in rows) == per_eval
     assert {r["epoch"] for r in rows if r["split"] == "val"} == {1, 2}
+    # 8 steps, fewer than train.log_every: one row per task and the total, after the last step
+    assert [(r["step"], r["objective"]) for r in rows if r["split"] == "train"] == [
+        (8, "top-left"),
+        (8, "bottom-right"),
+        (8, "total"),
+    ]
     assert not list(run_dir.glob("*.tmp"))
 
 

@@ -22,7 +22,8 @@ SETTINGS = [
     "data.train_limit=640",
     "data.eval_limit=256",
     "train.checkpoint_every=4",
-]  # 10 steps per epoch: checkpoints at steps 4, 8, 10 (epoch end), 12, ...
+    "train.log_every=3",
+]  # 10 steps per epoch: checkpoints at steps 4, 8, 10 (epoch end), 12, ...; train loss rows at 3, 6, 9, ...
 
 
 class Interrupt(Exception):
@@ -75,6 +76,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path: Path, monkeypatc
     assert resumed.summary["train_ray_histogram"] == straight.summary["train_ray_histogram"]
     assert resumed.summary["method_info"] == straight.summary["method_info"]
     assert metric_rows(directory) == metric_rows(straight.directory)
+    assert sum(row["split"] == "train" for row in metric_rows(directory)) == 10 * 3  # 2 tasks and the total
 
 
 def test_resume_of_a_completed_run_does_nothing(tmp_path: Path):

@@ -160,6 +160,11 @@ def test_local_sweep_runs_in_worker_processes(tmp_path: Path, capsys: pytest.Cap
     assert "completed 2, failed 0" in capsys.readouterr().out
     summaries = [json.loads(p.read_text()) for p in out.glob("*/summary.json")]
     assert sorted(s["seed"] for s in summaries) == [0, 1]
+    (log,) = (out / "_sweep" / "submitit").glob("*_log.out")  # the local worker's log: its runs' lines
+    for summary in summaries:
+        run = summary["run_id"]
+        assert f"{run}: epoch 1/1 step 2 train_loss " in log.read_text()
+        assert f"{run}: completed in {summary['wall_seconds']:.1f} s, 2 steps, test_hv " in log.read_text()
 
 
 def test_queue_aware_states_and_no_double_submission(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]):
@@ -257,3 +262,15 @@ def test_a_completed_run_made_by_other_source_is_named_and_kept(tmp_path: Path, 
         "it is kept as is: `bench run --force` with its settings trains it again\n"
     )
     assert (config.parent / "summary.json").stat().st_mtime_ns == stamp
+
+
+def test_a_spec_log_sink_reaches_every_run_and_a_bad_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture):
+    pytest.importorskip("torch.utils.tensorboard", reason="needs the tensorboard package (the test extra)")
+    spec = write_spec(tmp_path / "s.toml", methods=["ls"], seeds=[0, 1], extra='[run]\nlog = "tensorboard"')
+    out = tmp_path / "out"
+    assert main([str(spec), "--cluster", "debug", "--out", str(out)]) == 0
+    runs = sorted(p for p in out.iterdir() if p.is_dir() and p.name != "_sweep")
+    assert len(runs) == 2 and all(any((run / "tensorboard").glob("events.out.tfevents.*")) for run in runs)
+    bad = write_spec(tmp_path / "bad.toml", methods=["ls"], seeds=[0], extra='[run]\nlog = "wandb"')
+    assert main([str(bad), "--cluster", "debug", "--out", str(tmp_path / "bad")]) == 2
+    assert "run.log must be 'tensorboard' or empty, got 'wandb'" in capsys.readouterr().err
