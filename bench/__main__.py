@@ -1,4 +1,4 @@
-"""One command line over the benchmark: ``python -m bench COMMAND [options]``.
+"""One command line over the benchmark: ``pfl-bench COMMAND [options]`` (the same as ``python -m bench``).
 
 Each command is also its own module (``python -m bench.run``, ``python -m bench.sweep``, ...);
 ``python -m bench COMMAND --help`` shows a command's options. Only the chosen command's module is
@@ -15,7 +15,7 @@ from bench.cli import help_text
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("bench.run", "train one method on one dataset and print its test front and hypervolume"),
     "sweep": ("bench.sweep", "run a grid of runs from a sweep spec (SLURM, this machine's GPUs, or in-process)"),
-    "status": ("bench.sweep", "the state of every run of a sweep spec, read from the run records"),
+    "status": ("bench.sweep", "the state of every run of a sweep spec or a runs folder, read from the run records"),
     "report": ("bench.report", "regenerate tables and figures from run records"),
     "profile": ("bench.profile", "time and memory of a method's training step against the plain backbone"),
     "prepare": ("bench.data.preparation", "put a dataset's files under the data root and check them"),
@@ -26,9 +26,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
 PROG = "python -m bench"
 
 
+def version_line() -> str:
+    """``pfl-bench 0.1.0 (git 1a2b3c4)``: the installed version and the checkout's commit."""
+    from importlib import metadata
+
+    from bench.record import git_sha
+
+    try:
+        version = metadata.version("pfl-bench")
+    except metadata.PackageNotFoundError:
+        version = "(not installed)"
+    sha = git_sha()
+    return f"pfl-bench {version} ({f'git {sha[:7]}' if sha else 'no git checkout'})"
+
+
 def usage() -> str:
     width = max(len(name) for name in COMMANDS) + 2
-    lines = [f"usage: {PROG} {{{','.join(COMMANDS)}}} [options]", "", help_text(__doc__), "", "commands:"]
+    lines = [f"usage: {PROG} {{{','.join(COMMANDS)}}} [options] | --version", "", help_text(__doc__), "", "commands:"]
     lines += [f"  {name:<{width}}{what}" for name, (_, what) in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -73,6 +87,9 @@ def print_method(name: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-V", "--version"):
+        print(version_line())
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
         print(usage(), file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
@@ -88,8 +105,6 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[command][0])
     if command == "status":
         return module.main(["status", *rest], prog=PROG)  # prog: "python -m bench status"
-    if command == "profile":
-        return module.main(rest)
     return module.main(rest, prog=f"{PROG} {command}")
 
 

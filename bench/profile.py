@@ -20,7 +20,6 @@ Benchmarks, not tests: nothing here asserts a time.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -33,6 +32,7 @@ import torch
 from torch import Tensor
 
 from bench import atomic
+from bench.cli import Parser, help_text
 from bench.conditioning import UnconditionedNet, ray_batching_problem
 from bench.config import RunConfig, resolve
 from bench.data.synthetic import synthetic_split
@@ -246,17 +246,22 @@ def format_row(row: dict[str, Any]) -> str:
     return "  ".join(fmt.format(row[key]) for key, fmt in COLUMNS)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.profile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def main(argv: list[str] | None = None, prog: str = "python -m bench.profile") -> int:
+    parser = Parser(prog=prog, description=help_text(__doc__))
     parser.add_argument("--method", required=True, help="a method name, or all")
-    parser.add_argument("--dataset", default="multimnist-mini")
+    parser.add_argument("--dataset", default="multimnist-mini", help="dataset name (default: multimnist-mini)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:I")
     parser.add_argument("--steps", type=int, default=30, help="timed training steps (default 30)")
     parser.add_argument("--batch-size", type=int, default=0, help="default: the dataset's protocol")
-    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], metavar="KEY=VALUE", help="a setting, as bench run takes it"
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="where datasets live (default: $PFLBENCH_DATA or ~/.cache/pfl-bench)",
+    )
     parser.add_argument(
         "--compare-ray-batching",
         action="store_true",

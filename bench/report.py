@@ -506,7 +506,11 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.report") ->
         help="output folder, rewritten if it holds a report (default: a new folder reports/<UTC time>/)",
     )
     parser.add_argument(
-        "--paper", type=Path, default=None, metavar="DIR", help=f"published numbers (default: {DEFAULT_DIRECTORY})"
+        "--paper",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="published numbers (default: results/paper of this checkout)",
     )
     parser.add_argument(
         "--seeds",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A single-node SLURM cluster on this machine (Debian's slurm-wlm + munge, no systemd), for tests
-# and for trying sweeps: ../shared/spec/slurm.md lists the settings and why each is there.
+# and for trying sweeps.
 #
 #   slurm/local_cluster.sh install   # apt-get install slurm-wlm munge (root; about 15 s)
 #   slurm/local_cluster.sh start     # write /etc/slurm/slurm.conf, start munged, slurmctld, slurmd
