@@ -192,7 +192,8 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def _field_types(cls: type) -> dict[str, Any]:
+def field_types(cls: type) -> dict[str, Any]:
+    """Each field of the dataclass ``cls`` with its resolved type annotation, in field order."""
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
@@ -262,12 +263,12 @@ def _parse_tuple(key: str, raw: Any, kind: Any) -> tuple:
 
 
 def _valid_keys(section: str, cls: type) -> str:
-    return ", ".join(f"{section}.{name}" for name in _field_types(cls))
+    return ", ".join(f"{section}.{name}" for name in field_types(cls))
 
 
 def apply_overrides(obj: Any, section: str, overrides: Mapping[str, Any]) -> Any:
     """Return a copy of dataclass ``obj`` with fields replaced (values parsed to the field types)."""
-    types_ = _field_types(type(obj))
+    types_ = field_types(type(obj))
     changes = {}
     for name, raw in overrides.items():
         if name not in types_:

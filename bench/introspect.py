@@ -10,7 +10,7 @@ import textwrap
 import typing
 from typing import Any
 
-from bench.config import SECTIONS, RunConfig, config_layers, config_sources, to_jsonable
+from bench.config import SECTIONS, RunConfig, config_layers, config_sources, field_types, to_jsonable
 
 DEFAULT = "default"
 
@@ -48,11 +48,11 @@ def type_name(kind: Any) -> str:
 
 def fields(cls: type) -> list[dict[str, Any]]:
     """Each field of the dataclass ``cls``: name, type, default, allowed values (Literal) and docstring."""
-    hints = typing.get_type_hints(cls)
+    kinds = field_types(cls)
     docs = field_docs(cls)
     rows = []
     for f in dataclasses.fields(cls):
-        kind = hints[f.name]
+        kind = kinds[f.name]
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         allowed = typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else ()
         doc = docs.get(f.name, "")
