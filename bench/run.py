@@ -162,6 +162,7 @@ def run_main(argv: list[str] | None, prog: str) -> int:
         METHODS.check(args.method)  # name mistakes fail here, before any method's module is imported
         DATASETS.check(args.dataset)
         from bench.config import resolve
+        from bench.env import check_device_name
         from bench.record import check_log_sink, completed_summary
         from bench.runner import run_experiment
 
@@ -177,6 +178,7 @@ def run_main(argv: list[str] | None, prog: str) -> int:
         check_paths(args.out, args.data_root)
         if args.force and args.resume:
             raise UserError("--force trains the run again from scratch, --resume continues it: give one of them")
+        check_device_name(args.device)  # a mistyped device is an error even when the run is complete
         completed = completed_summary(args.out / cfg.run_id()) is not None
         result = run_experiment(
             cfg,
