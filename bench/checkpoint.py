@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,12 @@ def save(directory: Path, parts: Trainables, loop: LoopState, runner: dict[str, 
 
 def read(path: Path) -> dict[str, Any]:
     """The checkpoint at ``path``; ValueError saying why it cannot be one (truncated, empty, not a
-    checkpoint, missing parts, another version)."""
+    checkpoint, missing parts, another version).
+
+    ``torch.save`` writes a zip archive; anything else is refused before unpickling, because torch's
+    legacy unpickler can allocate without bound on arbitrary bytes."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not a torch checkpoint archive (truncated, empty or overwritten)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # noqa: BLE001 - any unreadable file is a damaged checkpoint

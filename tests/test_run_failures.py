@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -90,7 +91,7 @@ def damage(path: Path, how: str) -> None:
     elif how == "empty":
         path.write_bytes(b"")
     elif how == "random":
-        path.write_bytes(os.urandom(4096))
+        path.write_bytes(random.Random(0).randbytes(4096))
     elif how == "no-keys":
         torch.save({"model": {}}, path)
     elif how == "version":
