@@ -77,8 +77,8 @@ def test_synthetic_data_is_shaped_as_each_objectives_loss_expects(dataset, expec
 @pytest.mark.slow
 def test_profile_runs_on_synthetic_celeba_shaped_input_without_the_files(tmp_path: Path):
     out = tmp_path / "p.json"
-    args = ["--method", "palora", "--dataset", "celeba", "--device", "cpu", "--steps", "1", "--batch-size", "4"]
-    assert main([*args, "--synthetic", "8", "--data-root", str(tmp_path / "empty"), "--json", str(out)]) == 0
+    args = ["--method", "palora", "--dataset", "celeba", "--device", "cpu", "--steps", "1", "--batch-size", "2"]
+    assert main([*args, "--synthetic", "4", "--data-root", str(tmp_path / "empty"), "--json", str(out)]) == 0
     (row,) = json.loads(out.read_text())
     assert row["data"] == "synthetic" and row["step_ms_median"] > 0 and row["eval_rays"] > 1
 

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -103,15 +104,28 @@ def damage(path: Path, how: str) -> None:
         path.write_bytes((run.directory / checkpoint.FILENAME).read_bytes())
 
 
+@pytest.fixture(scope="module")
+def interrupted_and_straight(tmp_path_factory: pytest.TempPathFactory):
+    """One run interrupted after its third checkpoint (latest at step 10, previous at 8) and the same
+    run never interrupted; each damage case resumes its own copy of the interrupted one."""
+    root = tmp_path_factory.mktemp("interrupted")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        cfg, run_dir = interrupted_run(root, monkeypatch, saves=3)
+    straight = run_experiment(cfg, root / "straight", device="cpu", show_progress=False)
+    return cfg, run_dir, straight.summary["front"], metric_rows(straight.directory)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncated", "empty", "random", "no-keys", "version", "other-method"])
-def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(how, tmp_path: Path, monkeypatch, capsys):
-    cfg, run_dir = interrupted_run(tmp_path, monkeypatch, saves=3)  # latest at step 10, previous at 8
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(how, interrupted_and_straight, tmp_path: Path, capsys):
+    cfg, pristine, straight_front, straight_rows = interrupted_and_straight
+    run_dir = tmp_path / "broken" / pristine.name
+    shutil.copytree(pristine, run_dir)
     damage(run_dir / checkpoint.FILENAME, how)
-    straight = run_experiment(cfg, tmp_path / "straight", device="cpu", show_progress=False)
+    capsys.readouterr()
     resumed = run_experiment(cfg, tmp_path / "broken", device="cpu", show_progress=False, resume=True)
-    assert resumed.summary["front"] == straight.summary["front"]
-    assert metric_rows(resumed.directory) == metric_rows(straight.directory)
+    assert resumed.summary["front"] == straight_front
+    assert metric_rows(resumed.directory) == straight_rows
     note = resumed.summary["resumed"][-1]
     assert note["from_step"] == 8 and note["passed_over"][0].startswith("checkpoint.pt is damaged: ")
     err = capsys.readouterr().err.strip().splitlines()
@@ -212,9 +226,9 @@ def test_a_full_or_read_only_disk_fails_the_run_in_one_line_and_leaves_nothing_h
 def test_sigterm_ends_the_run_as_failed_with_the_reason_and_it_resumes(tmp_path: Path, data_root: Path):
     """``kill`` (SIGTERM) mid-run: exit 1, one error line, status FAILED with why, never RUNNING; then
     ``--resume`` continues from its checkpoint."""
-    argv = [sys.executable, "-m", "bench.run", "--method", "ls", "--device", "cpu", "--out", str(tmp_path)]
+    argv = [sys.executable, "-m", "bench.run", "--method", "palora", "--device", "cpu", "--out", str(tmp_path)]
     argv += ["--no-progress", "--data-root", str(data_root)]
-    argv += [item for s in [*TINY, "train.epochs=30", "train.checkpoint_every=4"] for item in ("--set", s)]
+    argv += [item for s in [*TINY, "train.epochs=12", "train.checkpoint_every=4"] for item in ("--set", s)]
     run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("*/checkpoint.pt")) and time.monotonic() < deadline:
@@ -223,7 +237,7 @@ def test_sigterm_ends_the_run_as_failed_with_the_reason_and_it_resumes(tmp_path:
     _, err = run.communicate(timeout=60)
     assert run.returncode == 1, err
     (line,) = err.strip().splitlines()
-    assert line.startswith("error: run ls_multimnist-mini_s0_") and "terminated by SIGTERM" in line
+    assert line.startswith("error: run palora_multimnist-mini_s0_") and "terminated by SIGTERM" in line
     (run_dir,) = tmp_path.iterdir()
     assert read_status(run_dir).startswith("FAILED: terminated by SIGTERM")
     resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=600)

@@ -27,8 +27,15 @@ from bench.sweep_job import REQUEUE_LOG, WORKER_FILE, SweepJob
 from bench.sweep_spec import load_spec
 from tests.test_sweep import TINY, write_spec
 
-# long enough (128 steps, a checkpoint every 10) to be caught mid-run, as in test_slurm.py
-LONG = {**TINY, "train.max_steps": 0, "data.train_limit": 4096, "train.checkpoint_every": 10}
+# long enough (128 steps, a checkpoint every 10) to be caught mid-run, as in test_slurm.py; for ls only,
+# which trains three of its models (the ends and the middle) instead of one per grid ray
+LONG = {
+    **TINY,
+    "train.max_steps": 0,
+    "data.train_limit": 4096,
+    "train.checkpoint_every": 10,
+    "method.rays": "1,0;0.5,0.5;0,1",
+}
 PACKED = "[cluster]\nruns_per_gpu = 2"
 SHARE = max(1, (os.cpu_count() or 1) // 2)
 
