@@ -74,3 +74,23 @@ def test_every_dataset_has_a_prepare_entry(name: str):
     script = ROOT / "datasets" / name / "prepare.py"
     if script.exists():  # datasets/<name>/prepare.py is only the shim over this entry
         assert f'main = script("{name}", __name__)' in script.read_text()
+
+
+# validate_every_n in configs/experiment/<dataset>/<dataset>.yaml of nik-dim/palora @ f9e8210, and of
+# nik-dim/pamal @ 26adf53 for Census (the only official Census code). MultiFashion and the mini
+# dataset follow MultiMNIST's protocol.
+OFFICIAL_VALIDATE_EVERY = {
+    "multimnist": 1,
+    "multimnist3": 10,
+    "utkface": 20,
+    "cityscapes": 20,
+    "nyuv2": 10,
+    "celeba": 1,
+    "sarcos": 10,
+    "census": 10,
+}
+
+
+@pytest.mark.parametrize("name", sorted(OFFICIAL_VALIDATE_EVERY))
+def test_validation_frequency_is_the_official_one(name: str):
+    assert resolve("palora", name, seed=0).train.eval_every == OFFICIAL_VALIDATE_EVERY[name]

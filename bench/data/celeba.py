@@ -281,7 +281,7 @@ CELEBA = register_dataset(
             "train.batch_size": 256,
             "train.lr": 1e-3,
             "train.eval_batch_size": 512,
-            "train.eval_every": 10,
+            "train.eval_every": 1,  # celeba.yaml validate_every_n 1
         },
     )
 )

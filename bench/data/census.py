@@ -326,7 +326,13 @@ def census_spec(name: str, description: str, tasks: tuple[str, ...], num_feature
         hv_reference=(1.0,) * len(tasks),
         load=functools.partial(load_census, tasks=tasks, num_features=num_features),
         # PaMaL configs/experiment/census/census.yaml and configs/general/data/census.yaml
-        train_defaults={"train.epochs": 10, "train.batch_size": 256, "train.lr": 1e-3, "train.eval_batch_size": 8192},
+        train_defaults={
+            "train.epochs": 10,
+            "train.batch_size": 256,
+            "train.lr": 1e-3,
+            "train.eval_batch_size": 8192,
+            "train.eval_every": 10,
+        },  # nik-dim/pamal census.yaml validate_every_n 10
     )
 
 

@@ -198,6 +198,12 @@ SARCOS = register_dataset(
         hv_reference=HV_REFERENCE,
         load=load_sarcos,
         # official sarcos.yaml (Adam 1e-4, 100 epochs) and configs/general/data/sarcos.yaml (batch 512)
-        train_defaults={"train.epochs": 100, "train.batch_size": 512, "train.lr": 1e-4, "train.eval_batch_size": 8192},
+        train_defaults={
+            "train.epochs": 100,
+            "train.batch_size": 512,
+            "train.lr": 1e-4,
+            "train.eval_batch_size": 8192,
+            "train.eval_every": 10,
+        },  # sarcos.yaml validate_every_n 10
     )
 )
