@@ -136,6 +136,7 @@ def test_spec_loader_and_cache(tmp_path: Path):
     write_tiny_mnist(mnist_raw_dir(tmp_path))
     spec = DATASETS.get("multimnist3")
     assert spec.objective_names == ("top-left", "top-right", "bottom") and spec.hv_reference == (1.0, 1.0, 1.0)
+    assert spec.hv_name == "official" and [d.name for d in spec.hv_definitions] == ["official", "errors"]
     assert spec.eval_rays().shape == (66, 3) and spec.train_defaults["train.epochs"] == 20
     path = m3.prepare(tmp_path)
     assert path == tmp_path / "multimnist3" / "multimnist3-v1-seed0.pt" and path.is_file()
@@ -183,6 +184,7 @@ def test_one_training_step(tmp_path: Path, method: str):
     assert (result.directory / "status").read_text().strip() == "COMPLETED"
     summary = result.summary
     assert summary["steps"] == 1 and len(summary["front"]) == 66 and summary["hv_reference"] == [1.0, 1.0, 1.0]
+    assert summary["hv_metrics"] == {"top-left": "loss", "top-right": "loss", "bottom": "loss"}  # the official HV
     assert math.isfinite(summary["hypervolume"])
     values = [v for point in summary["front"] for m in point["metrics"].values() for v in m.values()]
     assert len(values) == 66 * 3 * 2 and all(math.isfinite(v) for v in values)

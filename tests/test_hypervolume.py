@@ -151,6 +151,54 @@ def test_cityscapes_official_hypervolume_is_on_the_losses_with_reference_one():
     assert front_hypervolume(CITYSCAPES_FRONT, spec, ours) == pytest.approx(0.043, abs=1e-12)
 
 
+def digits_front(entries: list[tuple[tuple[float, float, float], tuple[float, float, float]]]) -> list[dict]:
+    """A MultiMNIST-3 front from ((CE top-left, top-right, bottom), (accuracy top-left, top-right, bottom))."""
+    tasks = ("top-left", "top-right", "bottom")
+    return [
+        {
+            "ray": [1.0, 0.0, 0.0],
+            "metrics": {t: {"accuracy": a, "loss": ce} for t, ce, a in zip(tasks, losses, accuracies, strict=True)},
+        }
+        for losses, accuracies in entries
+    ]
+
+
+# MultiMNIST-3: A and C inside the official box; B's bottom cross-entropy 2.5 (chance: ln 10 = 2.30) is outside.
+MULTIMNIST3_FRONT = digits_front(
+    [
+        ((0.2, 0.5, 0.4), (0.95, 0.85, 0.9)),  # A
+        ((0.6, 0.3, 2.5), (0.8, 0.9, 0.3)),  # B
+        ((0.5, 0.6, 0.1), (0.9, 0.8, 0.85)),  # C
+    ]
+)
+
+
+def test_multimnist3_official_hypervolume_is_on_the_cross_entropies_and_errors_is_an_alternative():
+    """nik-dim/palora pareto_front_visualizer3d.py: pymoo HV(ref_point=[1, 1, 1]) on the test
+    (loss/Task-1, loss/Task-2, loss/Task-3) = (top-left, bottom, top-right) cross-entropies."""
+    from bench.registry import DATASETS
+
+    spec = DATASETS.get("multimnist3")
+    assert [d.name for d in spec.hv_definitions] == ["official", "errors"] and spec.hv_name == "official"
+    official = spec.hv_definition()
+    assert official.coordinates == (("top-left", "loss"), ("top-right", "loss"), ("bottom", "loss"))
+    assert official.reference == (1.0, 1.0, 1.0) and "pareto_front_visualizer3d.py" in official.note
+    # by hand: box A [0.2,1]x[0.5,1]x[0.4,1] = 0.8 * 0.5 * 0.6 = 0.24; box C = 0.5 * 0.4 * 0.9 = 0.18;
+    # their overlap from (0.5, 0.6, 0.4) = 0.5 * 0.4 * 0.6 = 0.12; B adds nothing: 0.24 + 0.18 - 0.12 = 0.30
+    assert front_hypervolume(MULTIMNIST3_FRONT, spec) == pytest.approx(0.30, abs=1e-12)
+    # the official coordinate order (top-left, bottom, top-right) gives the same union volume
+    points = minimization_points(MULTIMNIST3_FRONT, spec)
+    assert np.allclose(points, [[0.2, 0.5, 0.4], [0.6, 0.3, 2.5], [0.5, 0.6, 0.1]], atol=1e-15)
+    official_order = points[:, [0, 2, 1]]
+    assert inclusion_exclusion_hypervolume(official_order, np.ones(3)) == pytest.approx(0.30, abs=1e-12)
+    # errors: A (0.05, 0.15, 0.1) dominates C (0.1, 0.2, 0.15); B (0.2, 0.1, 0.7):
+    # 0.95 * 0.85 * 0.9 + 0.8 * 0.9 * 0.3 - overlap from (0.2, 0.15, 0.7) 0.8 * 0.85 * 0.3 = 0.73875
+    errors = spec.hv_definition("errors")
+    assert errors.coordinates == (("top-left", "accuracy"), ("top-right", "accuracy"), ("bottom", "accuracy"))
+    assert errors.reference == (1.0, 1.0, 1.0)
+    assert front_hypervolume(MULTIMNIST3_FRONT, spec, errors) == pytest.approx(0.73875, abs=1e-12)
+
+
 def test_single_definition_datasets_keep_their_default(mini_spec):
     assert [d.name for d in mini_spec.hv_definitions] == ["default"]
     assert mini_spec.hv_definition().coordinates == (("top-left", "accuracy"), ("bottom-right", "accuracy"))

@@ -26,8 +26,9 @@ def _cross_entropy(output: Tensor, target: Tensor) -> Tensor:
     return F.cross_entropy(output, target)
 
 
-def classification(name: str, num_classes: int = 10) -> Objective:
-    """A classification task on logits [N, C]: cross-entropy loss, accuracy (HV on error = 1 - acc) and CE."""
+def classification(name: str, num_classes: int = 10, hv_metric: str = "accuracy") -> Objective:
+    """A classification task on logits [N, C]: cross-entropy loss, accuracy and CE; the hypervolume
+    coordinate is ``hv_metric``: the error 1 - accuracy, or ``"loss"`` (the test cross-entropy)."""
     return Objective(
         name=name,
         loss_fn=_cross_entropy,
@@ -35,7 +36,7 @@ def classification(name: str, num_classes: int = 10) -> Objective:
             Metric("accuracy", _accuracy, higher_is_better=True, best=1.0),
             Metric("loss", _cross_entropy_per_sample, higher_is_better=False),
         ),
-        hv_metric="accuracy",
+        hv_metric=hv_metric,
         outputs=num_classes,
     )
 

@@ -221,11 +221,6 @@ def age_objective() -> Objective:
     )
 
 
-def loss_objective(name: str, num_classes: int) -> Objective:
-    """``classification(name, num_classes)`` whose hypervolume coordinate is its cross-entropy ``loss``."""
-    return dataclasses.replace(classification(name, num_classes), hv_metric="loss")
-
-
 HV_REFERENCE = (1.0, 1.0, 1.0)
 HV_OFFICIAL_NOTE = (
     "The official definition: pymoo HV on (huber/age, loss/gender, loss/race) with reference (1, 1, 1) "
@@ -245,7 +240,11 @@ UTKFACE = register_dataset(
         name=NAME,
         description="UTKFace aligned faces: age (Huber), gender, race (3 tasks), 70/10/20 split; needs the files",
         input_shape=(3, IMAGE_SIZE, IMAGE_SIZE),
-        objectives=(age_objective(), loss_objective("gender", 2), loss_objective("race", NUM_RACES)),
+        objectives=(
+            age_objective(),
+            classification("gender", 2, hv_metric="loss"),
+            classification("race", NUM_RACES, hv_metric="loss"),
+        ),
         backbone="resnet18",
         hv_reference=HV_REFERENCE,
         hv_name="official",
