@@ -9,7 +9,10 @@ hypernetwork output) rather than once per batch; ``torch.inference_mode``; on CP
 in slices of :data:`CPU_FORWARD_SLICE` samples, whose activations stay in cache (COSMOS's full-grid
 pass over 5,000 MultiLeNet samples: 1.68 s in slices of 1,024, 1.31 s in slices of 256, bitwise the
 same outputs), and the outputs are put back together before the statistics, so these are computed
-as before.
+as before. Slicing keeps each sample's output only for a model whose samples do not interact: a
+model that normalises with its batch's statistics in evaluation
+(:attr:`bench.spec.ConditionedNet.batch_dependent_eval`, PHN on ResNet-18 and SegNet) runs each
+batch of ``train.eval_batch_size`` whole on every device, so CPU and GPU give the same front.
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ BOUND_BYTES_BUDGET = 1 << 30
 """At most this many bytes of per-ray weights are made at once; more rays take another pass over the data."""
 
 
-def forward_slice(device: torch.device) -> int:
-    return CPU_FORWARD_SLICE if device.type == "cpu" else 0
+def forward_slice(device: torch.device, batch_dependent: bool = False) -> int:
+    """Samples per forward (0: the whole batch): :data:`CPU_FORWARD_SLICE` on CPU, the whole batch
+    elsewhere; the whole batch on every device for a model whose outputs depend on the batch
+    (:attr:`bench.spec.ConditionedNet.batch_dependent_eval`: PHN's batch-statistics BatchNorm), which
+    so sees the batches of ``train.eval_batch_size`` on CPU and GPU alike."""
+    return CPU_FORWARD_SLICE if device.type == "cpu" and not batch_dependent else 0
 
 
 def sliced(
@@ -81,13 +88,14 @@ def evaluate(cnet: ConditionedNet, loader: Iterable[Batch], rays: Tensor, spec: 
     cnet.eval()
     keys = [(o, m) for o in spec.objectives for m in o.metrics]
     sums: list[list[Tensor]] = []
+    batch_dependent = cnet.batch_dependent_eval
     try:
         for group in ray_groups(cnet, rays):
             group_sums: list[list[Tensor]] | None = None
             all_rays = functools.partial(cnet.forward_rays, rays=group)  # outputs [R, B, ...]
             models = None if batched_rays(cnet, group.device) else [cnet.at_ray(ray) for ray in group]
             for x, targets in loader:
-                size = forward_slice(x.device)
+                size = forward_slice(x.device, batch_dependent)
                 if models is None:  # the model runs several rays in one call ([R, B, ...] outputs)
                     stacked = sliced(all_rays, x, size, sample_dim=1)
                     outs = [{name: out[r] for name, out in stacked.items()} for r in range(group.shape[0])]

@@ -240,7 +240,9 @@ class ConditionedNet(nn.Module):
       through the default :meth:`Method.param_groups` and the checkpoint through ``state_dict``
       (keys ``method_parameters.<name>``);
     - ``inference_parameters``: the parameters one ray needs at test time (e.g. the merged
-      backbone for PaLoRA).
+      backbone for PaLoRA);
+    - :attr:`batch_dependent_eval`: whether evaluation outputs depend on the batch (BatchNorm with
+      batch statistics), so that the evaluation never splits a batch.
     """
 
     path: ClassVar[str] = "unconditioned"
@@ -281,6 +283,19 @@ class ConditionedNet(nn.Module):
 
     def inference_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    @property
+    def batch_dependent_eval(self) -> bool:
+        """Whether a sample's output in eval mode depends on the other samples of its batch. True when
+        a BatchNorm layer keeps no running statistics, so it normalises with the batch's statistics in
+        eval mode too (PHN's target, as the official ``ResNetTarget``'s ``F.batch_norm(...,
+        training=True)``). The evaluation then runs every batch of ``train.eval_batch_size`` whole, on
+        every device (:func:`bench.evaluate.forward_slice`). A model with another kind of batch
+        dependence overrides this."""
+        return any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None and m.running_var is None
+            for m in self.modules()
+        )
 
 
 @dataclasses.dataclass(frozen=True)

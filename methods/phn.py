@@ -8,7 +8,9 @@ With ``chunk_size > 0`` (large backbones: ResNet-18, SegNet) the MLP reads the r
 together with a learned embedding of each of a fixed number of chunks and one shared bias-free head
 produces each chunk (the official ``ResnetHyper`` / ``SegNetHyper``; see :class:`HyperNetwork`).
 The target's BatchNorm layers always normalise with the batch's statistics, in evaluation too, and
-keep no running statistics (the official ``ResNetTarget``: ``F.batch_norm(..., training=True)``).
+keep no running statistics (the official ``ResNetTarget``: ``F.batch_norm(..., training=True)``),
+so a sample's output depends on its batch: ``PHNNet.batch_dependent_eval`` is then True and the
+evaluation runs each batch of ``train.eval_batch_size`` whole, on CPU as on GPU.
 One ray per step from Dirichlet(alpha).
 - ``phn-ls``: loss = sum_k ray_k L_k (official ``LinearScalarizationSolver``).
 - ``phn-epo``: the EPO direction on the hypernetwork's parameters (:mod:`methods.epo`); the LP's

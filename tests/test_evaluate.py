@@ -1,5 +1,6 @@
 """The evaluation's fast path gives bitwise the numbers of the plain one: each ray's model made once,
-inference mode, CPU forward slices, ray groups; and the validation ray subset."""
+inference mode, CPU forward slices, ray groups; a model whose outputs depend on the batch (PHN's
+batch-statistics BatchNorm) is never sliced; and the validation ray subset."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import pytest
 import torch
 
 from bench import evaluate as evaluation
+from bench.backbones import create_backbone
+from bench.config import apply_overrides, resolve
 from bench.data.batches import make_batches
+from bench.data.dense import depth, segmentation
+from bench.data.objectives import classification
 from bench.evaluate import evaluate, validation_rays
 from bench.rays import eval_grid
-from bench.registry import METHODS
-from bench.spec import ConditionedNet, DatasetSpec
+from bench.registry import DATASETS, METHODS, load_all
+from bench.spec import Batch, ConditionedNet, DatasetSpec, Method
 from tests.conftest import random_batch
 from tests.test_method_contract import make, train_steps
 
@@ -57,6 +62,19 @@ FAST_CASES = {
 }
 
 
+def record_slices(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ``size`` of every :func:`bench.evaluate.sliced` call the evaluation makes from now on."""
+    sizes: list[int] = []
+    real = evaluation.sliced
+
+    def spy(model, x, size, sample_dim=0):
+        sizes.append(size)
+        return real(model, x, size, sample_dim)
+
+    monkeypatch.setattr(evaluation, "sliced", spy)
+    return sizes
+
+
 @pytest.mark.parametrize("case", FAST_CASES)
 def test_fast_evaluation_equals_the_plain_loop_bitwise(case, spec, monkeypatch: pytest.MonkeyPatch):
     method, cnet = make(case.removesuffix("-loop").removesuffix("-stacked"), spec, **FAST_CASES[case])
@@ -65,10 +83,90 @@ def test_fast_evaluation_equals_the_plain_loop_bitwise(case, spec, monkeypatch: 
     x, targets = random_batch(spec, 120)
     rays = method.eval_rays()
     expected = plain_evaluate(cnet, make_batches((x, targets), 40, torch.device("cpu")), rays, spec)
+    sizes = record_slices(monkeypatch)
     rows = evaluate(cnet, make_batches((x, targets), 40, torch.device("cpu")), rays, spec)
+    assert not cnet.batch_dependent_eval and sizes and set(sizes) == {16}  # an ordinary model: sliced on CPU
     assert [r["value"] for r in rows] == expected
     assert len(rows) == len(rays) * sum(len(o.metrics) for o in spec.objectives)
     assert cnet.training  # the evaluation restores the training mode
+
+
+def _phn_with_batchnorm(backbone: str) -> tuple[DatasetSpec, Method, ConditionedNet, Batch]:
+    """PHN-LS over a small SegNet (Cityscapes' two dense tasks, stage widths of 4) or a ResNet-18 (two
+    classification tasks) on 32x32 images, whose BatchNorm uses batch statistics in evaluation too,
+    and 16 random samples."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 3, 32, 32, generator=g)
+    if backbone == "segnet":
+        objectives = (segmentation("segmentation", 3), depth("depth"))
+        targets = {
+            "segmentation": torch.randint(-1, 3, (16, 32, 32), generator=g),
+            "depth": torch.rand(16, 1, 32, 32, generator=g) * (torch.rand(16, 1, 32, 32, generator=g) > 0.1),
+        }
+        options, chunk_size = {"filters": (4, 4, 4, 4, 4)}, 1_000
+    else:
+        objectives = (classification("a", 2), classification("b", 5))
+        targets = {"a": torch.randint(2, (16,), generator=g), "b": torch.randint(5, (16,), generator=g)}
+        options, chunk_size = {}, 200_000
+    spec = DatasetSpec("batchnorm", "random 32x32 images", (3, 32, 32), objectives, backbone, (1.0, 1.0), load=None)
+    cls = METHODS.get("phn-ls")
+    method = cls(apply_overrides(cls.Hparams(), "method", {"chunk_size": chunk_size}), spec)
+    torch.manual_seed(0)
+    cnet = method.build(lambda **kw: create_backbone(backbone, spec, **options, **kw))
+    return spec, method, cnet, (x, targets)
+
+
+@pytest.mark.parametrize("backbone", ["segnet", pytest.param("resnet18", marks=pytest.mark.slow)])
+def test_a_batch_dependent_model_is_evaluated_on_whole_batches_on_every_device(
+    backbone, monkeypatch: pytest.MonkeyPatch
+):
+    """PHN's target normalises with the batch's statistics in evaluation (official ``ResNetTarget``),
+    so its front depends on how the split is batched: the CPU evaluation must not cut the batches of
+    ``train.eval_batch_size`` into forward slices. CPU slicing on, slicing off (the accelerator's
+    path) and the plain loop over whole batches give bitwise the same rows; slicing it would not."""
+    spec, method, cnet, data = _phn_with_batchnorm(backbone)
+    assert cnet.batch_dependent_eval
+    rays = method.eval_rays()[[2, 7]]
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(evaluation, "CPU_FORWARD_SLICE", 3)  # batches of 8 would be sliced 3, 3, 2
+    sizes = record_slices(monkeypatch)
+    rows = evaluate(cnet, make_batches(data, 8, cpu), rays, spec)
+    assert sizes and set(sizes) == {0}  # every batch whole
+    values = [r["value"] for r in rows]
+    assert all(v == v for v in values)  # no NaN, so == below compares numbers
+    assert values == plain_evaluate(cnet, make_batches(data, 8, cpu), rays, spec)
+    monkeypatch.setattr(evaluation, "CPU_FORWARD_SLICE", 0)  # slicing disabled: what a GPU runs
+    assert evaluate(cnet, make_batches(data, 8, cpu), rays, spec) == rows
+    monkeypatch.setattr(evaluation, "forward_slice", lambda device, batch_dependent=False: 3)  # the guard removed
+    assert [r["value"] for r in evaluate(cnet, make_batches(data, 8, cpu), rays, spec)] != values
+
+
+def test_batch_dependence_is_read_from_the_model():
+    """Batch statistics make a model batch-dependent; BatchNorm with running statistics (every other
+    method on SegNet) and models without BatchNorm do not."""
+    _, _, phn, _ = _phn_with_batchnorm("segnet")
+    assert phn.batch_dependent_eval and evaluation.forward_slice(torch.device("cpu"), True) == 0
+    spec = DatasetSpec(
+        "dense", "random", (3, 32, 32), (segmentation("s", 3), depth("d")), "segnet", (1.0, 1.0), load=None
+    )
+    for name in ("mean", "pamal", "palora"):
+        method = METHODS.get(name)(METHODS.get(name).Hparams(), spec)
+        cnet = method.build(lambda **kw: create_backbone("segnet", spec, filters=(4, 4, 4, 4, 4), **kw))
+        assert not cnet.batch_dependent_eval, name
+    assert evaluation.forward_slice(torch.device("cpu")) == evaluation.CPU_FORWARD_SLICE
+
+
+OFFICIAL_EVAL_BATCH = {"utkface": 512, "celeba": 512, "cityscapes": 8, "nyuv2": 2}
+"""nik-dim/palora @ f9e8210 ``BaseDataModule``: ``valid_batch_size`` (UTKFace, CelebA), else the training
+batch (Cityscapes, NYUv2). PHN's batch-statistics BatchNorm sees these batches (FIDELITY.md)."""
+
+
+def test_eval_batch_sizes_are_the_official_ones_on_batchnorm_backbones():
+    load_all()
+    batchnorm = ("resnet18", "resnet18-imagenet", "segnet")
+    assert {n for n in DATASETS.names() if DATASETS.get(n).backbone in batchnorm} == set(OFFICIAL_EVAL_BATCH)
+    for name, size in OFFICIAL_EVAL_BATCH.items():
+        assert resolve("phn-ls", name).train.eval_batch_size == size, name
 
 
 def test_rays_in_several_groups_give_the_same_rows(spec, monkeypatch: pytest.MonkeyPatch):

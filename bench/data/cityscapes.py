@@ -81,7 +81,7 @@ CITYSCAPES = register_dataset(
             "train.lr": 1e-4,
             "train.lr_step": 75,
             "train.lr_gamma": 0.5,
-            "train.eval_batch_size": 32,
+            "train.eval_batch_size": 8,  # official: the training batch (`valid_batch_size` unset); PHN's BN sees it
             "train.eval_every": 20,
         },
         eval_points_per_edge=11,

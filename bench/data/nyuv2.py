@@ -62,7 +62,7 @@ NYUV2 = register_dataset(
             "train.lr": 1e-4,
             "train.lr_step": 100,
             "train.lr_gamma": 0.5,
-            "train.eval_batch_size": 8,
+            "train.eval_batch_size": 2,  # official: the training batch (`valid_batch_size` unset); PHN's BN sees it
             "train.eval_every": 10,
         },
         eval_points_per_edge=11,
