@@ -9,18 +9,25 @@ combined too; running statistics are shared. Each step draws a window of rays, l
 Choices:
 - The copies are stacked as one tensor [T, *shape] per parameter and the combination is applied with
   ``torch.func.functional_call`` (one weighted sum per tensor), instead of module surgery.
-- Regulariser (``reg_coefficient``, off by default as on MultiMNIST): for each task k, with the
-  window's rays sorted by ray_k descending, the loss of task k should not decrease; each decrease
-  d > 0 is penalised as ``log(sum exp(relu(d)) / (window - 1))``, summed over tasks (Sec. 3.2's
-  intent). The official trainer (``multi_forward_ensemble_trainer.py``) takes ``relu`` of the
-  increases instead, which penalises the expected order; we follow the paper. As officially, the
-  penalty is only added while ``reg_coefficient * penalty`` is below the loss.
+- Regulariser (``reg_coefficient``, off by default as on MultiMNIST; which one: ``regulariser``):
+  for each task k, with the window's rays sorted by ray_k descending, the differences d of task k's
+  loss between neighbours give ``log(sum exp(relu(s * d)) / (window - 1))``, summed over tasks.
+  ``"paper"`` (s = -1, the default): a loss that decreases as its weight shrinks is penalised, Sec.
+  3.2's intent. ``"official"`` (s = +1): nik-dim/pamal's ``multi_forward_ensemble_trainer.py``, the
+  code behind the published numbers on UTKFace, Cityscapes and Census (divisor ``num - 1``, the
+  window; temperature 1 in every config); it penalises the increases, i.e. the expected order.
+  ``"none"``: no penalty whatever ``reg_coefficient`` says, as nik-dim/palora's trainer, where the
+  lines adding it are commented out. A penalty is only added while ``reg_coefficient * penalty`` is
+  below the loss, as officially. (Equal ray_k values, which Dirichlet windows never draw, keep both
+  losses here; the official dict keyed by ray_k keeps the later one.)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from collections.abc import Callable
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -31,6 +38,10 @@ from bench.errors import ConfigError
 from bench.registry import METHODS
 from bench.spec import ConditionedNet, MethodInfo, MultiTaskNet
 from methods.windowed import WindowedFrontMethod, WindowHparams
+
+Regulariser = Literal["official", "paper", "none"]
+"""Which order regulariser ``reg_coefficient`` scales (see the module docstring)."""
+REGULARISERS: tuple[str, ...] = typing.get_args(Regulariser)
 
 
 class PaMaLNet(ConditionedNet):
@@ -87,23 +98,34 @@ class PaMaLHparams(WindowHparams):
 
     window: int = 4
     reg_coefficient: float = 0.0
+    regulariser: Regulariser = "paper"
+    """The order penalty ``reg_coefficient`` scales: ``paper`` (Sec. 3.2, relu(-diff)), ``official``
+    (nik-dim/pamal, relu(diff)) or ``none`` (nik-dim/palora: no penalty at all)."""
     reinit: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.reg_coefficient < 0:
             raise ConfigError(f"method.reg_coefficient must be >= 0, got {self.reg_coefficient}")
+        if self.regulariser not in REGULARISERS:  # the parser checks this; this guards direct construction
+            raise ConfigError(f"unknown method.regulariser {self.regulariser!r}; valid: {', '.join(REGULARISERS)}")
 
 
-def order_penalty(losses: Tensor, rays: Tensor) -> Tensor:
-    """sum_k log( sum_i exp(relu(L_k(i) - L_k(i+1))) / (W - 1) ), rays sorted by ray_k descending:
-    zero when every task's loss grows as its weight shrinks (see the module docstring)."""
-    window = losses.shape[0]
+def order_penalty(losses: Tensor, rays: Tensor, regulariser: Regulariser = "paper") -> Tensor:
+    """sum_k log( sum_i exp(relu(s * (L_k(i+1) - L_k(i)))) / (W - 1) ), rays sorted by ray_k
+    descending; s = -1 for ``paper`` (zero when every task's loss grows as its weight shrinks),
+    s = +1 for ``official`` (zero when none grows); ``none`` is 0 (see the module docstring)."""
+    if regulariser not in REGULARISERS:
+        raise ConfigError(f"unknown regulariser {regulariser!r}; valid: {', '.join(REGULARISERS)}")
     total = losses.new_zeros(())
+    if regulariser == "none":
+        return total
+    sign = 1.0 if regulariser == "official" else -1.0
+    window = losses.shape[0]
     for k in range(losses.shape[1]):
         order = torch.argsort(rays[:, k], descending=True, stable=True)
-        decreases = torch.relu(-losses[order, k].diff())
-        total = total + torch.log(torch.exp(decreases).sum() / (window - 1))
+        violations = torch.relu(sign * losses[order, k].diff())
+        total = total + torch.log(torch.exp(violations).sum() / (window - 1))
     return total
 
 
@@ -122,10 +144,12 @@ class PaMaL(WindowedFrontMethod[PaMaLHparams]):
         return PaMaLNet([first, *others])
 
     def regularised(self, loss: Tensor, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
-        """Plus ``reg_coefficient`` times :func:`order_penalty`, while that is below the loss."""
-        if not self.hparams.reg_coefficient or losses.shape[0] < 2:
+        """Plus ``reg_coefficient`` times :func:`order_penalty` (``regulariser``), while that is below
+        the loss; ``regulariser = "none"`` adds nothing."""
+        h = self.hparams
+        if h.regulariser == "none" or not h.reg_coefficient or losses.shape[0] < 2:
             return loss
-        penalty = self.hparams.reg_coefficient * order_penalty(losses, rays)
+        penalty = h.reg_coefficient * order_penalty(losses, rays, h.regulariser)
         return loss + penalty if penalty < loss else loss
 
     def describe(self) -> MethodInfo:

@@ -94,3 +94,11 @@ OFFICIAL_VALIDATE_EVERY = {
 @pytest.mark.parametrize("name", sorted(OFFICIAL_VALIDATE_EVERY))
 def test_validation_frequency_is_the_official_one(name: str):
     assert resolve("palora", name, seed=0).train.eval_every == OFFICIAL_VALIDATE_EVERY[name]
+
+
+def test_utkface_pamal_trains_with_the_batch_of_the_code_that_ran_it():
+    """UTKFace's PaMaL comes from nik-dim/pamal (its data config: batch 256, eval batch 512); every
+    other method from nik-dim/palora (batch 128)."""
+    assert resolve("pamal", "utkface", seed=0).train.batch_size == 256
+    assert resolve("palora", "utkface", seed=0).train.batch_size == 128
+    assert resolve("pamal", "utkface", seed=0).train.eval_batch_size == 512

@@ -7,8 +7,10 @@ import torch
 
 from bench.backbones import create_backbone
 from bench.conditioning import parameter_key
-from bench.config import apply_overrides
+from bench.config import apply_overrides, resolve
+from bench.errors import ConfigError
 from bench.loop import compute_losses
+from bench.registry import DATASETS
 from methods.pamal import PaMaL, PaMaLHparams, PaMaLNet, order_penalty
 from tests.conftest import random_batch, tiny_spec
 
@@ -93,25 +95,109 @@ def test_default_window_and_sampler_are_the_multimnist_preset():
     assert rays.shape == (4, 2) and method.sampler.name == "annealing"
 
 
-def test_the_official_sign_would_penalise_the_intended_order():
-    """nik-dim/pamal multi_forward_ensemble_trainer.py takes relu(diff) of the losses sorted by the
-    task's weight, descending, i.e. it penalises a loss that grows as its weight shrinks, which is
-    what PaMaL Sec. 3.2 asks for. Ours penalises the opposite: on an ordering that honours "more
-    weight on task k never gives a higher loss k" ours is zero, the official sign is not."""
-    rays = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]])
+WINDOW_RAYS = torch.tensor([[0.9, 0.1], [0.5, 0.5], [0.1, 0.9]])
+# task 0 sorted by ray_0 descending (rows 0, 1, 2): losses 1.0, 0.8, 1.2 -> diffs (-0.2, +0.4)
+# task 1 sorted by ray_1 descending (rows 2, 1, 0): losses 0.5, 0.7, 0.6 -> diffs (+0.2, -0.1)
+WINDOW_LOSSES = torch.tensor([[1.0, 0.6], [0.8, 0.7], [1.2, 0.5]])
+
+
+@pytest.mark.parametrize(
+    ("regulariser", "expected"),
+    [
+        # relu(-diff): decreases (0.2, 0) and (0, 0.1), divisor W - 1 = 2
+        ("paper", math.log((math.exp(0.2) + 1) / 2) + math.log((1 + math.exp(0.1)) / 2)),
+        # relu(diff) as nik-dim/pamal multi_forward_ensemble_trainer.py: increases (0, 0.4) and (0.2, 0),
+        # divided by num - 1 (the window, not T - 1)
+        ("official", math.log((1 + math.exp(0.4)) / 2) + math.log((math.exp(0.2) + 1) / 2)),
+        ("none", 0.0),
+    ],
+)
+def test_order_penalty_known_values_of_each_regulariser(regulariser, expected):
+    assert order_penalty(WINDOW_LOSSES, WINDOW_RAYS, regulariser).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_official_divisor_is_the_window_minus_one():
+    """Four rays on 2 tasks: the official divides by num - 1 = 3 (nik-dim/palora's unused
+    ``MultiForwardRegularizationLoss`` divides by T - 1 = 1 instead)."""
+    rays = torch.tensor([[0.8, 0.2], [0.6, 0.4], [0.4, 0.6], [0.2, 0.8]])
+    losses = torch.tensor([[1.0, 2.0], [1.0, 2.0], [1.0, 2.0], [1.3, 2.0]])  # task 0 rises by 0.3 once
+    expected = math.log((2 + math.exp(0.3)) / 3) + math.log(3 / 3)
+    assert order_penalty(losses, rays, "official").item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_official_sign_penalises_the_order_the_paper_asks_for():
+    """nik-dim/pamal takes relu(diff) of the losses sorted by the task's weight, descending: it
+    penalises a loss that grows as its weight shrinks, the order PaMaL Sec. 3.2 asks for. On an
+    ordering that honours "more weight on task k never gives a higher loss k" the paper's penalty is
+    zero and the official one is not; on the reversed window the reverse."""
     honoured = torch.tensor([[0.5, 1.0], [0.7, 0.7], [1.0, 0.5]])
     violated = honoured.flip(0)  # more weight, higher loss, for both tasks
-    assert order_penalty(honoured, rays).item() == pytest.approx(0.0, abs=1e-7)
-    assert order_penalty(violated, rays).item() > 0.1
-    assert order_penalty(-honoured, rays).item() == pytest.approx(order_penalty(violated, rays).item())  # relu(-diff)
+    assert order_penalty(honoured, WINDOW_RAYS, "paper").item() == pytest.approx(0.0, abs=1e-7)
+    assert order_penalty(violated, WINDOW_RAYS, "official").item() == pytest.approx(0.0, abs=1e-7)
+    assert order_penalty(honoured, WINDOW_RAYS, "official").item() > 0.1
+    assert order_penalty(honoured, WINDOW_RAYS, "official").item() == pytest.approx(
+        order_penalty(violated, WINDOW_RAYS, "paper").item()
+    )
+    for losses in (honoured, violated, WINDOW_LOSSES):  # official(L) = paper(-L): relu(diff) vs relu(-diff)
+        assert order_penalty(losses, WINDOW_RAYS, "official").item() == pytest.approx(
+            order_penalty(-losses, WINDOW_RAYS, "paper").item()
+        )
+
+
+@pytest.mark.parametrize("regulariser", ["paper", "official", "none"])
+def test_regularised_loss_adds_the_chosen_penalty_and_none_leaves_it_unchanged(regulariser):
+    method, cnet = build(reg_coefficient=1.0, regulariser=regulariser)
+    loss = torch.tensor(10.0)
+    expected = 10.0 + order_penalty(WINDOW_LOSSES, WINDOW_RAYS, regulariser).item()
+    out = method.regularised(loss, WINDOW_LOSSES, WINDOW_RAYS, cnet)
+    assert out.item() == pytest.approx(expected)
+    if regulariser == "none":
+        assert out is loss
+        big, _ = build(reg_coefficient=100.0, regulariser="none")
+        assert big.regularised(loss, WINDOW_LOSSES, WINDOW_RAYS, cnet) is loss
+
+
+def test_regulariser_setting_is_validated_with_the_valid_choices():
+    assert PaMaLHparams().regulariser == "paper"
+    with pytest.raises(ConfigError, match="valid: official, paper, none"):
+        apply_overrides(PaMaLHparams(), "method", {"regulariser": "offical"})
+    with pytest.raises(ConfigError, match="valid: official, paper, none"):
+        PaMaLHparams(regulariser="sign")
+    with pytest.raises(ConfigError, match="valid: official, paper, none"):
+        order_penalty(WINDOW_LOSSES, WINDOW_RAYS, "relu")
+
+
+PRESET_REGULARISER = {
+    # nik-dim/pamal's trainer produced the published PaMaL numbers (its presets: gradnorm, Dirichlet windows)
+    "utkface": "official",
+    "cityscapes": "official",
+    "celeba": "official",
+    "census": "official",
+    "census-income-marital": "official",
+    # the preset comes from nik-dim/palora, whose trainer adds no regulariser
+    "sarcos": "none",
+    "nyuv2": "none",
+    "multimnist": "none",
+    "multimnist-mini": "none",
+    "multimnist3": "none",
+    "multifashion": "none",
+    "multifashion-mnist": "none",
+}
+
+
+def test_every_dataset_has_a_regulariser_rule():
+    assert sorted(PRESET_REGULARISER) == sorted(DATASETS.names())
+
+
+@pytest.mark.parametrize(("dataset", "regulariser"), sorted(PRESET_REGULARISER.items()))
+def test_each_preset_follows_the_regulariser_of_the_code_behind_its_numbers(dataset, regulariser):
+    assert resolve("pamal", dataset, seed=0).hparams.regulariser == regulariser
 
 
 @pytest.mark.parametrize(("dataset", "p"), [("utkface", 2.0), ("celeba", 2.0), ("cityscapes", 7.0)])
 def test_pamal_follows_nik_dim_pamal_where_the_palora_code_cannot_run(dataset, p):
     """The PaLoRA repository's get_method raises on inner_method gradnorm; nik-dim/pamal draws each
     window ray from a plain Dirichlet(p)."""
-    from bench.config import resolve
-
     cfg = resolve("pamal", dataset)
     hp = cfg.hparams
     assert (hp.sampler, hp.p, hp.window, hp.inner_method, hp.reg_coefficient) == ("dirichlet", p, 3, "gradnorm", 1.0)
