@@ -158,6 +158,7 @@ ADDED_LATER = {
     "train.val_samples": 0,
     "method_hparams.adapter_path": "merged",
     "method_hparams.stacking": "auto",
+    "method_hparams.regulariser": "paper",
 }
 """Keys added after runs were recorded, with the value that reproduces those runs: at that value a
 key is left out of the identity, so every earlier run keeps its run id (and a sweep still finds it)."""
