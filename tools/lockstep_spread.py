@@ -29,7 +29,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 TESTS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_lockstep_*.py"))
-RECORDS = ("palora", "pamal", "ls", "mgda", "padora", "cosmos", "phn-ls", "phn-epo")
+RECORDS = (
+    "palora",
+    "pamal",
+    "ls",
+    "mgda",
+    "padora",
+    "cosmos",
+    "phn-ls",
+    "phn-epo",
+    "palora-resnet18",
+    "pamal-resnet18",
+    "palora-segnet",
+    "pamal-segnet",
+)
 CONDITIONS: dict[str, dict[str, str]] = {
     "native": {},
     "generic ATen": {"ATEN_CPU_CAPABILITY": "default"},
@@ -89,6 +102,18 @@ def _phn_init() -> None:
     methods.phn.INIT_STD *= 1 + NUDGE
 
 
+def _bn_momentum() -> None:
+    import torch
+
+    init = torch.nn.modules.batchnorm._BatchNorm.__init__
+
+    def nudged(self: torch.nn.Module, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.momentum *= 1 + NUDGE
+
+    torch.nn.modules.batchnorm._BatchNorm.__init__ = nudged  # type: ignore[method-assign]
+
+
 MUTATIONS: dict[str, tuple[str, Callable[[], None]]] = {
     "lr x (1 + 1e-6)": ("every Adam group's learning rate nudged", _lr_nudge),
     "t offset": ("annealing time t = (k + 1) / K instead of the official (k + 2) / K", _t_offset),
@@ -96,6 +121,7 @@ MUTATIONS: dict[str, tuple[str, Callable[[], None]]] = {
     "MGDA without x T": ("MGDA's loss sum_k alpha_k L_k instead of T sum_k alpha_k L_k", _mgda_times_t),
     "upsampler x (1 + 1e-6)": ("COSMOS's ray channels nudged", _upsampler),
     "PHN init std x (1 + 1e-6)": ("the hypernetwork heads' init std nudged", _phn_init),
+    "BN momentum x (1 + 1e-6)": ("every BatchNorm layer's running-statistics momentum nudged", _bn_momentum),
 }
 
 
