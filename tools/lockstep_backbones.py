@@ -57,6 +57,9 @@ from tools.lockstep_palora import (
     regrouped,
 )
 
+CHECKOUT = "nik-dim/palora"
+"""What ``--official`` names: PaMaL's records run nik-dim/pamal, checked out beside it."""
+
 SETUPS: dict[str, dict[str, Any]] = {
     "resnet18": {
         "dataset": "utkface",

@@ -10,7 +10,8 @@ keys ``setup`` and ``steps`` (a list of {"losses": [...], "checksum": {...}}) an
 record lands in ``tests/lockstep/<method>.json`` with the checkout's commit and this command line. With
 ``--backbone`` the method runs on that real backbone (``tools/lockstep_backbones.py``) and the record is
 ``tests/lockstep/<method>-<backbone>.json``; a producer that ran another repository's code (PaMaL's
-from nik-dim/pamal) returns its commit as ``official_commit``. The producer runs under
+from nik-dim/pamal) returns its commit as ``official_commit``, and a producer whose ``--official`` is
+another repository than the record's says which in its module constant ``CHECKOUT``. The producer runs under
 :func:`bench.fidelity.lockstep_precision` (float64 on both sides).
 """
 
@@ -36,7 +37,12 @@ PRODUCERS = {
     "phn-ls": "lockstep_phn",
     "phn-epo": "lockstep_phn",
 }
-BACKBONE_PRODUCERS = {"palora": "lockstep_backbones", "pamal": "lockstep_backbones"}
+BACKBONE_PRODUCERS = {
+    "palora": "lockstep_backbones",
+    "pamal": "lockstep_backbones",
+    "cosmos": "lockstep_cosmos_backbones",
+    "phn-ls": "lockstep_phn_backbones",
+}
 """Methods with lockstep records on the real backbones (``--backbone``)."""
 BACKBONES = ("resnet18", "segnet")
 
@@ -45,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--official", type=Path, required=True, help="checkout of the official repository")
     parser.add_argument("--method", required=True, choices=sorted(PRODUCERS))
-    parser.add_argument("--backbone", choices=BACKBONES, help="a real backbone (palora, pamal only)")
+    parser.add_argument("--backbone", choices=BACKBONES, help="a real backbone (the methods of BACKBONE_PRODUCERS)")
     args = parser.parse_args(argv)
     if not args.official.is_dir():
         print(f"error: --official {args.official} is not a folder", file=sys.stderr)
@@ -69,13 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     with lockstep_precision():
         produced = module.produce(args.official.resolve(), name)
     repo = produced.pop("repo")
+    checkout = getattr(module, "CHECKOUT", repo)  # the repository --official names, when not the record's
     commit = produced.pop("official_commit", commit)
     record = {
         "official": {"repo": repo, "commit": commit},
-        "produced_by": "python tools/official_lockstep.py --official <checkout of nik-dim/palora> "
-        f"--method {args.method}{flags}"
-        if args.backbone
-        else f"python tools/official_lockstep.py --official <checkout of {repo}> --method {args.method}",
+        "produced_by": f"python tools/official_lockstep.py --official <checkout of {checkout}> "
+        f"--method {args.method}{flags}",
         **produced,
     }
     path = write_record(name, record)
