@@ -142,6 +142,9 @@ class DatasetSpec:
     """Where the default hypervolume comes from, for the report."""
     hv_alternatives: tuple[HypervolumeDefinition, ...] = ()
     """Other hypervolumes the report shows in tables of their own."""
+    split_sizes: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """Samples per split of the official data (``train``, ``val``, ``test``), so that a sweep can be
+    planned where the files are not (:mod:`bench.plan`); empty: planning reads the files."""
 
     def __post_init__(self) -> None:
         unknown = set(self.hv_objectives) - set(self.objective_names)

@@ -1,6 +1,7 @@
 """Run a grid of runs on a SLURM cluster, on this machine's GPUs, or in-process; see their state.
 
-    python -m bench.sweep slurm/<spec>.toml [--cluster slurm|local|debug] [--profile FILE] [--out DIR] [--dry-run]
+    python -m bench.sweep slurm/<spec>.toml [--cluster slurm|local|debug] [--profile FILE] [--out DIR]
+                          [--dry-run | --plan [--gpu-memory-gb GB]]
     python -m bench.sweep status slurm/<spec>.toml [--out DIR]
     python -m bench.sweep status runs/<folder>
 
@@ -11,6 +12,13 @@ every run's method settings build the method, and that the device can be had; a 
 sbatch refusing the request, is one ``error:`` line (exit 2) and nothing is submitted.
 ``--dry-run`` lists the runs, the scheduler request (partition, GPUs, CPUs, memory, time limit,
 array size and parallelism) or the local workers, and runs the checks, submitting nothing.
+``--plan`` lists them with the request and what each configuration will cost on the device the runs
+get (a GPU when the request asks for one): step time, steps, evaluation, setup and peak memory of one
+run, from COMPLETED records of the same configuration under ``--out`` or else a short profile here
+(extrapolated, with the ratio used, for a GPU this machine lacks); then run-hours per method and for
+the sweep, SLURM job-hours, the jobs that outlast the time limit and the requeues they need against
+``max_requeues``, and how many runs fit in one GPU's memory (``--gpu-memory-gb`` where there is no
+GPU here). See :mod:`bench.plan`. It submits nothing.
 
 ``--cluster slurm`` submits one job array through submitit, one task per run, or per
 ``[cluster] runs_per_gpu`` runs that then share the task's GPU, each in its own process; ``local``
@@ -495,7 +503,7 @@ def folder_status(folder: Path) -> int:
     return 0
 
 
-def launch(spec: SweepSpec, out: Path, cluster: str, dry_run: bool) -> int:
+def launch(spec: SweepSpec, out: Path, cluster: str, dry_run: bool, plan_gpu_gib: float | None = None) -> int:
     configs = spec.configs()
     print(
         f"sweep {spec.name}: {len(configs)} runs ({len(spec.methods)} methods x {len(spec.datasets)} datasets x "
@@ -505,6 +513,13 @@ def launch(spec: SweepSpec, out: Path, cluster: str, dry_run: bool) -> int:
     if not todo:
         return 0
     print_request(spec, todo, cluster)
+    if plan_gpu_gib is not None:
+        from bench.plan import plan_sweep  # imports the profiler: only when planning
+
+        root = Path(spec.run.data_root) if spec.run.data_root else default_data_root()
+        plan_sweep(spec, todo, run_directories(out) if out.is_dir() else [], cluster, root, plan_gpu_gib)
+        print("plan: nothing submitted")
+        return 0
     check_runs(spec, todo, cluster)
     if dry_run:
         print(f"checks passed: {len({c.dataset for c in todo})} dataset(s) found, {len(todo)} runs' settings valid")
@@ -595,6 +610,20 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.sweep") -> 
             action="store_true",
             help="list the runs, the scheduler request (or the local workers) and run the checks; submit nothing",
         )
+        parser.add_argument(
+            "--plan",
+            action="store_true",
+            help="estimate each run's time and memory on the target device (from completed records of the "
+            "same configuration, else a short profile here) and the sweep's device-hours, requeues and "
+            "runs per GPU; submit nothing",
+        )
+        parser.add_argument(
+            "--gpu-memory-gb",
+            type=float,
+            default=80.0,
+            metavar="GB",
+            help="GPU memory the plan packs runs into when this machine has no GPU (default 80)",
+        )
     args = parser.parse_args(argv[1:] if is_status else argv)
     if is_status and args.spec.is_dir():
         return folder_status(args.spec)
@@ -607,7 +636,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.sweep") -> 
             args.cluster = "slurm" if shutil.which("sbatch") else "local"
         if args.cluster not in CLUSTERS:
             raise ConfigError(f"unknown cluster {args.cluster!r}; valid clusters: {', '.join(CLUSTERS)}")
-        return launch(spec, out, args.cluster, args.dry_run)
+        return launch(spec, out, args.cluster, args.dry_run, args.gpu_memory_gb if args.plan else None)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

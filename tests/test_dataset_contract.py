@@ -102,3 +102,16 @@ def test_utkface_pamal_trains_with_the_batch_of_the_code_that_ran_it():
     assert resolve("pamal", "utkface", seed=0).train.batch_size == 256
     assert resolve("palora", "utkface", seed=0).train.batch_size == 128
     assert resolve("pamal", "utkface", seed=0).train.eval_batch_size == 512
+
+
+@pytest.mark.parametrize("name", ALL_DATASETS)
+def test_declared_split_sizes_are_whole_splits(name: str):
+    """``split_sizes`` (what a sweep plan reads where the files are absent) names only the three splits."""
+    sizes = DATASETS.get(name).split_sizes
+    assert set(sizes) <= {"train", "val", "test"} and all(isinstance(n, int) and n > 0 for n in sizes.values())
+
+
+def test_declared_split_sizes_match_the_files(data_root: Path):
+    """On the embedded dataset the declared sizes are the loaded ones (the others: their data cards)."""
+    spec = DATASETS.get("multimnist-mini")
+    assert {split: len(spec.load(data_root, split)[0]) for split in spec.split_sizes} == dict(spec.split_sizes)

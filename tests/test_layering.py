@@ -1,5 +1,6 @@
 """The layering holds: nothing imports a module above it. From the top: the entry points (the
-``python -m bench ...`` commands), the sweep's job, the runner, the trial builder and the loop;
+``python -m bench ...`` commands), the sweep's job and planner, the runner and the profiler's stepper,
+the trial builder and the loop;
 below them the plug-ins (methods, datasets, backbones, analysis), which import none of those.
 Imports are read from the source (every ``import`` statement, also those inside functions)."""
 
@@ -23,9 +24,11 @@ ENTRY_POINTS = {
 }
 IMPORTED_ONLY_BY = {
     "bench.sweep_job": {"bench.sweep"},
+    "bench.plan": {"bench.sweep"},
     "bench.runner": ENTRY_POINTS | {"bench.sweep_job"},
-    "bench.trial": ENTRY_POINTS | {"bench.runner"},
-    "bench.loop": ENTRY_POINTS | {"bench.runner", "bench.trial", "bench.checkpoint"},
+    "bench.stepper": ENTRY_POINTS | {"bench.plan"},
+    "bench.trial": ENTRY_POINTS | {"bench.runner", "bench.stepper", "bench.plan"},
+    "bench.loop": ENTRY_POINTS | {"bench.runner", "bench.stepper", "bench.trial", "bench.checkpoint"},
 }
 """module -> the only modules that may import it (besides entry points, which may import entry points)."""
 PLUGIN_PACKAGES = ("methods.", "bench.data.", "bench.backbones.", "bench.analysis.")

@@ -13,8 +13,9 @@ import torch
 from bench.backbones import create_backbone
 from bench.config import resolve
 from bench.data.synthetic import synthetic_split
-from bench.profile import PlainBackbone, main, rays_per_step
+from bench.profile import main
 from bench.registry import DATASETS, METHODS
+from bench.stepper import PlainBackbone, rays_per_step
 
 
 def test_plain_baseline_is_one_unconditioned_model_with_the_methods_rays_per_step():

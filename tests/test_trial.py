@@ -11,8 +11,8 @@ import torch
 from bench import checkpoint
 from bench.config import resolve
 from bench.loop import fit
-from bench.profile import Stepper
 from bench.runner import run_experiment
+from bench.stepper import Stepper
 from bench.trial import build_trial
 
 STEPS = 3

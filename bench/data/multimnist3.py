@@ -26,6 +26,7 @@ from bench.data import prepare_cli
 from bench.data.multimnist import (
     GENERATION_SEED,
     MNIST_SOURCE,
+    REAL_SIZES,
     SplitTensors,
     cache_path,
     cached_splits,
@@ -106,6 +107,7 @@ MULTIMNIST3 = register_dataset(
         hv_note=HV_OFFICIAL_NOTE,
         hv_alternatives=(HV_ERRORS,),
         load=load,
+        split_sizes=REAL_SIZES,
         # configs/experiment/multimnist3/multimnist3.yaml: Adam lr 0.001, 20 epochs, validate_every_n 10;
         # configs/general/data/multimnist3.yaml: batch_size 256.
         train_defaults={"train.epochs": 20, "train.batch_size": 256, "train.lr": 1e-3, "train.eval_every": 10},

@@ -56,6 +56,7 @@ NYUV2 = register_dataset(
         backbone="segnet",
         hv_reference=HV_REFERENCE,
         load=load,
+        split_sizes={"train": 700, "val": 95, "test": 654},
         train_defaults={
             "train.epochs": 200,
             "train.batch_size": 2,

@@ -251,6 +251,7 @@ UTKFACE = register_dataset(
         hv_note=HV_OFFICIAL_NOTE,
         hv_alternatives=(HV_ERRORS,),
         load=load,
+        split_sizes=dict(zip(("train", "val", "test"), split_lengths(OFFICIAL_USABLE), strict=True)),
         train_defaults={
             "train.epochs": 100,
             "train.batch_size": 128,
