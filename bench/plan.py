@@ -8,8 +8,8 @@ first of these that exists:
   made on that kind of device: their recorded step time, evaluation and setup seconds, and peak
   memory (means; the peak's maximum);
 - ``profile``: a short profile on this machine (:func:`profile_config`): the run's trial built as
-  ``bench.run`` builds it, :data:`WARMUP_STEPS` untimed steps, one step whose memory growth is
-  measured, :data:`TIMED_STEPS` timed steps (median) and one pass of the validation rays. Large
+  ``bench.run`` builds it, :data:`WARMUP_STEPS` untimed steps, :data:`TIMED_STEPS` timed steps
+  (median; the first also measures the memory growth) and one pass of the validation rays. Large
   inputs on a CPU run at a batch of :data:`CPU_BATCH`, their time and memory growth scaled linearly
   to the run's batch. Where the dataset's files are absent the data are random, shaped like the
   dataset's, and the splits have the sizes the dataset declares (``DatasetSpec.split_sizes``);
@@ -34,6 +34,7 @@ import dataclasses
 import itertools
 import json
 import math
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -47,7 +48,7 @@ from bench.config import RunConfig, identity_of
 from bench.data.synthetic import synthetic_split
 from bench.errors import MissingDataError, UserError
 from bench.evaluate import evaluate
-from bench.memory import training_state_bytes
+from bench.memory import step_peak_bytes, training_state_bytes
 from bench.record import completed_summary
 from bench.registry import DATASETS
 from bench.spec import DatasetSpec
@@ -57,11 +58,13 @@ from bench.trial import backbone_factory, build_trial, validation_limit
 
 WARMUP_STEPS = 1
 TIMED_STEPS = 3
-CPU_BATCH = 8
+"""Timed steps (median); the first of them also measures the step's memory growth."""
+CPU_BATCH = 4
 """Batch at which a CPU profiles inputs of more than :data:`LARGE_INPUT` values per sample."""
 LARGE_INPUT = 4096
 PROFILE_VAL_SAMPLES = 256
-"""Validation samples of a profile's evaluation pass (its time is taken per sample and ray)."""
+"""Validation samples of a profile's evaluation pass (its time is taken per sample and ray); two
+profile batches' worth where the batch was cut to :data:`CPU_BATCH`."""
 CUDA_CONTEXT_BYTES = 512 * 2**20
 """What a CUDA process holds before its first tensor (context and kernels), added to extrapolated
 GPU memory."""
@@ -177,14 +180,15 @@ def profile_config(cfg: RunConfig, root: Path, device: torch.device, with_plain:
     """Time and memory of ``cfg``'s run on ``device`` (module docstring, ``profile``)."""
     spec = DATASETS.get(cfg.dataset)
     batch = profile_batch(cfg, device)
-    small = with_train(cfg, batch_size=batch, val_samples=PROFILE_VAL_SAMPLES, checkpoint_every=0)
+    val_samples = PROFILE_VAL_SAMPLES if batch == cfg.train.batch_size else min(PROFILE_VAL_SAMPLES, 2 * batch)
+    small = with_train(cfg, batch_size=batch, val_samples=val_samples, checkpoint_every=0)
     data = None
     try:
         spec.load(root, "train")
     except MissingDataError:
         if not spec.split_sizes:
             raise
-        samples = max(batch * (WARMUP_STEPS + 1 + TIMED_STEPS), PROFILE_VAL_SAMPLES)
+        samples = max(batch * (WARMUP_STEPS + TIMED_STEPS), val_samples)
         with torch.random.fork_rng(devices=[]):
             data = synthetic_split(spec, backbone_factory(spec, cfg.model, root)(), samples, cfg.seed)
     started = time.perf_counter()
@@ -192,8 +196,10 @@ def profile_config(cfg: RunConfig, root: Path, device: torch.device, with_plain:
     setup = time.perf_counter() - started
     for _ in range(WARMUP_STEPS):
         stepper.step()
-    growth = max(0, stepper.step_peak()[0])
-    step = float(np.median([stepper.step()[0] for _ in range(TIMED_STEPS)]))
+    timed: list[float] = []
+    growth = max(0, step_peak_bytes(device, lambda: timed.append(stepper.step()[0]))[0])
+    timed += [stepper.step()[0] for _ in range(TIMED_STEPS - 1)]
+    step = float(np.median(timed))
     trial = stepper.trial
     eval_started = time.perf_counter()
     evaluate(trial.cnet, trial.val, trial.val_rays, trial.spec)
@@ -397,6 +403,8 @@ def estimate_all(
             for s in completed.get(configuration_key(configs[0].to_dict()), [])
             if str(s.get("device", "")).split(":")[0] == target.type
         ]
+        if not summaries:
+            print(f"  profiling {name} on this machine's {here.type} ...", file=sys.stderr, flush=True)
         try:
             estimate = record_estimate(summaries) if summaries else profile_estimate(configs[0], root, target, here)
         except MissingDataError as err:

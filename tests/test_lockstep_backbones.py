@@ -180,6 +180,7 @@ def test_preset_is_the_official_config(name: str):
     assert cfg.train.lr == pytest.approx(setup["lr"])
 
 
+@pytest.mark.slow  # builds the model in float64 (up to 13 s for SegNet)
 @pytest.mark.parametrize("name", RECORDS)
 def test_learning_rate_groups_match_official(name: str):
     record = load_record(name)
@@ -212,6 +213,7 @@ def assert_same_distribution(ours: Tensor, official: dict[str, float], what: str
         assert abs(mine["kurtosis"] - official["kurtosis"]) <= 0.5, f"{what}: {mine}, official {official}"
 
 
+@pytest.mark.slow  # builds the model in float64 (up to 13 s for SegNet)
 @pytest.mark.parametrize("name", RECORDS)
 def test_initialisation_matches_official(name: str):
     """Our freshly built model (the method's layer rewrite included) has the official per-layer init
