@@ -36,9 +36,9 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sized
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -120,7 +120,7 @@ def split_size(spec: DatasetSpec, root: Path, split: str) -> tuple[int, bool]:
         if split in spec.split_sizes:
             return spec.split_sizes[split], True
         raise
-    return (len(data) if isinstance(data, Dataset) else int(data[0].shape[0])), False
+    return (len(cast(Sized, data)) if isinstance(data, Dataset) else int(data[0].shape[0])), False
 
 
 def epochs_and_steps(cfg: RunConfig, train_samples: int) -> tuple[int, int]:
