@@ -27,7 +27,7 @@ def _umask() -> int:
     return mask
 
 
-def _atomic(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+def _atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
     """mkstemp creates the file 0600; it gets the usual mode (0666 less the umask) before the rename."""
     path = Path(path)
     tmp = None

@@ -43,7 +43,7 @@ def type_name(kind: Any) -> str:
     """``int``, ``float``, ``str | None``, ``tuple[float, ...]``; a ``Literal`` is shown as its values."""
     if typing.get_origin(kind) is typing.Literal:
         return "choice"
-    return getattr(kind, "__name__", None) if isinstance(kind, type) else str(kind).replace("typing.", "")
+    return kind.__name__ if isinstance(kind, type) else str(kind).replace("typing.", "")
 
 
 def fields(cls: type) -> list[dict[str, Any]]:
@@ -53,7 +53,12 @@ def fields(cls: type) -> list[dict[str, Any]]:
     rows = []
     for f in dataclasses.fields(cls):
         kind = kinds[f.name]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name} has no default: every settings field needs one")
         allowed = typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else ()
         doc = docs.get(f.name, "")
         rows.append({"name": f.name, "type": type_name(kind), "default": default, "allowed": allowed, "doc": doc})

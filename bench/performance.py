@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,8 @@ def render(
     activations: list[float],
     args: argparse.Namespace,
     words: str,
-    ls: list[dict[str, Any]] = (),
-    not_measured: list[str] = (),
+    ls: Sequence[dict[str, Any]] = (),
+    not_measured: Sequence[str] = (),
 ) -> str:
     device, dataset = rows[0]["device"], rows[0]["dataset"]
     command = f"python -m bench.performance --out {args.out} --device {args.device} --dataset {dataset}"

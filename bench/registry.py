@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Callable, Mapping
+from types import FrameType
 from typing import Generic, TypeVar
 
 import bench.catalog
@@ -24,7 +25,7 @@ T = TypeVar("T")
 
 def _registering_module() -> str:
     """The module that called into this one (the frame nearest the caller outside ``bench.registry``)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_globals.get("__name__") == __name__:
         frame = frame.f_back
     return frame.f_globals.get("__name__", "") if frame is not None else ""

@@ -252,7 +252,7 @@ def front_points(runs: list[Run], spec: DatasetSpec) -> pd.DataFrame:
     names = [o.name for o in spec.hypervolume_objectives]
     rows = []
     for run in runs:
-        if run.usable and run.dataset == spec.name:
+        if run.usable and run.summary is not None and run.dataset == spec.name:
             points = minimization_points(run.summary["front"], spec)
             for k, point in enumerate(points):
                 rows.append(
@@ -431,7 +431,9 @@ def report_markdown(
     references = ", ".join(
         reference_description(DATASETS.get(d)) for d in sorted(table["dataset"].unique()) if d in DATASETS
     )
-    devices = ", ".join(sorted({str(r.summary.get("device")) for r in scan(runs_dir) if r.usable}))
+    devices = ", ".join(
+        sorted({str(r.summary.get("device")) for r in scan(runs_dir) if r.usable and r.summary is not None})
+    )
     lines = [
         "# Report (generated; do not edit by hand)",
         "",

@@ -322,7 +322,7 @@ def _train_and_record(trial: Trial, recorder: Recorder, resume: bool, show_progr
         train_time=round(stats.train_seconds, 3),
     )
     test_front = front(test_rows, spec)
-    summary = {
+    summary: dict[str, Any] = {
         "run_id": record.directory.name,
         "method": cfg.method,
         "dataset": cfg.dataset,

@@ -248,11 +248,13 @@ class ConditionedNet(nn.Module):
       batch statistics), so that the evaluation never splits a batch.
     """
 
-    path: ClassVar[str] = "unconditioned"
-    """How the ray enters the model; recorded with every run."""
-    vmaps_over_rays: ClassVar[bool] = False
+    path: str = "unconditioned"
+    """How the ray enters the model; recorded with every run. Set by the class, or by the instance
+    where its construction decides it (e.g. COSMOS's upsampled ray channels)."""
+    vmaps_over_rays: bool = False
     """Whether ``forward`` may run under ``torch.func.vmap`` over rays: the ray only computes
-    parameters or inputs, and ``forward`` has no side effects (``train.ray_batching = vmap``)."""
+    parameters or inputs, and ``forward`` has no side effects (``train.ray_batching = vmap``). Set
+    by the class, or by the instance (PaLoRA's activations path registers hooks per call: no vmap)."""
     batches_rays: ClassVar[bool] = False
     """Whether :meth:`forward_rays` is the model's own fast path (e.g. K stacked models run as one
     vmapped model): the loop and the evaluation then run several rays through it in one call,

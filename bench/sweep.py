@@ -399,10 +399,10 @@ def check_data(spec: SweepSpec, todo: list[RunConfig], root: Path) -> None:
         except (UserError, OSError) as err:
             failed.append((name, err))
     if failed:
-        name, err = failed[0]
+        first, error = failed[0]
         also = f"; {', '.join(n for n, _ in failed[1:])} fail this check too" if failed[1:] else ""
         raise UserError(
-            f"{spec.path}: {one_line(err)} ({needs[name]} runs need {name}; data root {root}, from [run] data_root "
+            f"{spec.path}: {one_line(error)} ({needs[first]} runs need {first}; data root {root}, from [run] data_root "
             f"or $PFLBENCH_DATA){also}; nothing was submitted"
         )
 

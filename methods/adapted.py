@@ -10,7 +10,7 @@ groups of the official ``configure_param_groups``, is here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from torch import Tensor, nn
 from torch.func import functional_call
@@ -73,9 +73,13 @@ class AdaptedNet(ConditionedNet):
         """Merged weights: backbone parameter name -> adapter key."""
         self.adapters = nn.ModuleDict({parameter_key(name): make_adapters(m) for name, m in layers})
 
+    def adapter(self, key: str) -> LayerAdapters:
+        """The adapters of one layer, ``adapters[key]`` (a module ``make_adapters`` made)."""
+        return cast(LayerAdapters, self.adapters[key])
+
     def merged_weights(self, ray: Tensor) -> dict[str, Tensor]:
         weights = dict(self.net.named_parameters())
-        return {name: self.adapters[key].weight_at(weights[name], ray) for name, key in self.adapted.items()}
+        return {name: self.adapter(key).weight_at(weights[name], ray) for name, key in self.adapted.items()}
 
     def forward(self, x: Tensor, ray: Tensor) -> dict[str, Tensor]:
         return functional_call(self.net, self.merged_weights(ray), (x,))
@@ -103,6 +107,8 @@ class AdaptedNet(ConditionedNet):
 def adapter_param_groups(cnet: ConditionedNet, lr: float, adapter_lr: float) -> list[dict[str, Any]]:
     """The backbone at ``lr``, the adapters at ``adapter_lr``, and the method's own parameters
     (``cnet.method_parameters``, when there are any) at ``lr``."""
+    if not isinstance(cnet, AdaptedNet):
+        raise TypeError(f"adapter parameter groups need the AdaptedNet a build() makes, got {type(cnet).__name__}")
     groups = [
         {"params": cnet.backbone_parameters(), "lr": lr, "name": "backbone"},
         {"params": list(cnet.adapters.parameters()), "lr": adapter_lr, "name": "adapters"},

@@ -90,9 +90,12 @@ class JacobianAggregation(SinglePointMethod[H]):
         )
         with warnings.catch_warnings():  # cvxpy's note that Nash-MTL's problem is not DPP-cacheable
             warnings.filterwarnings("ignore", message="You are solving a parameterized problem that is not DPP")
-            weights = jac_to_grad(shared, self.aggregator)
-        if self.head_weights is not None:
-            scale = type(self).head_weights(self.aggregator, weights)
+            weights: Tensor | None = jac_to_grad(shared, self.aggregator)  # None unless a weighted aggregator
+        head_weights = type(self).head_weights
+        if head_weights is not None:
+            if weights is None:
+                raise TypeError(f"{self.aggregator!r} returns no weights to scale the heads' gradients with")
+            scale = head_weights(self.aggregator, weights)
             for k, params in enumerate(cnet.task_parameters()):
                 for p in params:
                     if p.grad is not None:
@@ -125,9 +128,10 @@ def register_aggregator(
         "head_weights": staticmethod(head_weights) if head_weights else None,
         "__module__": __name__,
     }
+    generic: Any = JacobianAggregation  # subscripted with a class known at run time only
     cls = types.new_class(
         f"JacobianAggregation_{name.replace('-', '_')}",
-        (JacobianAggregation[hparams],),
+        (generic[hparams],),
         exec_body=lambda ns: ns.update(namespace),
     )
     return METHODS.register(name)(cls)
@@ -140,6 +144,8 @@ def weighting_output(aggregator: agg.Aggregator, weights: Tensor) -> Tensor:
 
 def nash_mtl_alpha(aggregator: agg.Aggregator, weights: Tensor) -> Tensor:
     """Nash-MTL's alpha before the max-norm clipping (the official weighted loss uses it unclipped)."""
+    if not isinstance(aggregator, agg.NashMTL):
+        raise TypeError(f"nash_mtl_alpha reads a NashMTL aggregator, got {type(aggregator).__name__}")
     return torch.as_tensor(aggregator.weighting.prvs_alpha, dtype=weights.dtype, device=weights.device)
 
 

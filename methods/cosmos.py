@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -59,7 +60,7 @@ class RayUpsampler(nn.Module):
 
     def forward(self, ray: Tensor) -> Tensor:
         """[T] -> [T, H, W], the same for every sample of a batch."""
-        weight = self.layers[0].weight
+        weight = cast(nn.ConvTranspose2d, self.layers[0]).weight
         return self.layers(ray.to(weight.dtype).view(1, -1, 1, 1))[0]
 
 

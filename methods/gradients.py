@@ -3,13 +3,15 @@ balancing), and the scalarised loss of the windowed front methods."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
 from bench.spec import ConditionedNet
 
 
-def task_jacobian(task_losses: Tensor, inputs: list[Tensor]) -> Tensor:
+def task_jacobian(task_losses: Tensor, inputs: Sequence[Tensor]) -> Tensor:
     """[T, n]: the gradient of each task loss w.r.t. ``inputs``, flattened (the graph is kept)."""
     rows = []
     for loss in task_losses:
@@ -22,7 +24,7 @@ def task_jacobian(task_losses: Tensor, inputs: list[Tensor]) -> Tensor:
     return torch.stack(rows)
 
 
-def gradient_balanced(losses: Tensor, rays: Tensor, shared: list[Tensor]) -> Tensor:
+def gradient_balanced(losses: Tensor, rays: Tensor, shared: Sequence[Tensor]) -> Tensor:
     """sum_r sum_k lambda_rk L_rk / (||grad_shared L_rk|| + 1e-3), the norms treated as constants
     (official ``PaLoRA_GB`` / ``PaMaL_GB.get_weighted_loss``: PaLoRA's ``gb``, PaMaL's ``gradnorm``)."""
     total = losses.new_zeros(())

@@ -43,6 +43,8 @@ class _PerRayModels(ConditionedNet):
     """K models, model k trained for ``rays[k]``; maps rays to members."""
 
     path = "one-model-per-ray"
+    rays: Tensor
+    """The members' rays [K, T] (a buffer: it moves with the model)."""
 
     def __init__(self, rays: Tensor) -> None:
         super().__init__()

@@ -56,6 +56,10 @@ class MGDA(SinglePointMethod[MGDAHparams]):
         return min_norm_weights(jacobian.double() @ jacobian.double().T, self.hparams.max_iters).to(task_losses.dtype)
 
     def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
+        if not isinstance(cnet, UnconditionedNet):
+            raise TypeError(
+                f"{type(self).__name__} trains the UnconditionedNet its build() makes, got {type(cnet).__name__}"
+            )
         task_losses = losses[0]
         loss = (self.num_tasks * self.weights(task_losses, cnet) * task_losses).sum()
         loss.backward()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -92,9 +92,13 @@ class PaLoRANet(AdaptedNet):
                     self.on_activations[name] = self.adapted.pop(f"{name}.weight")
             self.path, self.vmaps_over_rays = "linear-activations+conv-merged", False
 
+    def adapter(self, key: str) -> LowRankAdapters:
+        """The adapters of one layer, ``adapters[key]`` (every one a :class:`LowRankAdapters`)."""
+        return cast(LowRankAdapters, self.adapters[key])
+
     def _linear_adapter_hook(self, key: str, ray: Tensor) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], Tensor]:
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
-            return output + self.adapters[key].activations(inputs[0], ray)
+            return output + self.adapter(key).activations(inputs[0], ray)
 
         return hook
 
@@ -145,7 +149,8 @@ def cosine_penalty(cnet: PaLoRANet) -> Tensor:
     """Mean cosine similarity between the adapters of tasks 0 and 1 over every A and B
     (official ``PaLoRA.compute_cosine_loss``)."""
     terms = []
-    for adapters in cnet.adapters.values():
+    for key in cnet.adapters:
+        adapters = cnet.adapter(key)
         for p in (adapters.A, adapters.B):
             terms.append(F.cosine_similarity(p[0].flatten(), p[1].flatten(), dim=0))
     return torch.stack(terms).mean()
@@ -169,6 +174,8 @@ class PaLoRA(WindowedFrontMethod[PaLoRAHparams]):
         """Plus ``reg_coefficient`` times the adapters' cosine similarity (official ``PaLoRA``)."""
         if not self.hparams.reg_coefficient:
             return loss
+        if not isinstance(cnet, PaLoRANet):
+            raise TypeError(f"palora's regulariser needs the PaLoRANet its build() makes, got {type(cnet).__name__}")
         return loss + self.hparams.reg_coefficient * cosine_penalty(cnet)
 
     def param_groups(self, cnet: ConditionedNet, lr: float) -> list[dict[str, Any]]:

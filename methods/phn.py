@@ -225,6 +225,8 @@ class PHNEPO(PHNLS):
         self.moves: Counter[str] = Counter()
 
     def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:
+        if not isinstance(cnet, PHNNet):
+            raise TypeError(f"phn-epo trains the PHNNet its build() makes, got {type(cnet).__name__}")
         total = losses.new_zeros(())
         params = list(cnet.hyper.parameters())
         for task_losses, ray in zip(losses, rays, strict=True):

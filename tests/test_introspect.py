@@ -40,6 +40,20 @@ def test_field_docs_and_fields_read_the_source_including_the_bases():
     assert rows["rays"]["type"] == "tuple[float, ...]" and rows["rays"]["default"] == (0.2, 0.8)
 
 
+def test_fields_calls_a_default_factory_and_names_a_field_without_a_default():
+    @dataclasses.dataclass(frozen=True)
+    class Factory:
+        weights: list[float] = dataclasses.field(default_factory=lambda: [0.5, 0.5])
+
+    @dataclasses.dataclass(frozen=True)
+    class Required:
+        rank: int
+
+    assert fields(Factory)[0]["default"] == [0.5, 0.5]
+    with pytest.raises(TypeError, match=r"Required\.rank has no default"):
+        fields(Required)
+
+
 def test_bench_list_method_prints_every_setting_with_type_default_choices_and_doc(capsys):
     assert bench_main(["list", "palora"]) == 0
     out = capsys.readouterr().out

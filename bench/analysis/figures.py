@@ -60,8 +60,8 @@ NEAR_ONE = 1.05
 """Methods with fewer trainable parameters than this many plain models share the 1× strip."""
 PEAK_SPREAD_SHOWN = 1.5
 """Process peak RSS (CPU) is drawn only when the largest is at least this many times the smallest."""
-STATE_PARTS = (("parameter_bytes", "parameters", 1.0), ("gradient_bytes", "gradients", 0.6))
-STATE_PARTS += (("optimizer_bytes", "optimizer state", 0.3),)
+STATE_PARTS: tuple[tuple[str, str, float], ...] = (("parameter_bytes", "parameters", 1.0),)
+STATE_PARTS += (("gradient_bytes", "gradients", 0.6), ("optimizer_bytes", "optimizer state", 0.3))
 """Training-state parts: column, legend name, opacity of the method's colour."""
 
 

@@ -39,7 +39,7 @@ def end_values(summary: dict[str, Any]) -> dict[str, float]:
         if summary["kind"] == "point" or len(front) == 1:
             entry = front[0]
         else:
-            entry = max(front, key=lambda e, k=k: e["ray"][k])
+            entry = max(front, key=lambda e: e["ray"][k])  # called here, with this iteration's k
         out[name] = entry["metrics"][name][metric]
     return out
 

@@ -21,8 +21,8 @@ import pandas as pd
 from bench.analysis.hypervolume import hypervolume
 from bench.spec import DatasetSpec
 
-REQUIRED_COLUMNS = ("source", "reference", "dataset", "method", "seed", "split", "ray_index", "task", "metric")
-REQUIRED_COLUMNS += ("value",)
+REQUIRED_COLUMNS: tuple[str, ...] = ("source", "reference", "dataset", "method", "seed", "split", "ray_index")
+REQUIRED_COLUMNS += ("task", "metric", "value")
 DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "results" / "paper"
 
 

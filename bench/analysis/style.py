@@ -22,13 +22,16 @@ import dataclasses
 import math
 import zlib
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 from matplotlib.artist import Artist
 from matplotlib.legend import Legend
 from matplotlib.lines import Line2D
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # matplotlib >= 3.10 (annotations only)
 
 Kind = Literal["front", "point"]
 
@@ -85,7 +88,7 @@ FALLBACK_COLORS: dict[Kind, tuple[str, ...]] = {
 }
 FALLBACK_MARKERS = ("o", "s", "D", "^", "v", "<", ">", "p", "h", "*", "P", "X", "d")
 
-RC: dict[str, Any] = {
+RC: dict[RcKeyType, Any] = {
     "font.size": FONT_SIZE,
     "axes.labelsize": FONT_SIZE,
     "axes.titlesize": FONT_SIZE,
@@ -217,7 +220,9 @@ def method_legend(
     for header, kind in (("Pareto fronts", "front"), ("single models", "point")):
         members = [lab for lab in labels if kind_of(lab, kinds.get(lab)) == kind]
         if members:
-            entries = [(method_handle(lab, labels, kinds.get(lab), point_line), names.get(lab, lab)) for lab in members]
+            entries: list[tuple[Artist, str]] = [
+                (method_handle(lab, labels, kinds.get(lab), point_line), names.get(lab, lab)) for lab in members
+            ]
             blocks.append((header, entries))
     blocks += [(header, list(entries)) for header, entries in extra if entries]
     blocks = [(wrap(header), entries) for header, entries in blocks]
@@ -236,7 +241,9 @@ def method_legend(
     )
     for i in headers:
         legend.get_texts()[i].set_fontweight("bold")
-        legend.legend_handles[i].set_visible(False)
+        handle = legend.legend_handles[i]
+        assert handle is not None  # a header's handle is a blank() Line2D, which has a legend handler
+        handle.set_visible(False)
     return legend
 
 
@@ -260,7 +267,7 @@ def legend_rows(blocks: Sequence[Sequence[str]], width: float) -> int:
 def published_handles(fronts: bool, points: bool, others: bool) -> list[tuple[Artist, str]]:
     """Generic legend entries for published numbers (hollow; coloured as the method where it ran here)."""
     out: list[tuple[Artist, str]] = []
-    hollow = {"color": PUBLISHED_COLOR, "markerfacecolor": "none", "markersize": 4}
+    hollow: dict[str, Any] = {"color": PUBLISHED_COLOR, "markerfacecolor": "none", "markersize": 4}
     if fronts:
         out.append((Line2D([], [], marker="o", linestyle="--", **hollow), "front"))
     if points:

@@ -81,7 +81,7 @@ class SegNetEncoderDecoder(nn.Module):
             x, indices = F.max_pool2d(x, kernel_size=2, stride=2, return_indices=True)
             pooled.append((indices, size))
         for stage, (indices, size) in zip(self.decoder, reversed(pooled), strict=True):
-            x = F.max_unpool2d(x, indices, kernel_size=2, stride=2, output_size=size)
+            x = F.max_unpool2d(x, indices, kernel_size=(2, 2), stride=(2, 2), output_size=size)
             x = stage(x)
         return x
 
@@ -151,6 +151,8 @@ def segnet(
     net = MultiTaskNet(trunk, heads)
     init_segnet(net if head_init == "xavier" else trunk)
     if extra_inputs:  # the official COSMOS rebuilds the widened layer: PyTorch's default init
-        trunk.encoder[0][0][0].reset_parameters()
+        first = trunk.get_submodule("encoder.0.0.0")  # stage 0, block 0, its Conv2d
+        assert isinstance(first, nn.Conv2d)
+        first.reset_parameters()
     net.layer_init = "xavier"
     return net

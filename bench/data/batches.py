@@ -9,13 +9,20 @@ state at the start of that epoch sees exactly the batches it would have seen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from bench.spec import Batch, SplitData
+
+
+def dataset_length(dataset: Dataset) -> int:
+    """The number of items of a map-style Dataset (a split's; torch's ``Dataset`` does not declare ``__len__``)."""
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"{type(dataset).__name__} has no __len__: a split's Dataset must be map-style with a length")
+    return len(dataset)
 
 
 class TensorBatches:
@@ -49,7 +56,7 @@ class TensorBatches:
         if self.generator is not None:
             order = torch.randperm(self.num_samples, generator=self.generator).to(self.inputs.device)
         for start in range(skip * self.batch_size, self.num_samples, self.batch_size):
-            index = slice(start, start + self.batch_size)
+            index: slice | Tensor = slice(start, start + self.batch_size)
             if order is not None:
                 index = order[index]
             yield self.inputs[index], {k: v[index] for k, v in self.targets.items()}
@@ -91,7 +98,7 @@ class LoaderBatches:
         # order exactly. Worker seeds come from a generator of their own: persistent workers draw
         # theirs once per process, which would otherwise shift the shuffles of a resumed run.
         # (A resumed run's workers restart their augmentation streams: same batches, fresh draws.)
-        self.sampler = SkippableShuffle(len(dataset), generator) if generator is not None else None
+        self.sampler = SkippableShuffle(dataset_length(dataset), generator) if generator is not None else None
         worker_seeds = torch.Generator().manual_seed(generator.initial_seed() + 1) if generator is not None else None
         self.loader = DataLoader(
             dataset,
@@ -106,7 +113,7 @@ class LoaderBatches:
 
     @property
     def num_samples(self) -> int:
-        return len(self.loader.dataset)
+        return dataset_length(self.loader.dataset)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -148,7 +155,7 @@ def make_batches(
     ``limit`` keeps the first samples only (smoke runs and tests)."""
     if isinstance(data, Dataset):
         if limit:
-            data = Subset(data, range(min(limit, len(data))))
+            data = Subset(data, range(min(limit, dataset_length(data))))
         return LoaderBatches(data, batch_size, device, generator, workers)
     x, targets = data
     if limit:

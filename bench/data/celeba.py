@@ -113,7 +113,7 @@ def load_image(path: str | Path) -> Tensor:
     """A face as float32 [3, 64, 64] in [0, 1]: RGB, PIL bilinear resize to 64x64, /255
     (the official ``Resize((64, 64))`` + ``ToTensor()``)."""
     with Image.open(path) as img:
-        small = img.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
+        small = img.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
     pixels = np.asarray(small, dtype=np.uint8).transpose(2, 0, 1).copy()
     return torch.from_numpy(pixels).float().div_(255)
 
@@ -343,6 +343,7 @@ def prepare(source: Path, root: Path, copy: bool = False) -> list[str]:
         raise MissingDataError(
             f"missing in {source}: {', '.join(missing)}; download 'Align&Cropped Images', 'Anno' and 'Eval' from {URL}"
         )
+    assert images is not None  # else it is in ``missing``
     target = data_dir(root)
     target.mkdir(parents=True, exist_ok=True)
     lines = []

@@ -25,9 +25,9 @@ IMAGE_SET_FILES = {
 }
 """The four files of MNIST and of Fashion-MNIST (each plain or ``.gz``), by role."""
 
-_DTYPES = {
-    0x08: np.uint8,
-    0x09: np.int8,
+_DTYPES: dict[int, np.dtype] = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
     0x0C: np.dtype(">i4"),
     0x0D: np.dtype(">f4"),

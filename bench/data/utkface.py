@@ -30,7 +30,7 @@ import tarfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import numpy as np
 import torch
@@ -91,7 +91,8 @@ def split_lengths(n: int) -> list[int]:
 
 def split_indices(n: int, seed: int = SPLIT_SEED) -> dict[str, np.ndarray]:
     """Indices of each split, as ``random_split(range(n), split_lengths(n), Generator().manual_seed(seed))``."""
-    parts = torch.utils.data.random_split(range(n), split_lengths(n), generator=torch.Generator().manual_seed(seed))
+    indices = cast("Dataset[int]", range(n))  # random_split takes any sized sequence; it only permutes indices
+    parts = torch.utils.data.random_split(indices, split_lengths(n), generator=torch.Generator().manual_seed(seed))
     return {split: np.asarray(part.indices, dtype=np.int64) for split, part in zip(SPLITS, parts, strict=True)}
 
 
@@ -288,12 +289,12 @@ def _members(archive: Path) -> Iterator[tuple[str, int, IO[bytes]]]:
                         yield name, info.file_size, stream
         return
     with tarfile.open(archive) as tf:
-        for info in tf:
-            name = _wanted(info.name) if info.isfile() else None
-            stream = tf.extractfile(info) if name is not None else None
-            if name is not None and stream is not None:
-                with stream:
-                    yield name, info.size, stream
+        for member in tf:
+            name = _wanted(member.name) if member.isfile() else None
+            extracted = tf.extractfile(member) if name is not None else None
+            if name is not None and extracted is not None:
+                with extracted:
+                    yield name, member.size, extracted
 
 
 def extract(archive: Path, target: Path) -> int:
