@@ -20,6 +20,7 @@ ENTRY_POINTS = {
     "bench.profile",
     "bench.performance",
     "bench.performance_quick",
+    "bench.memory_claim",
     "bench.startup",
 }
 IMPORTED_ONLY_BY = {
