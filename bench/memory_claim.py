@@ -7,7 +7,7 @@ that PaLoRA reduces "the memory overhead 23.8-31.7 times compared with competing
 scene understanding benchmarks" (Cityscapes and NYUv2). For every registered dataset with a preset
 (``bench/presets/<dataset>.toml``) and each of palora, pamal and phn-ls resolved at that preset
 (:func:`bench.config.resolve`, seed 0), on the dataset's default backbone and with no dataset file
-(random samples shaped like the dataset's, :func:`synthetic_samples`), it reports:
+(random samples shaped like the dataset's, :func:`bench.data.synthetic.synthetic_split`), it reports:
 
 - added parameters: the method's trainable parameters minus those of the plain backbone with its
   heads, and the overhead added / plain: the official code's measure (``CountParametersCallback``,
@@ -51,11 +51,11 @@ from torch import Tensor, nn
 from bench import atomic
 from bench.cli import Parser, help_text
 from bench.config import PRESETS_DIR, RunConfig, preset_table, resolve
-from bench.data.synthetic import target_for
+from bench.data.synthetic import synthetic_split
 from bench.errors import UserError
 from bench.memory import training_state_bytes
 from bench.registry import DATASETS, METHODS, load_all
-from bench.spec import DatasetSpec, Method, MultiTaskNet, Objective
+from bench.spec import DatasetSpec, Method, MultiTaskNet
 from bench.stepper import PlainBackbone, Stepper, rays_per_step
 from bench.trial import backbone_factory, build_trial
 
@@ -150,34 +150,6 @@ def rounded_ratio(reference: float, subject: float, decimals: int = 1) -> float:
     return ratio(round(100 * reference, decimals), round(100 * subject, decimals))
 
 
-def paired_target(objective: Objective, out: Tensor, n: int, g: torch.Generator) -> Tensor:
-    """A target with one column more than the output (UTKFace's age: ``[z, std]``, std > 0), for the
-    layouts :func:`bench.data.synthetic.target_for` does not try; UserError unless its loss is finite."""
-    target = torch.rand((n, out.shape[1] + 1, *out.shape[2:]), generator=g) + 0.5
-    try:
-        if torch.isfinite(objective.loss(out[:1].detach(), target[:1])):
-            return target
-    except (RuntimeError, ValueError, IndexError):
-        pass
-    raise UserError(f"no synthetic target fits objective {objective.name!r} (output {tuple(out.shape)})")
-
-
-def synthetic_samples(spec: DatasetSpec, backbone: MultiTaskNet, n: int, seed: int = 0) -> tuple[Tensor, dict]:
-    """``n`` random samples shaped like ``spec``'s, as :func:`bench.data.synthetic.synthetic_split`
-    makes them, with :func:`paired_target` where none of its targets fits."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand((n, *spec.input_shape), generator=g)
-    with torch.no_grad():
-        outputs = backbone.eval()(x[:2])
-    targets = {}
-    for objective in spec.objectives:
-        try:
-            targets[objective.name] = target_for(objective, outputs[objective.name], n, g)
-        except UserError:
-            targets[objective.name] = paired_target(objective, outputs[objective.name], n, g)
-    return x, targets
-
-
 def saved_bytes_per_sample(net: nn.Module, spec: DatasetSpec, x: Tensor, targets: dict[str, Tensor]) -> float:
     """Bytes autograd keeps for backward per sample (parameters excluded) in a training forward and
     loss of ``net`` on two samples: the activation part of a step, for :func:`estimated_step_bytes`."""
@@ -233,7 +205,7 @@ class DatasetBench:
         self.make_backbone = backbone_factory(self.spec, self.plain_cfg.model, Path("/nonexistent"))
         with torch.random.fork_rng(devices=[]):
             backbone = self.make_backbone()
-            self.data = synthetic_samples(self.spec, backbone, 2 * self.batch)
+            self.data = synthetic_split(self.spec, backbone, 2 * self.batch)
             self.per_sample = saved_bytes_per_sample(backbone, self.spec, *self.data)
         self.plain = count_parameters(PlainBackbone(self.spec, 1), self.make_backbone)
         self.plain_steps: dict[int, dict[str, Any]] = {}

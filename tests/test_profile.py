@@ -3,6 +3,7 @@ asserted: the profiler is a benchmark, not a test)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -12,7 +13,8 @@ import torch
 
 from bench.backbones import create_backbone
 from bench.config import resolve
-from bench.data.synthetic import synthetic_split
+from bench.data.synthetic import synthetic_split, target_for
+from bench.errors import UserError
 from bench.profile import main
 from bench.registry import DATASETS, METHODS
 from bench.stepper import PlainBackbone, rays_per_step
@@ -84,7 +86,17 @@ def test_profile_runs_on_synthetic_celeba_shaped_input_without_the_files(tmp_pat
     assert row["data"] == "synthetic" and row["step_ms_median"] > 0 and row["eval_rays"] > 1
 
 
-def test_synthetic_data_refuses_a_target_layout_it_cannot_guess(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    args = ["--method", "ls", "--dataset", "utkface", "--device", "cpu", "--steps", "1", "--synthetic", "4"]
-    assert main([*args, "--data-root", str(tmp_path)]) == 2
-    assert "no synthetic target fits objective 'age'" in capsys.readouterr().err
+def test_synthetic_age_is_a_z_and_std_pair_and_an_unknown_layout_is_refused():
+    """UTKFace's age target is ``[z, std]`` (a channel more than its output), the last layout tried;
+    an objective whose loss takes none of the layouts is refused with the reason."""
+    spec = DATASETS.get("utkface")
+    out = torch.zeros(2, 1)
+    age = next(o for o in spec.objectives if o.name == "age")
+    target = target_for(age, out, 5, torch.Generator().manual_seed(0))
+    assert target.shape == (5, 2) and bool((target >= 0.5).all()) and bool((target < 1.5).all())
+
+    def refuses(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise ValueError("a layout of its own")
+
+    with pytest.raises(UserError, match="no synthetic target fits objective 'age'"):
+        target_for(dataclasses.replace(age, loss_fn=refuses), out, 5, torch.Generator())

@@ -14,24 +14,35 @@ from bench.errors import UserError
 from bench.spec import DatasetSpec, MultiTaskNet, Objective
 
 
+def fits(objective: Objective, out: Tensor, target: Tensor) -> bool:
+    """Whether the objective's loss and metrics take ``target`` cleanly (no error, no warning, finite)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            sample = out[:1].detach(), target[:1]
+            if not torch.isfinite(objective.loss(*sample)):
+                return False
+            for metric in objective.metrics:
+                metric.statistics(*sample)
+            return True
+    except (RuntimeError, ValueError, IndexError, UserWarning):
+        return False
+
+
 def target_for(objective: Objective, out: Tensor, n: int, g: torch.Generator) -> Tensor:
     """The first target the objective's loss and metrics take cleanly (no error, no warning, finite):
     class labels shaped as ``out`` without its channel dimension (when there are several classes), a
-    float target of the output's shape (depth, normals), or one without the channel dimension."""
+    float target of the output's shape (depth, normals), or one without the channel dimension; failing
+    those, one with a channel more, every value in [0.5, 1.5) (UTKFace's age target ``[z, std]``)."""
     candidates = [torch.rand((n, *out.shape[1:]), generator=g), torch.rand((n, *out.shape[2:]), generator=g)]
     if objective.outputs > 1:
         candidates.insert(0, torch.randint(objective.outputs, (n, *out.shape[2:]), generator=g))
     for target in candidates:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")
-                sample = out[:1].detach(), target[:1]
-                if torch.isfinite(objective.loss(*sample)):
-                    for metric in objective.metrics:
-                        metric.statistics(*sample)
-                    return target
-        except (RuntimeError, ValueError, IndexError, UserWarning):
-            continue
+        if fits(objective, out, target):
+            return target
+    paired = torch.rand((n, out.shape[1] + 1, *out.shape[2:]), generator=g) + 0.5
+    if fits(objective, out, paired):
+        return paired
     raise UserError(
         f"no synthetic target fits objective {objective.name!r} (output {tuple(out.shape)}): "
         "its target has a layout of its own; profile this dataset on its real files"
