@@ -6,10 +6,11 @@ first of these that exists:
 
 - ``records``: COMPLETED runs of the same configuration (other seeds) under the sweep's folder,
   made on that kind of device: their recorded step time, evaluation and setup seconds, and peak
-  memory (means; the peak's maximum);
+  memory (means; the peak's maximum: CUDA's allocated peak, or on a CPU the whole process's peak RSS);
 - ``profile``: a short profile on this machine (:func:`profile_config`): the run's trial built as
   ``bench.run`` builds it, :data:`WARMUP_STEPS` untimed steps, :data:`TIMED_STEPS` timed steps
-  (median; the first also measures the memory growth) and one pass of the validation rays. Large
+  (median; the first also measures the memory growth) and one pass of the validation rays; its peak
+  memory is the training state plus that growth (no interpreter or library baseline). Large
   inputs on a CPU run at a batch of :data:`CPU_BATCH`, their time and memory growth scaled linearly
   to the run's batch. Where the dataset's files are absent the data are random, shaped like the
   dataset's, and the splits have the sizes the dataset declares (``DatasetSpec.split_sizes``);
