@@ -9,23 +9,8 @@ import pytest
 import torch
 
 from bench.fidelity import RTOL, assert_close, load_record, lockstep_precision, relative_difference
+from tools.lockstep_spread import RECORDS  # the records the spread tool measures
 
-RECORDS = (
-    "palora",
-    "pamal",
-    "ls",
-    "mgda",
-    "padora",
-    "cosmos",
-    "phn-ls",
-    "phn-epo",
-    "palora-resnet18",
-    "pamal-resnet18",
-    "palora-segnet",
-    "pamal-segnet",
-    "cosmos-resnet18",
-    "phn-ls-resnet18",
-)
 NOT_YET_IN_SPREAD = ("cosmos-resnet18", "phn-ls-resnet18")
 """Records whose replays pass at RTOL under 1 and 2 threads but which ``tools/lockstep_spread.py`` has
 not yet measured into SPREAD.md (a full run takes hours on a shared 2-core machine); their producers'

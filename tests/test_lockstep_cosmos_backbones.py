@@ -26,15 +26,13 @@ import torch
 
 from bench.config import resolve
 from bench.fidelity import assert_close, checksum, load_record, lockstep_precision
-from bench.loop import StepOptions, train_step, training_progress
+from bench.loop import training_progress
 from bench.spec import ConditionedNet
 from tests.test_lockstep_backbones import (
     assert_same_distribution,
     batches,
-    batches_tracked,
     build_ours,
-    running_statistics,
-    update_checksum,
+    checked_step,
 )
 
 NAME = "cosmos-resnet18"
@@ -53,19 +51,7 @@ def replay(record: dict[str, Any]) -> ConditionedNet:
         drawn = method.train_rays(training_progress(k, setup["total_steps"]), generator)
         assert drawn.shape == (1, spec.num_tasks)
         rays = torch.tensor(step["rays"])  # the official draws (torch's global generator), fed
-        before = [p.detach().clone() for p in cnet.parameters()]
-        losses, loss = train_step(cnet, method, optimizer, x, targets, rays, spec.objectives, StepOptions())
-        assert_close(losses, step["losses"], f"step {k + 1} losses")
-        assert_close(loss, step["loss"], f"step {k + 1} scalarised loss")
-        assert_close(checksum(cnet.parameters()), step["checksum"], f"step {k + 1} parameters")
-        assert_close(update_checksum(cnet.parameters(), before), step["update"], f"step {k + 1} parameters' update")
-        del before
-        assert_close(
-            checksum(running_statistics(cnet).values()),
-            step["buffers"],
-            f"step {k + 1} parameters' state: BatchNorm running statistics",
-        )
-        assert batches_tracked(cnet) == step["batches_tracked"]
+        checked_step(cnet, method, optimizer, (x, targets), rays, spec, step, k)
     return cnet
 
 

@@ -22,9 +22,8 @@ import torch
 
 from bench.config import resolve
 from bench.fidelity import assert_close, checksum, load_record, lockstep_precision
-from bench.loop import StepOptions, train_step
 from bench.spec import ConditionedNet
-from tests.test_lockstep_backbones import batches, build_ours, update_checksum
+from tests.test_lockstep_backbones import batches, build_ours, checked_step
 
 NAME = "phn-ls-resnet18"
 
@@ -44,13 +43,7 @@ def replay(record: dict[str, Any]) -> ConditionedNet:
             for name, expected in record["generated_first_step"].items():
                 assert_close(checksum([generated[name]]), expected, f"step 1 generated {name}")
             del generated
-        before = [p.detach().clone() for p in cnet.parameters()]
-        losses, loss = train_step(cnet, method, optimizer, x, targets, rays, spec.objectives, StepOptions())
-        assert_close(losses, step["losses"], f"step {k + 1} losses")
-        assert_close(loss, step["loss"], f"step {k + 1} scalarised loss")
-        assert_close(checksum(cnet.parameters()), step["checksum"], f"step {k + 1} parameters")
-        assert_close(update_checksum(cnet.parameters(), before), step["update"], f"step {k + 1} parameters' update")
-        del before
+        checked_step(cnet, method, optimizer, (x, targets), rays, spec, step, k, batch_norm=False)
     params = dict(cnet.named_parameters())
     assert set(params) == {f"hyper.{n}" for n in record["final_tensors"]}
     for name, expected in record["final_tensors"].items():
