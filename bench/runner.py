@@ -244,7 +244,13 @@ def run_experiment(
     one continues from its last checkpoint (or starts over when it has none). Without it the run
     always starts over. ``force``: a COMPLETED record is first moved whole into ``attempts/<n>/``
     of the run directory (:func:`bench.record.keep_completed_attempt`). ``log``: ``tensorboard`` also
-    writes the scalars under ``<run>/tensorboard/`` (:class:`bench.record.TensorBoardSink`)."""
+    writes the scalars under ``<run>/tensorboard/`` (:class:`bench.record.TensorBoardSink`).
+
+    The wall time (``wall_seconds``) starts once the libraries are imported, ``torch._dynamo``
+    included: torch imports it lazily on the first optimizer (about 1 s on 2 CPU cores), so only the
+    first run of a process would pay it otherwise."""
+    import torch._dynamo  # noqa: F401 - see above; a no-op after the first run of a process
+
     started = time.perf_counter()
     check_log_sink(log)
     directory = Path(out) / cfg.run_id()

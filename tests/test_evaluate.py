@@ -222,3 +222,23 @@ def test_stacked_members_evaluated_in_one_vmapped_call_agree_to_rounding(spec, m
         [round(v, 6) for v in ray] for ray in rays.tolist()
     ]
     assert [r["value"] for r in rows] == pytest.approx(expected, rel=1e-6, abs=1e-7)
+
+
+def test_cpu_max_pools_give_the_pooling_values_and_leave_training_untouched():
+    """The evaluation's 2x2 max pools (maxima of strided views) equal ATen's pooling value for value:
+    with ties (a flat background), NaN, -inf and odd sizes (the module's own pooling); on exit the
+    module's own forward is back, whose argmax indices training differentiates through."""
+    pool, other = torch.nn.MaxPool2d(2), torch.nn.MaxPool2d(3, stride=2, padding=1)  # ResNet's stays as is
+    net = torch.nn.Sequential(pool, other)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 3, 12, 10, generator=g)
+    x[:, :, :6, :6] = 0.25
+    x[0, 0, 0, 1], x[1, 2, 5, 7], x[2, 1, 3, 3] = float("nan"), float("-inf"), float("inf")
+    odd = torch.randn(2, 3, 7, 9, generator=g)
+    expected = [torch.nn.functional.max_pool2d(t, 2) for t in (x, odd)]
+    with evaluation.cpu_max_pools(net):
+        assert "forward" in vars(pool) and "forward" not in vars(other)
+        got = [pool(t) for t in (x, odd)]
+    for a, b in zip(got, expected, strict=True):
+        assert torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(), b.nan_to_num())
+    assert "forward" not in vars(pool)
