@@ -119,6 +119,7 @@ def render(
         f"Machine: {words}. Measured {time.strftime('%Y-%m-%d')} by `{command}`",
         "(it rewrites this file and `performance.csv`).",
         "Start-up of the command line (`--help`, `list`, a mistyped method): `startup.md` (`python -m bench.startup`).",
+        "A run's time beyond training (validation, test grid, the rest): `overhead.md` (`python -m bench.overhead`).",
         "",
         "Each method and the plain backbone (one unconditioned model, as many forwards per step as the",
         "method has rays, the same batches) take their timed steps alternately; the ratios are method ÷ plain.",

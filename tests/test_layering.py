@@ -22,6 +22,7 @@ ENTRY_POINTS = {
     "bench.performance_quick",
     "bench.memory_claim",
     "bench.startup",
+    "bench.overhead",
 }
 IMPORTED_ONLY_BY = {
     "bench.sweep_job": {"bench.sweep"},
