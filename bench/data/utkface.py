@@ -238,7 +238,7 @@ HV_ERRORS = HypervolumeDefinition(
 
 UTKFACE = register_dataset(
     DatasetSpec(
-        name=NAME,
+        name="utkface",
         description="UTKFace aligned faces: age (Huber), gender, race (3 tasks), 70/10/20 split; needs the files",
         input_shape=(3, IMAGE_SIZE, IMAGE_SIZE),
         objectives=(
