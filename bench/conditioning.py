@@ -27,7 +27,7 @@ class UnconditionedNet(ConditionedNet):
     method can differentiate through the shared representation (MGDA-UB, torchjd's ``mtl_backward``).
     """
 
-    path = "unconditioned"
+    conditioning = "unconditioned"
 
     def __init__(self, net: MultiTaskNet) -> None:
         super().__init__()
@@ -53,7 +53,7 @@ class RayChannelsNet(ConditionedNet):
     upsampler), or T constant channels without a ``ray_map``. The backbone must be built with
     ``extra_inputs = T``."""
 
-    path = "input-channels"
+    conditioning = "input-channels"
     vmaps_over_rays = True
 
     def __init__(self, net: MultiTaskNet, ray_map: nn.Module | None = None) -> None:
@@ -61,7 +61,7 @@ class RayChannelsNet(ConditionedNet):
         self.net = net
         self.ray_map = ray_map
         if ray_map is not None:
-            self.path = "input-channels-upsampled"
+            self.conditioning = "input-channels-upsampled"
 
     def ray_input(self, ray: Tensor) -> Tensor:
         """What one sample gets appended under ``ray``: [T], or [T, H, W] from ``ray_map``."""
@@ -131,7 +131,8 @@ def tracked_batchnorm(net: nn.Module) -> str | None:
 def ray_batching_problem(cnet: ConditionedNet) -> str | None:
     """Why ``cnet`` cannot run a step's rays under one ``vmap`` (``train.ray_batching = vmap``), or None."""
     if not cnet.vmaps_over_rays:
-        return f"its model ({type(cnet).__name__}, ray path {cnet.path!r}) does not compute outputs from the ray alone"
+        model = f"{type(cnet).__name__}, conditioning {cnet.conditioning!r}"
+        return f"its model ({model}) does not compute outputs from the ray alone"
     if name := tracked_batchnorm(cnet):
         return f"its backbone has {name} layers, whose running statistics vmap cannot update"
     return None

@@ -7,6 +7,7 @@ profiler, dataset preparation, the CLI) can import it without pulling in the tra
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 
 import torch
@@ -48,3 +49,19 @@ def resolve_device(name: str) -> torch.device:
 def default_workers() -> int:
     """DataLoader worker processes for image datasets: one per core, at most 8, one core left free."""
     return max(0, min(8, (os.cpu_count() or 1) - 1))
+
+
+def machine(device: torch.device) -> str:
+    """The machine in words: CPU model, cores and threads, the GPU if used, torch's version."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    words = f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} with {torch.get_num_threads()} threads"
+    if device.type == "cuda":
+        words = f"{torch.cuda.get_device_name(device)}; host {words}"
+    return words

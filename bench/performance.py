@@ -20,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -35,29 +34,14 @@ import torch
 
 from bench import atomic
 from bench.analysis.tables import markdown
-from bench.env import default_data_root, resolve_device
+from bench.env import default_data_root, machine, resolve_device
 from bench.errors import UserError
 from bench.performance_quick import ls_lines, ls_rows, run_quick
+from bench.performance_real_shape import run_real_shape
 from bench.profile import profile
-from bench.registry import METHODS, load_all
+from bench.registry import DATASETS, METHODS, load_all
 
 MIB = 2**20
-
-
-def machine(device: torch.device) -> str:
-    """The machine in words: CPU model, cores and threads, the GPU if used, torch's version."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    words = f"{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__} with {torch.get_num_threads()} threads"
-    if device.type == "cuda":
-        words = f"{torch.cuda.get_device_name(device)}; host {words}"
-    return words
 
 
 def invocation_ratios(device: str, dataset: str, steps: int, invocations: int, sets: list[str]) -> list[float]:
@@ -175,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the short GPU benchmark instead (bench.performance_quick): performance-gpu.{md,csv}",
     )
+    parser.add_argument(
+        "--real-shape",
+        metavar="DATASET",
+        help="instead: PaLoRA, PaMaL and LS at DATASET's real input shape (bench.performance_real_shape): "
+        "performance-DATASET.md and results/profiles.csv",
+    )
     parser.add_argument("--budget-s", type=float, default=420, help="--quick: seconds for everything")
     parser.add_argument(
         "--runs-per-gpu", type=int, default=8, help="--quick: runs packed on the GPU against one at a time (0: skip)"
@@ -188,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the separate invocations
         root = args.data_root or default_data_root()
+        if args.real_shape:
+            DATASETS.get(args.real_shape)  # an unknown name fails here, listing the valid ones
+            command = "python -m bench.performance " + " ".join(argv if argv is not None else sys.argv[1:])
+            return run_real_shape(args.real_shape, root, device, args.out, machine(device), command)
         rows = []
         for name in METHODS.names():
             rows.append(profile(name, args.dataset, device, args.steps, 0, [], root, compare_ray_batching=True))

@@ -14,6 +14,11 @@ first of these that exists:
   inputs on a CPU run at a batch of :data:`CPU_BATCH`, their time and memory growth scaled linearly
   to the run's batch. Where the dataset's files are absent the data are random, shaped like the
   dataset's, and the splits have the sizes the dataset declares (``DatasetSpec.split_sizes``);
+- ``stored``: such a profile kept in ``results/profiles.csv`` (:data:`STORED_PROFILES`; written by
+  ``python -m bench.performance --real-shape nyuv2``, whose SegNet steps at 288x384 take minutes on
+  a CPU), used when its configuration, device kind and torch threads match, and, for a CPU target,
+  its machine too (an extrapolation takes the ratio from the row's own CPU times, so any machine's
+  row serves it);
 - ``extrapolated``: the runs want a GPU this machine lacks. The CPU profile's times are multiplied
   by the ratio of the plain backbone's step time per sample and input value on the GPU of
   ``results/performance-gpu.csv`` to this CPU's (profiled beside the method); the memory is the
@@ -32,12 +37,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import itertools
 import json
 import math
 import sys
 import time
-from collections.abc import Iterable, Sized
+from collections.abc import Callable, Iterable, Sized
 from pathlib import Path
 from typing import Any, cast
 
@@ -45,8 +51,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from bench import atomic
 from bench.config import RunConfig, identity_of
 from bench.data.synthetic import synthetic_split
+from bench.env import machine
 from bench.errors import MissingDataError, UserError
 from bench.evaluate import evaluate
 from bench.memory import step_peak_bytes, training_state_bytes
@@ -65,11 +73,12 @@ CPU_BATCH = 4
 LARGE_INPUT = 4096
 PROFILE_VAL_SAMPLES = 256
 """Validation samples of a profile's evaluation pass (its time is taken per sample and ray); two
-profile batches' worth where the batch was cut to :data:`CPU_BATCH`."""
+profile batches' worth for a large input on a CPU."""
 CUDA_CONTEXT_BYTES = 512 * 2**20
 """What a CUDA process holds before its first tensor (context and kernels), added to extrapolated
 GPU memory."""
 GPU_REFERENCE = Path(__file__).resolve().parent.parent / "results" / "performance-gpu.csv"
+STORED_PROFILES = Path(__file__).resolve().parent.parent / "results" / "profiles.csv"
 MEMORY_HEADROOM = 0.9
 """Share of a GPU's memory that packed runs may fill."""
 GIB = 2**30
@@ -153,10 +162,14 @@ def input_values(spec: DatasetSpec) -> int:
     return math.prod(spec.input_shape)
 
 
+def large_on_cpu(cfg: RunConfig, device: torch.device) -> bool:
+    """Whether ``cfg``'s inputs have more than :data:`LARGE_INPUT` values and the profile runs on a CPU."""
+    return device.type == "cpu" and input_values(DATASETS.get(cfg.dataset)) > LARGE_INPUT
+
+
 def profile_batch(cfg: RunConfig, device: torch.device) -> int:
     """The batch a profile runs: the run's, or :data:`CPU_BATCH` for a large input on a CPU."""
-    large = input_values(DATASETS.get(cfg.dataset)) > LARGE_INPUT
-    return min(cfg.train.batch_size, CPU_BATCH) if device.type == "cpu" and large else cfg.train.batch_size
+    return min(cfg.train.batch_size, CPU_BATCH) if large_on_cpu(cfg, device) else cfg.train.batch_size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,11 +190,14 @@ class Profile:
     synthetic: bool
 
 
-def profile_config(cfg: RunConfig, root: Path, device: torch.device, with_plain: bool) -> Profile:
-    """Time and memory of ``cfg``'s run on ``device`` (module docstring, ``profile``)."""
+def profile_config(
+    cfg: RunConfig, root: Path, device: torch.device, with_plain: bool, timed_steps: int = TIMED_STEPS
+) -> Profile:
+    """Time and memory of ``cfg``'s run on ``device`` (module docstring, ``profile``), from the
+    median of ``timed_steps`` steps (each of the method and of the plain backbone)."""
     spec = DATASETS.get(cfg.dataset)
     batch = profile_batch(cfg, device)
-    val_samples = PROFILE_VAL_SAMPLES if batch == cfg.train.batch_size else min(PROFILE_VAL_SAMPLES, 2 * batch)
+    val_samples = min(PROFILE_VAL_SAMPLES, 2 * batch) if large_on_cpu(cfg, device) else PROFILE_VAL_SAMPLES
     small = with_train(cfg, batch_size=batch, val_samples=val_samples, checkpoint_every=0)
     data = None
     try:
@@ -189,7 +205,7 @@ def profile_config(cfg: RunConfig, root: Path, device: torch.device, with_plain:
     except MissingDataError:
         if not spec.split_sizes:
             raise
-        samples = max(batch * (WARMUP_STEPS + TIMED_STEPS), val_samples)
+        samples = max(batch * (WARMUP_STEPS + timed_steps), val_samples)
         with torch.random.fork_rng(devices=[]):
             data = synthetic_split(spec, backbone_factory(spec, cfg.model, root)(), samples, cfg.seed)
     started = time.perf_counter()
@@ -199,7 +215,7 @@ def profile_config(cfg: RunConfig, root: Path, device: torch.device, with_plain:
         stepper.step()
     timed: list[float] = []
     growth = max(0, step_peak_bytes(device, lambda: timed.append(stepper.step()[0]))[0])
-    timed += [stepper.step()[0] for _ in range(TIMED_STEPS - 1)]
+    timed += [stepper.step()[0] for _ in range(timed_steps - 1)]
     step = float(np.median(timed))
     trial = stepper.trial
     eval_started = time.perf_counter()
@@ -210,11 +226,11 @@ def profile_config(cfg: RunConfig, root: Path, device: torch.device, with_plain:
     plain = 0.0
     if with_plain:
         plain_stepper = Stepper(
-            build_trial(small, root, device, workers=0, method=PlainBackbone(spec, rays), data=data)
+            build_trial(small, root, device, workers=0, method=PlainBackbone(spec, rays, device=device), data=data)
         )
         for _ in range(WARMUP_STEPS):
             plain_stepper.step()
-        plain = float(np.median([plain_stepper.step()[0] for _ in range(TIMED_STEPS)]))
+        plain = float(np.median([plain_stepper.step()[0] for _ in range(timed_steps)]))
     scale = cfg.train.batch_size / batch
     return Profile(
         step_seconds=step * scale,
@@ -229,6 +245,67 @@ def profile_config(cfg: RunConfig, root: Path, device: torch.device, with_plain:
         batch=batch,
         synthetic=data is not None,
     )
+
+
+CONVERTERS: dict[str, Callable[[str], Any]] = {"float": float, "int": int, "bool": lambda text: text == "True"}
+"""A stored profile's text back into each :class:`Profile` field's type."""
+PROFILE_KEYS = ("configuration", "method", "dataset", "device", "threads", "machine", "measured", "commit")
+
+
+def stored_profile(
+    cfg: RunConfig, here: torch.device, any_machine: bool, path: Path = STORED_PROFILES
+) -> tuple[Profile, str] | None:
+    """The newest stored profile of ``cfg``'s configuration on ``here``'s kind of device with this
+    process's torch threads (and this machine unless ``any_machine``), and where it comes from."""
+    if not path.is_file():
+        return None
+    key, threads = configuration_key(cfg.to_dict()), str(torch.get_num_threads())
+    with path.open() as f:
+        rows = [
+            r
+            for r in csv.DictReader(f)
+            if r["configuration"] == key
+            and r["device"] == here.type
+            and r["threads"] == threads
+            and (any_machine or r["machine"] == machine(here))
+        ]
+    if not rows:
+        return None
+    row = max(rows, key=lambda r: r["measured"])
+    values = {field.name: CONVERTERS[str(field.type)](row[field.name]) for field in dataclasses.fields(Profile)}
+    return Profile(**values), f"stored profile ({path.name}, measured {row['measured']} at {row['commit']})"
+
+
+def store_profiles(
+    entries: list[tuple[RunConfig, torch.device, Profile]], commit: str, path: Path = STORED_PROFILES
+) -> None:
+    """Add ``entries`` to the stored profiles, replacing any of the same configuration, device kind,
+    threads and machine."""
+    fields = [*PROFILE_KEYS, *(f.name for f in dataclasses.fields(Profile))]
+    rows: list[dict[str, Any]] = []
+    if path.is_file():
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+    measured = time.strftime("%Y-%m-%d")
+    for cfg, device, prof in entries:
+        new = {
+            "configuration": configuration_key(cfg.to_dict()),
+            "method": cfg.method,
+            "dataset": cfg.dataset,
+            "device": device.type,
+            "threads": str(torch.get_num_threads()),
+            "machine": machine(device),
+            "measured": measured,
+            "commit": commit,
+            **{k: str(v) for k, v in dataclasses.asdict(prof).items()},
+        }
+        same = ("configuration", "device", "threads", "machine")
+        rows = [r for r in rows if any(r[k] != new[k] for k in same)] + [new]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic.write_text(path, buffer.getvalue())
 
 
 def gpu_reference(backbone: str, path: Path = GPU_REFERENCE) -> dict[str, Any]:
@@ -265,9 +342,14 @@ def profile_estimate(cfg: RunConfig, root: Path, target: torch.device, here: tor
     spec = DATASETS.get(cfg.dataset)
     extrapolate = target.type == "cuda" and here.type != "cuda"
     reference = gpu_reference(spec.backbone) if extrapolate else None
-    prof = profile_config(cfg, root, here, with_plain=extrapolate)
+    stored = stored_profile(cfg, here, any_machine=extrapolate)
+    if stored is not None and extrapolate and not stored[0].plain_step_seconds:
+        stored = None  # no plain step to extrapolate from
+    prof = stored[0] if stored is not None else profile_config(cfg, root, here, with_plain=extrapolate)
     shape = run_shape(cfg, root, prof.val_rays, prof.grid_rays)
     what = "random data, declared split sizes" if prof.synthetic else "its data"
+    if stored is not None:
+        what += f"; {stored[1]}"
     scaled = f", batch {prof.batch} scaled to {cfg.train.batch_size}" if prof.batch != cfg.train.batch_size else ""
     ratio = 1.0
     if reference is not None:

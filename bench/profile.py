@@ -106,7 +106,7 @@ def profile(
     steppers = {"ours": make_stepper(cfg)}
     ours = steppers["ours"].trial
     steppers["plain"] = make_stepper(
-        with_train(cfg, ray_batching="sequential"), PlainBackbone(ours.spec, rays_per_step(ours.method))
+        with_train(cfg, ray_batching="sequential"), PlainBackbone(ours.spec, rays_per_step(ours.method), device=device)
     )
     if compare_ray_batching and ray_batching_problem(ours.cnet) is None:
         other = "sequential" if cfg.train.ray_batching == "vmap" else "vmap"

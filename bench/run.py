@@ -16,10 +16,14 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.cli import Parser, help_text
 from bench.errors import RunFailed, UserError
 from bench.registry import BACKBONES, DATASETS, METHODS, Registry
+
+if TYPE_CHECKING:
+    from bench.spec import DatasetSpec
 
 USAGE = "%(prog)s --method METHOD [--dataset DATASET] [--seed N] [--set KEY=VALUE ...] [options]"
 LISTINGS: dict[str, Registry] = {"methods": METHODS, "datasets": DATASETS, "backbones": BACKBONES}
@@ -91,7 +95,10 @@ def build_parser(prog: str = "python -m bench.run") -> Parser:
 
 def print_listing(kinds: list[str] | None = None) -> None:
     """Print each registry's names with their whole descriptions (``kinds``: some of ``LISTINGS``,
-    default all), importing none of their modules."""
+    default all), importing none of their modules. Every catalogue is read before anything is
+    printed, so an unreadable registration fails alone (a one-line ConfigError)."""
+    for title in kinds or LISTINGS:
+        LISTINGS[title].names()
     for title in kinds or LISTINGS:
         print(f"{title}:")
         entries = LISTINGS[title].describe()
@@ -114,23 +121,27 @@ def check_paths(out: Path, data_root: Path | None) -> None:
         raise UserError(f"--data-root {data_root} is a file; give the folder that holds the datasets")
 
 
-def print_front(summary: dict) -> None:
+def print_front(summary: dict, directory: Path, spec: DatasetSpec) -> None:
+    """The test front, one line per ray, then the parameters, the record and the hypervolume,
+    computed from the front (:func:`bench.analysis.hypervolume.front_hypervolume`)."""
+    from bench.analysis.hypervolume import front_hypervolume
+
+    hv_metric_names = {o.name: o.hv_metric for o in spec.objectives}
     print(f"front on test ({summary['method']} on {summary['dataset']}, seed {summary['seed']}):")
     for entry in summary["front"]:
         ray = ", ".join(f"{v:.2f}" for v in entry["ray"])
         many = len(entry["metrics"]) > 3  # e.g. CelebA's 40 attributes: only the hypervolume metric
         metrics = "  ".join(
-            f"{task}: "
-            + " ".join(f"{m}={v:.4f}" for m, v in values.items() if not many or m == summary["hv_metric_names"][task])
+            f"{task}: " + " ".join(f"{m}={v:.4f}" for m, v in values.items() if not many or m == hv_metric_names[task])
             for task, values in entry["metrics"].items()
         )
         print(f"  ray=({ray})  {metrics}")
     params = summary["parameters"]
     print(f"parameters: total={params['total']} trainable={params['trainable']} inference={params['inference']}")
-    print(f"wall time: {summary['wall_seconds']:.1f} s; run record: {summary['run_dir']}")
+    print(f"wall time: {summary['wall_seconds']:.1f} s; run record: {directory}")
     on = ", ".join(f"{task}: {how}" for task, how in summary["hv_metrics"].items())
     print(f"hv reference point: {summary['hv_reference']} on ({on})")
-    print(f"hypervolume={summary['hypervolume']:.6f}")
+    print(f"hypervolume={front_hypervolume(summary['front'], spec):.6f}")
 
 
 def fail_on_sigterm(signum: int, frame: object) -> None:
@@ -209,8 +220,7 @@ def run_main(argv: list[str] | None, prog: str) -> int:
         print(f"trained again; the completed record is kept in {result.kept}")
     elif result.summary.get("resumed"):
         print(f"resumed from step {result.summary['resumed'][-1]['from_step']}")
-    hv_metric_names = {o.name: o.hv_metric for o in DATASETS.get(cfg.dataset).objectives}
-    print_front({**result.summary, "run_dir": str(result.directory), "hv_metric_names": hv_metric_names})
+    print_front(result.summary, result.directory, DATASETS.get(cfg.dataset))
     return 0
 
 

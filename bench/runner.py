@@ -41,7 +41,7 @@ from bench.record import (
 from bench.registry import BACKBONES, DATASETS, METHODS
 from bench.run_lock import LOCK_NAME, run_lock
 from bench.spec import DatasetSpec
-from bench.trial import Trial, build_trial
+from bench.trial import Trial, build_trial, load_test_batches, parameter_counts, trial_trainables
 
 
 def hv_metric_descriptions(spec: DatasetSpec) -> dict[str, str]:
@@ -150,7 +150,7 @@ class Recorder(LoopHooks):
         self.resumes: list[dict[str, Any]] = []
         self.first_attempt = attempt_note()
         """The code and threads of the attempt that took step 0 (kept in checkpoints)."""
-        self.parts = trial.trainables()
+        self.parts = trial_trainables(trial)
 
     def resume(self) -> LoopState | None:
         """Restore the newest sound checkpoint and this recorder's accumulators; the loop state to
@@ -314,7 +314,7 @@ def _train_and_record(trial: Trial, recorder: Recorder, resume: bool, show_progr
     stats = fit(trial.learner, trial.train, trial.schedule, recorder, loop_state, show_progress)
     recorder.peaks["train"] = max(recorder.peaks["train"], read_peak_bytes(device))
 
-    test = trial.test_batches()
+    test = load_test_batches(trial)
     test_started = time.perf_counter()
     test_rows = evaluate(trial.cnet, test, trial.eval_rays, spec)
     test_eval_seconds = time.perf_counter() - test_started
@@ -334,15 +334,14 @@ def _train_and_record(trial: Trial, recorder: Recorder, resume: bool, show_progr
         "dataset": cfg.dataset,
         "seed": cfg.seed,
         "kind": trial.method.kind,
-        "conditioning": trial.cnet.path,
+        "conditioning": trial.cnet.conditioning,
         "method_info": trial.method.describe(),
         "backbone": cfg.model.backbone or spec.backbone,
         "device": str(device),
         "front": test_front,
-        "hypervolume": front_hypervolume(test_front, spec),
         "hv_reference": list(spec.hv_reference),
         "hv_metrics": hv_metric_descriptions(spec),
-        "parameters": trial.parameter_counts(),
+        "parameters": parameter_counts(trial),
         "training_state_bytes": training_state_bytes(trial.cnet, trial.optimizer),
         "steps": stats.steps,
         "train_seconds": round(stats.train_seconds, 3),
@@ -360,7 +359,7 @@ def _train_and_record(trial: Trial, recorder: Recorder, resume: bool, show_progr
         },
     }
     if recorder.sink is not None:
-        recorder.sink.scalars({"test/hypervolume": summary["hypervolume"]}, stats.steps)
+        recorder.sink.scalars({"test/hypervolume": front_hypervolume(test_front, spec)}, stats.steps)
     record.write_summary(summary)
     record.set_status("COMPLETED")
     return RunResult(record.directory, summary)

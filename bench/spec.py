@@ -11,7 +11,7 @@ import dataclasses
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, TypedDict, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -248,9 +248,10 @@ class ConditionedNet(nn.Module):
       batch statistics), so that the evaluation never splits a batch.
     """
 
-    path: str = "unconditioned"
-    """How the ray enters the model; recorded with every run. Set by the class, or by the instance
-    where its construction decides it (e.g. COSMOS's upsampled ray channels)."""
+    conditioning: str = "unconditioned"
+    """How the ray enters the model; recorded with every run (``summary.json``'s ``conditioning``).
+    Set by the class, or by the instance where its construction decides it (e.g. COSMOS's upsampled
+    ray channels)."""
     vmaps_over_rays: bool = False
     """Whether ``forward`` may run under ``torch.func.vmap`` over rays: the ray only computes
     parameters or inputs, and ``forward`` has no side effects (``train.ray_batching = vmap``). Set
@@ -312,48 +313,9 @@ H = TypeVar("H")
 """A method's hyperparameter dataclass."""
 
 
-class MethodInfo(TypedDict, total=False):
-    """What :meth:`Method.describe` may report for the run record (``summary.json``,
-    ``method_info``): only these keys, each a JSON scalar."""
-
-    models: int
-    """Models that give the front (LS: one per ray; a conditioned model: 1)."""
-    memory_models: int
-    """Backbone-sized copies held in memory for training (PaMaL: T; LS: one per ray)."""
-    sampler: str
-    """The training-ray sampler (:mod:`bench.rays`)."""
-    window: int
-    """Rays per training step."""
-    stacking: str
-    """How the per-ray models ran: ``vmap`` (stacked) or ``loop``."""
-    peft: str
-    """PaDoRA's adapter kind: ``lora`` or ``dora``."""
-    gradients_of: str
-    """What MGDA differentiates the task losses with respect to."""
-    normalize: str
-    """MGDA's per-task gradient normalisation."""
-    aggregator: str
-    """The torchjd aggregator, as its ``repr`` (with its settings)."""
-    jacobian_of: str
-    """What the aggregated Jacobian is taken with respect to."""
-    reg_coefficient: float
-    """The weight of a method's regulariser (COSMOS: mu of the cosine term)."""
-    extra_input_channels: int
-    """Inputs added to the backbone's first layer for the ray (COSMOS)."""
-    ray_upsampler_parameters: int
-    """Parameters of COSMOS's ray upsampler (0 for vector inputs)."""
-    chunk_size: int
-    """PHN: values per hypernetwork chunk (0: one head per target tensor)."""
-    chunks: int
-    """PHN: chunk embeddings."""
-    ray_dirichlet_alpha: float
-    """Concentration of the Dirichlet the training rays are drawn from."""
-    epo_balance_moves: int
-    """PHN-EPO: steps that took the balance LP's direction."""
-    epo_dominance_moves: int
-    """PHN-EPO: steps that took the dominance LP's direction."""
-    epo_fallback_moves: int
-    """PHN-EPO: steps whose LP was infeasible (the normalised ray was used)."""
+MethodInfo = dict[str, str | int | float | bool | None]
+"""What :meth:`Method.describe` reports for the run record (``summary.json``, ``method_info``): any
+keys a method chooses (``models``, ``sampler``, ``window``, ...), each value a JSON scalar."""
 
 
 class Method(Generic[H]):
@@ -383,13 +345,14 @@ class Method(Generic[H]):
                     raise TypeError(f"{cls.__name__}: hyperparameters {args[0].__name__} must be a dataclass")
                 cls.Hparams = args[0]
 
-    def __init__(self, hparams: H, spec: DatasetSpec) -> None:
+    def __init__(self, hparams: H, spec: DatasetSpec, *, device: torch.device = torch.device("cpu")) -> None:
         self.hparams = hparams
         self.spec = spec
         self.num_tasks = spec.num_tasks
-        self.device = torch.device("cpu")
-        """The device the run trains on, set by the harness before :meth:`build`: a method may pick
-        the implementation that is fastest there (never one that computes something else)."""
+        self.device = device
+        """The device the run trains on: a method may pick the implementation that is fastest there
+        (never one that computes something else). A subclass that overrides ``__init__`` takes
+        ``device`` as a keyword and passes it on."""
 
     def build(self, make_backbone: Callable[..., MultiTaskNet]) -> ConditionedNet:
         """Turn freshly initialised backbone(s) into the ray-conditioned model. Each call of
@@ -424,5 +387,5 @@ class Method(Generic[H]):
             raise ValueError(f"{type(self).__name__} keeps no state, got keys {sorted(state)}")
 
     def describe(self) -> MethodInfo:
-        """Facts about this run's method for the record (:class:`MethodInfo`)."""
+        """Facts about this run's method for the record (:data:`MethodInfo`: JSON scalars by name)."""
         return {}

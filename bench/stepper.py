@@ -36,8 +36,8 @@ class PlainBackbone(Method):
 
     kind = "point"
 
-    def __init__(self, spec: DatasetSpec, rays: int) -> None:
-        super().__init__(NoHparams(), spec)
+    def __init__(self, spec: DatasetSpec, rays: int, *, device: torch.device = torch.device("cpu")) -> None:
+        super().__init__(NoHparams(), spec, device=device)
         self.rays = rays
 
     def build(self, make_backbone: Callable[..., MultiTaskNet]) -> ConditionedNet:

@@ -99,7 +99,7 @@ def validation_limit(cfg: RunConfig) -> int:
     return min((n for n in (cfg.data.eval_limit, cfg.train.val_samples) if n > 0), default=0)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class Trial:
     """One run, assembled and ready to train: what ``bench.run`` trains and ``bench.profile`` times."""
 
@@ -143,47 +143,51 @@ class Trial:
             raise ValueError("training batches must be shuffled by a generator")
         return generator
 
-    def trainables(self) -> checkpoint.Trainables:
-        """What a checkpoint saves and restores, besides the loop state."""
-        learner = self.learner
-        return checkpoint.Trainables(
-            learner.cnet,
-            learner.optimizer,
-            learner.scheduler,
-            self.method,
-            learner.ray_generator,
-            self.data_generator,
-            self.device,
-        )
 
-    def test_batches(self) -> Batches:
-        """The test split (``data.eval_limit`` samples), loaded when asked: after training."""
-        return load_batches(
-            self.spec,
-            self.root,
-            "test",
-            self.cfg.train.eval_batch_size,
-            self.cfg.data.eval_limit,
-            self.device,
-            None,
-            self.workers,
-        )
+def trial_trainables(trial: Trial) -> checkpoint.Trainables:
+    """What a checkpoint of ``trial`` saves and restores, besides the loop state."""
+    learner = trial.learner
+    return checkpoint.Trainables(
+        learner.cnet,
+        learner.optimizer,
+        learner.scheduler,
+        trial.method,
+        learner.ray_generator,
+        trial.data_generator,
+        trial.device,
+    )
 
-    def parameter_counts(self) -> dict[str, int]:
-        """Total, trainable and inference parameters of the model, and those of one plain backbone."""
-        cnet = self.cnet
-        return {
-            "total": sum(p.numel() for p in cnet.parameters()),
-            "trainable": sum(p.numel() for p in cnet.parameters() if p.requires_grad),
-            "inference": cnet.inference_parameters(),
-            "single_model": single_model_parameters(self.make_backbone),
-        }
+
+def load_test_batches(trial: Trial) -> Batches:
+    """``trial``'s test split (``data.eval_limit`` samples), loaded when asked: after training."""
+    return load_batches(
+        trial.spec,
+        trial.root,
+        "test",
+        batch_size=trial.cfg.train.eval_batch_size,
+        limit=trial.cfg.data.eval_limit,
+        device=trial.device,
+        generator=None,
+        workers=trial.workers,
+    )
+
+
+def parameter_counts(trial: Trial) -> dict[str, int]:
+    """Total, trainable and inference parameters of ``trial``'s model, and those of one plain backbone."""
+    cnet = trial.cnet
+    return {
+        "total": sum(p.numel() for p in cnet.parameters()),
+        "trainable": sum(p.numel() for p in cnet.parameters() if p.requires_grad),
+        "inference": cnet.inference_parameters(),
+        "single_model": single_model_parameters(trial.make_backbone),
+    }
 
 
 def load_batches(
     spec: DatasetSpec,
     root: Path,
     split: Split,
+    *,
     batch_size: int,
     limit: int,
     device: torch.device,
@@ -212,26 +216,47 @@ def build_trial(
     ``data_root``: default :func:`bench.env.default_data_root`; ``device``: a name for
     :func:`bench.env.resolve_device`, or a device; ``workers``: DataLoader processes for image
     datasets (default :func:`bench.env.default_workers`). ``method``: a method object to train in
-    place of ``cfg.method``'s (the profiler's plain backbone); ``data``: samples standing in for the
-    train and validation splits (the profiler's synthetic data), so no file is read. Only the
-    modules of this run's method, dataset and backbone are imported (:mod:`bench.registry`)."""
+    place of ``cfg.method``'s (the profiler's plain backbone), built for ``device`` (else a
+    ValueError); ``data``: samples standing in for the train and validation splits (the profiler's
+    synthetic data), so no file is read. Only the modules of this run's method, dataset and
+    backbone are imported (:mod:`bench.registry`)."""
     spec: DatasetSpec = DATASETS.get(cfg.dataset)
-    method = method if method is not None else METHODS.get(cfg.method)(cfg.hparams, spec)
     device = resolve_device(device) if isinstance(device, str) else device
+    if method is None:
+        method = METHODS.get(cfg.method)(cfg.hparams, spec, device=device)
+    elif method.device != device:
+        raise ValueError(f"{type(method).__name__} was built for {method.device}, the trial runs on {device}")
     root = Path(data_root) if data_root is not None else default_data_root()
     workers = default_workers() if workers is None else workers
 
     data_generator = torch.Generator().manual_seed(cfg.seed)
     train = load_batches(
-        spec, root, "train", cfg.train.batch_size, cfg.data.train_limit, device, data_generator, workers, data
+        spec,
+        root,
+        "train",
+        batch_size=cfg.train.batch_size,
+        limit=cfg.data.train_limit,
+        device=device,
+        generator=data_generator,
+        workers=workers,
+        data=data,
     )
-    val = load_batches(spec, root, "val", cfg.train.eval_batch_size, validation_limit(cfg), device, None, workers, data)
+    val = load_batches(
+        spec,
+        root,
+        "val",
+        batch_size=cfg.train.eval_batch_size,
+        limit=validation_limit(cfg),
+        device=device,
+        generator=None,
+        workers=workers,
+        data=data,
+    )
     make_backbone = backbone_factory(spec, cfg.model, root)
     if cfg.model.backbone and cfg.model.backbone != spec.backbone:
         check_backbone_runs(cfg, spec, method, make_backbone, val)
 
     torch.manual_seed(cfg.seed)
-    method.device = device
     cnet = method.build(make_backbone).to(device)
     options = step_options(cfg, cnet)
     optimizer = make_optimizer(cfg, method, cnet)
@@ -243,17 +268,17 @@ def build_trial(
     eval_rays = method.eval_rays().to(device)
     val_rays = validation_rays(eval_rays, spec.num_tasks, cfg.train.val_points_per_edge)
     return Trial(
-        cfg,
-        spec,
-        method,
-        device,
-        root,
-        workers,
-        make_backbone,
-        train,
-        val,
-        learner,
-        Schedule.from_config(cfg.train),
-        eval_rays,
-        val_rays,
+        cfg=cfg,
+        spec=spec,
+        method=method,
+        device=device,
+        root=root,
+        workers=workers,
+        make_backbone=make_backbone,
+        train=train,
+        val=val,
+        learner=learner,
+        schedule=Schedule.from_config(cfg.train),
+        eval_rays=eval_rays,
+        val_rays=val_rays,
     )

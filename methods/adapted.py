@@ -61,7 +61,7 @@ class AdaptedNet(ConditionedNet):
     """The backbone plus one :class:`LayerAdapters` per Linear and Conv2d (made by ``make_adapters``);
     ``forward(x, ray)`` runs the backbone with every adapted weight replaced by its value at ``ray``."""
 
-    path = "merged-weights"
+    conditioning = "merged-weights"
     vmaps_over_rays = True
 
     def __init__(self, net: MultiTaskNet, rank: int, make_adapters: Callable[[AdaptedLayer], nn.Module]) -> None:

@@ -72,8 +72,8 @@ class JacobianAggregation(SinglePointMethod[H]):
     """``(aggregator, weights jac_to_grad returned) -> w``: head k's gradient is multiplied by ``w_k``
     (the official weighted-loss backward); None: each head keeps its own loss's gradient."""
 
-    def __init__(self, hparams: H, spec: DatasetSpec) -> None:
-        super().__init__(hparams, spec)
+    def __init__(self, hparams: H, spec: DatasetSpec, *, device: torch.device = torch.device("cpu")) -> None:
+        super().__init__(hparams, spec, device=device)
         self.aggregator = type(self).make_aggregator(hparams, self.num_tasks)
 
     def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:

@@ -70,8 +70,10 @@ class COSMOS(Method[COSMOSHparams]):
 
     kind = "front"
 
-    def __init__(self, hparams: COSMOSHparams, spec: DatasetSpec) -> None:
-        super().__init__(hparams, spec)
+    def __init__(
+        self, hparams: COSMOSHparams, spec: DatasetSpec, *, device: torch.device = torch.device("cpu")
+    ) -> None:
+        super().__init__(hparams, spec, device=device)
         self.sampler = RaySampler("dirichlet", self.num_tasks, 1, p=hparams.alpha)
 
     def build(self, make_backbone: Callable[..., MultiTaskNet]) -> RayChannelsNet:

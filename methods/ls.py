@@ -42,7 +42,7 @@ class LSHparams:
 class _PerRayModels(ConditionedNet):
     """K models, model k trained for ``rays[k]``; maps rays to members."""
 
-    path = "one-model-per-ray"
+    conditioning = "one-model-per-ray"
     rays: Tensor
     """The members' rays [K, T] (a buffer: it moves with the model)."""
 
@@ -136,8 +136,8 @@ class LinearScalarization(Method[LSHparams]):
 
     kind = "front"
 
-    def __init__(self, hparams: LSHparams, spec: DatasetSpec) -> None:
-        super().__init__(hparams, spec)
+    def __init__(self, hparams: LSHparams, spec: DatasetSpec, *, device: torch.device = torch.device("cpu")) -> None:
+        super().__init__(hparams, spec, device=device)
         if hparams.rays:
             if any(len(ray) != self.num_tasks for ray in hparams.rays):
                 raise ConfigError(f"method.rays: each ray needs {self.num_tasks} weights, got {list(hparams.rays)}")

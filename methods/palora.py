@@ -90,7 +90,7 @@ class PaLoRANet(AdaptedNet):
             for name, module in adapted_layers(net):
                 if isinstance(module, nn.Linear):
                     self.on_activations[name] = self.adapted.pop(f"{name}.weight")
-            self.path, self.vmaps_over_rays = "linear-activations+conv-merged", False
+            self.conditioning, self.vmaps_over_rays = "linear-activations+conv-merged", False
 
     def adapter(self, key: str) -> LowRankAdapters:
         """The adapters of one layer, ``adapters[key]`` (every one a :class:`LowRankAdapters`)."""
@@ -160,10 +160,12 @@ def cosine_penalty(cnet: PaLoRANet) -> Tensor:
 class PaLoRA(WindowedFrontMethod[PaLoRAHparams]):
     """PaLoRA: per-task low-rank adapters on every layer, theta(ray) = theta_0 + s sum_k ray_k B_k A_k."""
 
-    def __init__(self, hparams: PaLoRAHparams, spec: DatasetSpec) -> None:
+    def __init__(
+        self, hparams: PaLoRAHparams, spec: DatasetSpec, *, device: torch.device = torch.device("cpu")
+    ) -> None:
         if hparams.reg_coefficient and spec.num_tasks < 2:
             raise ConfigError("method.reg_coefficient needs at least 2 tasks")
-        super().__init__(hparams, spec)
+        super().__init__(hparams, spec, device=device)
 
     def build(self, make_backbone: Callable[[], MultiTaskNet]) -> PaLoRANet:
         hp = self.hparams

@@ -47,7 +47,7 @@ REGULARISERS: tuple[str, ...] = typing.get_args(Regulariser)
 class PaMaLNet(ConditionedNet):
     """T stacked copies of every backbone parameter; ``forward(x, ray)`` runs their ray-weighted sum."""
 
-    path = "parameter-interpolation"
+    conditioning = "parameter-interpolation"
     vmaps_over_rays = True
 
     def __init__(self, members: list[MultiTaskNet]) -> None:

@@ -124,7 +124,7 @@ class HyperNetwork(nn.Module):
 class PHNNet(ConditionedNet):
     """The hypernetwork and the parameter-free target; ``forward(x, ray)`` = target(hyper(ray), x)."""
 
-    path = "hypernetwork"
+    conditioning = "hypernetwork"
     vmaps_over_rays = True
 
     def __init__(
@@ -186,8 +186,8 @@ class PHNLS(Method[PHNHparams]):
 
     kind = "front"
 
-    def __init__(self, hparams: PHNHparams, spec: DatasetSpec) -> None:
-        super().__init__(hparams, spec)
+    def __init__(self, hparams: PHNHparams, spec: DatasetSpec, *, device: torch.device = torch.device("cpu")) -> None:
+        super().__init__(hparams, spec, device=device)
         self.sampler = RaySampler("dirichlet", self.num_tasks, 1, p=hparams.alpha)
 
     def build(self, make_backbone: Callable[..., MultiTaskNet]) -> PHNNet:
@@ -220,8 +220,8 @@ class PHNLS(Method[PHNHparams]):
 class PHNEPO(PHNLS):
     """PHN-EPO: the hypernetwork trained along the Exact Pareto Optimal direction for each ray."""
 
-    def __init__(self, hparams: PHNHparams, spec: DatasetSpec) -> None:
-        super().__init__(hparams, spec)
+    def __init__(self, hparams: PHNHparams, spec: DatasetSpec, *, device: torch.device = torch.device("cpu")) -> None:
+        super().__init__(hparams, spec, device=device)
         self.moves: Counter[str] = Counter()
 
     def backward(self, losses: Tensor, rays: Tensor, cnet: ConditionedNet) -> Tensor:

@@ -59,8 +59,8 @@ class WindowedFrontMethod(Method[W]):
 
     kind = "front"
 
-    def __init__(self, hparams: W, spec: DatasetSpec) -> None:
-        super().__init__(hparams, spec)
+    def __init__(self, hparams: W, spec: DatasetSpec, *, device: torch.device = torch.device("cpu")) -> None:
+        super().__init__(hparams, spec, device=device)
         h = hparams
         self.sampler = RaySampler(h.sampler, self.num_tasks, h.window, p=h.p, mul=h.mul, eps=h.eps)
 

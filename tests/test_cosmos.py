@@ -64,7 +64,7 @@ def test_upsampler_maps_a_ray_to_known_channels():
 def test_ray_enters_images_through_the_learned_upsampler(num_tasks):
     _, cnet = build(num_tasks)
     first = cnet.net.encoder[0]
-    assert first.in_channels == 1 + num_tasks and cnet.path == "input-channels-upsampled"
+    assert first.in_channels == 1 + num_tasks and cnet.conditioning == "input-channels-upsampled"
     up = cnet.ray_map
     assert [type(m).__name__ for m in up.layers] == ["ConvTranspose2d", "ReLU", "ConvTranspose2d", "ReLU", "Upsample"]
     assert up.layers[0].bias is None and up.layers[2].bias is None and up.layers[4].mode == "nearest"
@@ -87,7 +87,7 @@ def test_ray_enters_vectors_as_plain_features():
     method = COSMOS(COSMOSHparams(), spec)
     torch.manual_seed(0)
     cnet = method.build(lambda **kw: create_backbone("mlp", spec, hidden=(16,), **kw))
-    assert cnet.ray_map is None and cnet.path == "input-channels"
+    assert cnet.ray_map is None and cnet.conditioning == "input-channels"
     x, ray = torch.rand(4, 21), torch.tensor([0.2, 0.8])
     out, expected = cnet(x, ray), cnet.net(torch.cat([x, ray.expand(4, 2)], dim=1))
     assert all(torch.equal(out[k], expected[k]) for k in expected)

@@ -20,13 +20,14 @@ ENTRY_POINTS = {
     "bench.profile",
     "bench.performance",
     "bench.performance_quick",
+    "bench.performance_real_shape",
     "bench.memory_claim",
     "bench.startup",
     "bench.overhead",
 }
 IMPORTED_ONLY_BY = {
     "bench.sweep_job": {"bench.sweep"},
-    "bench.plan": {"bench.sweep"},
+    "bench.plan": {"bench.sweep", "bench.performance_real_shape"},
     "bench.runner": ENTRY_POINTS | {"bench.sweep_job"},
     "bench.stepper": ENTRY_POINTS | {"bench.plan"},
     "bench.trial": ENTRY_POINTS | {"bench.runner", "bench.stepper", "bench.plan"},

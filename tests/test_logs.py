@@ -19,7 +19,7 @@ from bench.loop import Learner
 from bench.record import RunRecord
 from bench.registry import DATASETS
 from bench.run import main as run_main
-from bench.runner import run_experiment
+from bench.runner import run_experiment, summary_hypervolume
 from bench.sweep import main as sweep_main
 from bench.sweep_job import SweepJob
 from tests.test_resume import Interrupt, interrupt_after, metric_rows
@@ -117,7 +117,7 @@ def test_a_resumed_run_writes_the_same_train_rows_and_tensorboard_events(tmp_pat
     accuracy = next(r["value"] for r in val if r["objective"] == "top-left" and r["metric"] == "accuracy")
     assert events.Scalars("val/top-left/accuracy/ray_0.50_0.50")[-1].value == pytest.approx(accuracy, rel=1e-6)
     test_hv = events.Scalars("test/hypervolume")
-    assert [e.step for e in test_hv] == [20] and test_hv[0].value == pytest.approx(resumed.summary["hypervolume"])
+    assert [e.step for e in test_hv] == [20] and test_hv[0].value == pytest.approx(summary_hypervolume(resumed.summary))
 
 
 def test_without_tensorboard_log_tensorboard_is_one_error_line(tmp_path: Path, monkeypatch, capsys):
@@ -140,7 +140,7 @@ def test_a_sweep_worker_logs_each_run_start_epochs_and_end(tmp_path: Path, capsy
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"run {cfg.run_id()} (ls on multimnist-mini, seed 0) in {directory}"
     assert lines[1].startswith(f"{cfg.run_id()}: epoch 1/1 step 10 train_loss ")
-    end = f"10 steps, test_hv {summary['hypervolume']:.6f}, record {directory}"
+    end = f"10 steps, test_hv {summary_hypervolume(summary):.6f}, record {directory}"
     assert lines[2] == f"{cfg.run_id()}: completed in {summary['wall_seconds']:.1f} s, {end}" and len(lines) == 3
     SweepJob().run_each([cfg], str(tmp_path), "", "cpu", 0)
     assert capsys.readouterr().out.splitlines()[1] == f"{cfg.run_id()}: already completed (nothing trained), {end}"
@@ -163,7 +163,7 @@ def test_status_of_a_runs_folder_and_of_a_spec(tmp_path: Path, monkeypatch, caps
 
     assert sweep_main(["status", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    hv = f"{done.summary['hypervolume']:.6f}"
+    hv = f"{summary_hypervolume(done.summary):.6f}"
     assert lines[:8] == [
         f"{folder}: 4 runs",
         "  pending 1, running 1, completed 1, failed 1",

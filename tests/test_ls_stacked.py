@@ -22,8 +22,8 @@ from tests.test_resume import SETTINGS, Interrupt, interrupt_after, metric_rows
 
 
 def build(spec: DatasetSpec, make_backbone=None, device: str = "cpu", **overrides):
-    method = LinearScalarization(apply_overrides(LSHparams(), "method", overrides), spec)
-    method.device = torch.device(device)  # only read to choose the path: nothing moves there
+    hparams = apply_overrides(LSHparams(), "method", overrides)
+    method = LinearScalarization(hparams, spec, device=torch.device(device))  # only picks the path: nothing moves
     torch.manual_seed(0)
     make_backbone = make_backbone or (lambda **kw: create_backbone(spec.backbone, spec, **dict(spec.backbone_options)))
     return method, method.build(make_backbone)

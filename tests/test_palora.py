@@ -185,7 +185,7 @@ def test_adapter_activations_path_equals_merged_weights(num_tasks):
         randomize_adapters(cnet)
         nets.append(cnet)
     merged, activations = nets
-    assert activations.path == "linear-activations+conv-merged" and not activations.vmaps_over_rays
+    assert activations.conditioning == "linear-activations+conv-merged" and not activations.vmaps_over_rays
     assert set(activations.adapted) == {"encoder.0.weight", "encoder.3.weight"}  # the two convs
     x, _ = random_batch(spec, n=8)
     ray = torch.softmax(torch.arange(num_tasks, dtype=torch.float), 0)

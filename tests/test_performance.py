@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.performance import machine, render
+from bench.env import machine
+from bench.performance import render
 from bench.profile import profile
 
 

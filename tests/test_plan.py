@@ -3,6 +3,7 @@ its use of completed records, and its estimate against the times of a real local
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -121,6 +122,58 @@ def test_declared_split_sizes_let_a_dataset_without_files_be_planned(tmp_path: P
     shape = plan.run_shape(cfg, tmp_path, val_rays=3, grid_rays=66)
     per_epoch = math.ceil(16593 / cfg.train.batch_size)
     assert shape.declared_sizes and shape.steps == cfg.train.epochs * per_epoch
+
+
+def _profile(step: float, plain: float = 0.0) -> plan.Profile:
+    return plan.Profile(
+        step_seconds=step,
+        eval_seconds_per_sample_ray=0.25,
+        setup_seconds=2.0,
+        state_bytes=3 * 2**20,
+        step_growth_bytes=5 * 2**20,
+        plain_step_seconds=plain,
+        rays=6,
+        val_rays=6,
+        grid_rays=66,
+        batch=2,
+        synthetic=True,
+    )
+
+
+def test_a_stored_profile_is_read_back_for_its_configuration_threads_and_machine(tmp_path: Path, monkeypatch):
+    """``results/profiles.csv`` round trip: a profile comes back field for field for the same
+    configuration on the same kind of device; a newer one of the same key replaces it; another
+    setting, another thread count or (for a CPU target) another machine does not match."""
+    path = tmp_path / "profiles.csv"
+    cfg = resolve("palora", "nyuv2", 0)
+    cpu = torch.device("cpu")
+    plan.store_profiles([(cfg, cpu, _profile(9.0))], "abc1234", path)
+    plan.store_profiles([(cfg, cpu, _profile(7.5, plain=6.0))], "def5678", path)  # replaces the first
+    assert path.read_text().count("\n") == 2  # header and one row
+    found = plan.stored_profile(resolve("palora", "nyuv2", 3), cpu, any_machine=False, path=path)  # another seed
+    assert found is not None and found[0] == _profile(7.5, plain=6.0) and "at def5678" in found[1]
+    other = resolve("palora", "nyuv2", 0, assignments=["method.rank=2"])
+    assert plan.stored_profile(other, cpu, any_machine=False, path=path) is None
+    assert plan.stored_profile(cfg, torch.device("cuda"), any_machine=True, path=path) is None
+    monkeypatch.setattr(plan, "machine", lambda device: "another machine")
+    assert plan.stored_profile(cfg, cpu, any_machine=False, path=path) is None
+    assert plan.stored_profile(cfg, cpu, any_machine=True, path=path) is not None  # extrapolation takes any
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
+    assert plan.stored_profile(cfg, cpu, any_machine=True, path=path) is None
+
+
+def test_a_plan_uses_a_stored_profile_instead_of_profiling(tmp_path: Path, monkeypatch):
+    path = tmp_path / "profiles.csv"
+    cfg = resolve("pamal", "nyuv2", 0)
+    plan.store_profiles([(cfg, torch.device("cpu"), _profile(4.0))], "abc1234", path)
+    monkeypatch.setattr(plan, "STORED_PROFILES", path)
+    monkeypatch.setattr(plan, "stored_profile", functools.partial(plan.stored_profile, path=path))
+    monkeypatch.setattr(plan, "profile_config", lambda *a, **k: pytest.fail("profiled a stored configuration"))
+    estimate = plan.profile_estimate(cfg, tmp_path, torch.device("cpu"), torch.device("cpu"))
+    assert estimate.step_seconds == 4.0 and estimate.setup_seconds == 2.0
+    assert "stored profile (profiles.csv, measured" in estimate.source
+    steps = cfg.train.epochs * math.ceil(700 / cfg.train.batch_size)  # NYUv2's declared 700 training samples
+    assert estimate.steps == steps
 
 
 @pytest.mark.slow

@@ -11,9 +11,10 @@ import torch
 from bench import checkpoint
 from bench.config import resolve
 from bench.loop import fit
+from bench.registry import DATASETS
 from bench.runner import run_experiment
-from bench.stepper import Stepper
-from bench.trial import build_trial
+from bench.stepper import PlainBackbone, Stepper
+from bench.trial import build_trial, load_test_batches, parameter_counts
 
 STEPS = 3
 SETTINGS = ["train.batch_size=32", "data.train_limit=128", "data.eval_limit=32", f"train.max_steps={STEPS}"]
@@ -54,7 +55,7 @@ def test_a_trial_is_seeded_by_its_config(data_root: Path):
     other = build_trial(resolve("palora", "multimnist-mini", seed=1, assignments=SETTINGS), data_root, "cpu", workers=0)
     assert not same_tensors(a.cnet.state_dict(), other.cnet.state_dict())
     assert a.total_steps == a.schedule.epochs * len(a.train) and a.data_generator is a.train.generator
-    counts = a.parameter_counts()
+    counts = parameter_counts(a)
     assert counts["trainable"] == 30_880 and counts["inference"] == counts["single_model"] == 27_450
 
 
@@ -63,4 +64,13 @@ def test_validation_keeps_the_smaller_limit(data_root: Path):
     assert build_trial(cfg, data_root, "cpu", workers=0).val.num_samples == 40
     cfg = resolve("ls", "multimnist-mini", assignments=["data.eval_limit=24"])
     trial = build_trial(cfg, data_root, "cpu", workers=0)
-    assert trial.val.num_samples == 24 and trial.test_batches().num_samples == 24
+    assert trial.val.num_samples == 24 and load_test_batches(trial).num_samples == 24
+
+
+def test_the_method_is_built_for_the_trials_device(data_root: Path):
+    cfg = resolve("ls", "multimnist-mini", assignments=SETTINGS)
+    trial = build_trial(cfg, data_root, "cpu", workers=0)
+    assert trial.method.device == trial.device == torch.device("cpu")
+    elsewhere = PlainBackbone(DATASETS.get("multimnist-mini"), 1, device=torch.device("meta"))
+    with pytest.raises(ValueError, match="built for meta, the trial runs on cpu"):
+        build_trial(cfg, data_root, "cpu", workers=0, method=elsewhere)
