@@ -41,6 +41,8 @@ def measure(dataset: str, root: Path, device: torch.device) -> list[tuple[str, P
     """Each method's profile at ``dataset``'s shape, stored for the planner as it completes."""
     repo = Path(__file__).resolve().parents[1]
     commit = git(repo, "rev-parse", "--short", "HEAD")
+    if git(repo, "status", "--porcelain", "--", "bench", "methods"):
+        commit += "+uncommitted"  # the code measured is not exactly the commit's
     out = []
     for method, sets in METHODS.items():
         cfg = resolve(method, dataset, 0, assignments=sets)

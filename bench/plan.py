@@ -345,20 +345,22 @@ def profile_estimate(cfg: RunConfig, root: Path, target: torch.device, here: tor
     stored = stored_profile(cfg, here, any_machine=extrapolate)
     if stored is not None and extrapolate and not stored[0].plain_step_seconds:
         stored = None  # no plain step to extrapolate from
+    if stored is None:
+        where = f"this machine's {here.type}"
+        print(f"  profiling {cfg.method} on {cfg.dataset} on {where} ...", file=sys.stderr, flush=True)
     prof = stored[0] if stored is not None else profile_config(cfg, root, here, with_plain=extrapolate)
     shape = run_shape(cfg, root, prof.val_rays, prof.grid_rays)
     what = "random data, declared split sizes" if prof.synthetic else "its data"
-    if stored is not None:
-        what += f"; {stored[1]}"
+    kept = f"; {stored[1]}" if stored is not None else ""
     scaled = f", batch {prof.batch} scaled to {cfg.train.batch_size}" if prof.batch != cfg.train.batch_size else ""
     ratio = 1.0
     if reference is not None:
         ratio = cpu_to_gpu_ratio(prof, spec, reference, cfg.train.batch_size)
         via = f"plain {spec.backbone} on {reference['device']} / this CPU"
-        source = f"extrapolated: CPU profile x {ratio:.4g} ({via}){scaled}"
+        source = f"extrapolated: CPU profile x {ratio:.4g} ({via}{kept}){scaled}"
         peak = prof.state_bytes + prof.step_growth_bytes + CUDA_CONTEXT_BYTES
     else:
-        source = f"profile on this machine's {here.type} ({torch.get_num_threads()} threads, {what}{scaled})"
+        source = f"profile on this machine's {here.type} ({torch.get_num_threads()} threads, {what}{kept}{scaled})"
         peak = prof.state_bytes + prof.step_growth_bytes
     return Estimate(
         step_seconds=prof.step_seconds * ratio,
@@ -486,8 +488,6 @@ def estimate_all(
             for s in completed.get(configuration_key(configs[0].to_dict()), [])
             if str(s.get("device", "")).split(":")[0] == target.type
         ]
-        if not summaries:
-            print(f"  profiling {name} on this machine's {here.type} ...", file=sys.stderr, flush=True)
         try:
             estimate = record_estimate(summaries) if summaries else profile_estimate(configs[0], root, target, here)
         except MissingDataError as err:
