@@ -72,7 +72,9 @@ def render(dataset: str, profiles: list[tuple[str, Profile]], words: str, comman
         "of one validation pass times every ray of the evaluation grid times the",
         f"{test} test samples (an extrapolation, not a timed pass).",
         "`peak` = training state (parameters, gradients, Adam) + the memory one step adds (RSS growth on CPU).",
-        "LS is one member: the front trains one such model per grid ray.",
+        "LS is one member: the front trains one such model per grid ray. `÷ plain` includes each preset's",
+        "inner method: PaLoRA and PaMaL balance the task gradients (`gb`: one backward per task and ray),",
+        "the plain backbone and LS take one backward of the weighted loss.",
         "",
         "| method | rays / step | batch | step s | plain s | ÷ plain | eval ms per sample-ray "
         "| test grid (rays) | state MiB | step adds MiB | peak MiB |",
