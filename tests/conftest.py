@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.data.objectives import classification
 from bench.fidelity import lockstep_precision
 from bench.registry import DATASETS, load_all
 from bench.spec import DatasetSpec
+from tests.support import tiny_spec
 
 load_all()
 
@@ -41,29 +41,6 @@ def lockstep(request: pytest.FixtureRequest) -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _random_split(num_tasks: int, n: int = 64):
-    def load(root: Path, split: str):
-        g = torch.Generator().manual_seed({"train": 0, "val": 1, "test": 2}[split])
-        x = torch.rand(n, 1, 28, 28, generator=g)
-        return x, {f"task{k}": torch.randint(10, (n,), generator=g) for k in range(num_tasks)}
-
-    return load
-
-
-def tiny_spec(num_tasks: int) -> DatasetSpec:
-    """A random 28x28 dataset with ``num_tasks`` 10-class tasks (contract tests; no files)."""
-    return DatasetSpec(
-        name=f"tiny{num_tasks}",
-        description="random tensors",
-        input_shape=(1, 28, 28),
-        objectives=tuple(classification(f"task{k}") for k in range(num_tasks)),
-        backbone="multilenet",
-        hv_reference=(1.0,) * num_tasks,
-        load=_random_split(num_tasks),
-        eval_points_per_edge=5 if num_tasks == 3 else 11,
-    )
-
-
 @pytest.fixture(params=[2, 3], ids=["2tasks", "3tasks"])
 def spec(request: pytest.FixtureRequest) -> DatasetSpec:
     return tiny_spec(request.param)
@@ -82,8 +59,3 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
-
-
-def random_batch(spec: DatasetSpec, n: int = 8) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Random 28x28 inputs and random 10-class targets for every objective of ``spec``."""
-    return torch.rand(n, 1, 28, 28), {k: torch.randint(10, (n,)) for k in spec.objective_names}

@@ -3,11 +3,10 @@
 import pytest
 import torch
 
-from bench.backbones import create_backbone
 from bench.config import apply_overrides
 from bench.loop import compute_losses
 from bench.registry import METHODS
-from tests.conftest import random_batch, tiny_spec
+from tests.support import build_method, random_batch, tiny_spec
 
 ORTHONORMAL = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
 CONFLICTING = torch.tensor([[1.0, 0.0], [-0.5, 1.0]])
@@ -61,9 +60,7 @@ def test_imtl_g_update_has_equal_projections_on_every_unit_gradient():
 
 def test_mean_step_gives_the_mean_shared_gradient_and_each_head_its_own_gradient():
     spec = tiny_spec(2)
-    method = METHODS.get("mean")(METHODS.get("mean").Hparams(), spec)
-    torch.manual_seed(0)
-    cnet = method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
+    method, cnet = build_method("mean", spec)
     x, targets = random_batch(spec, 16)
     rays = method.train_rays(0.5, torch.Generator())
     losses = compute_losses(cnet, x, targets, rays, spec.objectives)
@@ -82,10 +79,7 @@ def step_gradients(name: str, **hparams):
     """One step of method ``name`` on a tiny MultiLeNet: the method, the per-task shared Jacobian
     rows [T, P], each head's own-loss gradients, and the gradients the step left on the heads."""
     spec = tiny_spec(2)
-    cls = METHODS.get(name)
-    method = cls(apply_overrides(cls.Hparams(), "method", hparams), spec)
-    torch.manual_seed(0)
-    cnet = method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
+    method, cnet = build_method(name, spec, **hparams)
     x, targets = random_batch(spec, 16)
     rays = method.train_rays(0.5, torch.Generator())
     losses = compute_losses(cnet, x, targets, rays, spec.objectives)

@@ -6,16 +6,8 @@ import math
 import pytest
 import torch
 
-from bench.backbones import create_backbone
-from methods.cosmos import COSMOS, COSMOSHparams, RayUpsampler, cosmos_loss
-from tests.conftest import tiny_spec
-
-
-def build(num_tasks: int = 2, **hparams):
-    spec = tiny_spec(num_tasks)
-    method = COSMOS(COSMOSHparams(**hparams), spec)
-    torch.manual_seed(0)
-    return method, method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
+from methods.cosmos import COSMOS, RayUpsampler, cosmos_loss
+from tests.support import build_method, tiny_spec
 
 
 def test_penalty_equals_the_hand_computed_cosine_term():
@@ -62,7 +54,7 @@ def test_upsampler_maps_a_ray_to_known_channels():
 
 @pytest.mark.parametrize("num_tasks", [2, 3])
 def test_ray_enters_images_through_the_learned_upsampler(num_tasks):
-    _, cnet = build(num_tasks)
+    _, cnet = build_method(COSMOS, tiny_spec(num_tasks))
     first = cnet.net.encoder[0]
     assert first.in_channels == 1 + num_tasks and cnet.conditioning == "input-channels-upsampled"
     up = cnet.ray_map
@@ -84,9 +76,7 @@ def test_ray_enters_images_through_the_learned_upsampler(num_tasks):
 def test_ray_enters_vectors_as_plain_features():
     """Official ``Upsampler`` on 1-dimensional inputs: the ray concatenated, no upsampler."""
     spec = dataclasses.replace(tiny_spec(2), input_shape=(21,), backbone="mlp")
-    method = COSMOS(COSMOSHparams(), spec)
-    torch.manual_seed(0)
-    cnet = method.build(lambda **kw: create_backbone("mlp", spec, hidden=(16,), **kw))
+    _, cnet = build_method(COSMOS, spec, backbone_options={"hidden": (16,)})
     assert cnet.ray_map is None and cnet.conditioning == "input-channels"
     x, ray = torch.rand(4, 21), torch.tensor([0.2, 0.8])
     out, expected = cnet(x, ray), cnet.net(torch.cat([x, ray.expand(4, 2)], dim=1))
@@ -95,7 +85,7 @@ def test_ray_enters_vectors_as_plain_features():
 
 
 def test_upsampler_trains_is_saved_and_is_made_once_for_evaluation():
-    method, cnet = build(2)
+    method, cnet = build_method(COSMOS, tiny_spec(2))
     names = {
         name
         for group in method.param_groups(cnet, 1e-3)
@@ -117,7 +107,7 @@ def test_upsampler_trains_is_saved_and_is_made_once_for_evaluation():
 
 def test_memory_is_one_model_plus_t_input_channels_plus_the_upsampler():
     """A 5x5 conv with 10 filters gains 10 * 5 * 5 * T weights; the upsampler has (4^2 + 6^2) T^2."""
-    method, cnet = build(2)
+    method, cnet = build_method(COSMOS, tiny_spec(2))
     assert sum(p.numel() for p in cnet.ray_map.parameters()) == 16 * 4 + 36 * 4
     assert sum(p.numel() for p in cnet.parameters()) == 27450 + 10 * 25 * 2 + 208
     assert method.describe()["ray_upsampler_parameters"] == 208

@@ -20,7 +20,7 @@ from bench.loop import Learner, Schedule, fit
 from bench.registry import DATASETS, METHODS
 from bench.runner import run_experiment, summary_hypervolume
 from bench.spec import ConditionedNet, DatasetSpec, Metric
-from tests.conftest import tiny_spec
+from tests.support import tiny_spec
 
 
 def make_spec(shape=(1, 28, 28), objectives=None, backbone="multilenet", ref=(1.0, 1.0), load=None, **kw):

@@ -10,8 +10,9 @@ from bench.analysis.hypervolume import front_hypervolume
 from bench.config import resolve
 from bench.registry import DATASETS, METHODS
 from bench.runner import run_experiment
+from tests.support import tiny_settings
 
-TINY = ["train.epochs=2", "train.batch_size=64", "data.train_limit=256", "data.eval_limit=128"]
+TINY = tiny_settings()
 
 
 @pytest.mark.parametrize("name", METHODS.names())

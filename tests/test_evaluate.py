@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from bench import evaluate as evaluation
-from bench.backbones import create_backbone
-from bench.config import apply_overrides, resolve
+from bench.config import resolve
 from bench.data.batches import make_batches
 from bench.data.dense import depth, segmentation
 from bench.data.objectives import classification
@@ -17,8 +16,7 @@ from bench.evaluate import evaluate, validation_rays
 from bench.rays import eval_grid
 from bench.registry import DATASETS, METHODS, load_all
 from bench.spec import Batch, ConditionedNet, DatasetSpec, Method
-from tests.conftest import random_batch
-from tests.test_method_contract import make, train_steps
+from tests.support import build_method, random_batch, train_steps
 
 
 def plain_evaluate(cnet: ConditionedNet, batches, rays: torch.Tensor, spec: DatasetSpec) -> list[dict]:
@@ -40,7 +38,7 @@ def plain_evaluate(cnet: ConditionedNet, batches, rays: torch.Tensor, spec: Data
 
 @pytest.mark.parametrize("name", METHODS.names())
 def test_at_ray_is_the_model_at_that_ray(name, spec):
-    method, cnet = make(name, spec)
+    method, cnet = build_method(name, spec)
     train_steps(method, cnet, spec, 2)  # adapters, members and hypernetwork away from their init
     cnet.eval()
     x, _ = random_batch(spec, 8)
@@ -77,7 +75,7 @@ def record_slices(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @pytest.mark.parametrize("case", FAST_CASES)
 def test_fast_evaluation_equals_the_plain_loop_bitwise(case, spec, monkeypatch: pytest.MonkeyPatch):
-    method, cnet = make(case.removesuffix("-loop").removesuffix("-stacked"), spec, **FAST_CASES[case])
+    method, cnet = build_method(case.removesuffix("-loop").removesuffix("-stacked"), spec, **FAST_CASES[case])
     train_steps(method, cnet, spec, 2)
     monkeypatch.setattr(evaluation, "CPU_FORWARD_SLICE", 16)  # 40-sample batches: slices of 16, 16, 8
     x, targets = random_batch(spec, 120)
@@ -109,10 +107,7 @@ def _phn_with_batchnorm(backbone: str) -> tuple[DatasetSpec, Method, Conditioned
         targets = {"a": torch.randint(2, (16,), generator=g), "b": torch.randint(5, (16,), generator=g)}
         options, chunk_size = {}, 200_000
     spec = DatasetSpec("batchnorm", "random 32x32 images", (3, 32, 32), objectives, backbone, (1.0, 1.0), load=None)
-    cls = METHODS.get("phn-ls")
-    method = cls(apply_overrides(cls.Hparams(), "method", {"chunk_size": chunk_size}), spec)
-    torch.manual_seed(0)
-    cnet = method.build(lambda **kw: create_backbone(backbone, spec, **options, **kw))
+    method, cnet = build_method("phn-ls", spec, backbone_options=options, chunk_size=chunk_size)
     return spec, method, cnet, (x, targets)
 
 
@@ -150,8 +145,7 @@ def test_batch_dependence_is_read_from_the_model():
         "dense", "random", (3, 32, 32), (segmentation("s", 3), depth("d")), "segnet", (1.0, 1.0), load=None
     )
     for name in ("mean", "pamal", "palora"):
-        method = METHODS.get(name)(METHODS.get(name).Hparams(), spec)
-        cnet = method.build(lambda **kw: create_backbone("segnet", spec, filters=(4, 4, 4, 4, 4), **kw))
+        _, cnet = build_method(name, spec, seed=None, backbone_options={"filters": (4, 4, 4, 4, 4)})
         assert not cnet.batch_dependent_eval, name
     assert evaluation.forward_slice(torch.device("cpu")) == evaluation.CPU_FORWARD_SLICE
 
@@ -174,7 +168,7 @@ def test_eval_batch_sizes_are_the_official_ones_on_batchnorm_backbones():
 
 
 def test_rays_in_several_groups_give_the_same_rows(spec, monkeypatch: pytest.MonkeyPatch):
-    method, cnet = make("palora", spec)
+    method, cnet = build_method("palora", spec)
     train_steps(method, cnet, spec, 2)
     x, targets = random_batch(spec, 32)
     rays = method.eval_rays()
@@ -215,7 +209,7 @@ def test_validation_rays_fall_back_to_every_ray_when_none_is_on_the_coarse_grid(
 
 def test_stacked_members_evaluated_in_one_vmapped_call_agree_to_rounding(spec, monkeypatch: pytest.MonkeyPatch):
     """On an accelerator LS's stacked members run all rays in one ``forward_rays``; forced here on CPU."""
-    method, cnet = make("ls", spec, stacking="vmap")
+    method, cnet = build_method("ls", spec, stacking="vmap")
     train_steps(method, cnet, spec, 2)
     x, targets = random_batch(spec, 64)
     rays = method.eval_rays().flip(0)[::2]  # a subset in another order: members gathered

@@ -8,8 +8,9 @@ import torch
 from bench.config import resolve
 from bench.registry import METHODS
 from bench.runner import run_experiment
+from tests.support import tiny_settings
 
-TINY = ["train.epochs=1", "train.batch_size=64", "data.train_limit=256", "data.eval_limit=128"]
+TINY = tiny_settings(epochs=1)
 
 
 @pytest.mark.gpu

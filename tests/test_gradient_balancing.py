@@ -20,8 +20,9 @@ from torch import Tensor, nn
 
 from bench.data.objectives import regression
 from bench.spec import DatasetSpec, MultiTaskNet
-from methods.palora import PaLoRA, PaLoRAHparams
-from methods.pamal import PaMaL, PaMaLHparams
+from methods.palora import PaLoRA
+from methods.pamal import PaMaL
+from tests.support import build_method
 
 SPEC = DatasetSpec("linear", "random", (3,), (regression("a"), regression("b")), "mlp", (1.0, 1.0), None)
 RAYS = torch.tensor([[0.3, 0.7], [0.8, 0.2]], dtype=torch.float64)
@@ -58,9 +59,8 @@ def encoder_terms(w: Tensor, b: Tensor, heads: list[tuple[Tensor, Tensor]], x: T
 
 
 def test_palora_gb_norm_includes_the_encoder_adapters():
-    torch.manual_seed(0)
-    method = PaLoRA(PaLoRAHparams(inner_method="gb", rank=2, alpha=3.0), SPEC)
-    cnet = method.build(tiny_net).double()
+    method, cnet = build_method(PaLoRA, SPEC, make_backbone=tiny_net, inner_method="gb", rank=2, alpha=3.0)
+    cnet = cnet.double()
     adapters = cnet.adapters["encoder"]
     with torch.no_grad():
         adapters.B.copy_(torch.randn(adapters.B.shape, generator=torch.Generator().manual_seed(1)))
@@ -89,9 +89,8 @@ def test_palora_gb_norm_includes_the_encoder_adapters():
 def test_pamal_gradnorm_norm_is_over_the_encoder_members():
     """The official shared parameters are every member of the encoder's subspace layers, so a task's
     norm is ||ray|| times the norm of its gradient on the combined encoder."""
-    torch.manual_seed(0)
-    method = PaMaL(PaMaLHparams(inner_method="gradnorm", window=2), SPEC)
-    cnet = method.build(tiny_net).double()
+    method, cnet = build_method(PaMaL, SPEC, make_backbone=tiny_net, inner_method="gradnorm", window=2)
+    cnet = cnet.double()
     x, targets = data()
     loss = method.backward(losses_of(cnet, x, targets), RAYS, cnet)
 

@@ -19,10 +19,9 @@ from torch import Tensor, nn
 from bench.backbones import create_backbone
 from bench.backbones.weights import official_rebuild
 from bench.conditioning import parameter_key
-from bench.config import apply_overrides
 from bench.data.objectives import classification
-from bench.registry import METHODS
 from bench.spec import ConditionedNet, DatasetSpec
+from tests.support import build_method
 
 FILTERS = (16, 16, 32, 32, 32)
 SEGNET = DatasetSpec(
@@ -57,13 +56,6 @@ def init_kind(weight: Tensor, bias: Tensor | None = None) -> str:
     return "unknown"
 
 
-def build(name: str, spec: DatasetSpec, backbone: str, **options) -> ConditionedNet:
-    cls = METHODS.get(name)
-    method = cls(apply_overrides(cls.Hparams(), "method", OVERRIDES.get(name, {})), spec)
-    torch.manual_seed(0)
-    return method.build(lambda **kw: create_backbone(backbone, spec, **options, **kw))
-
-
 def layer(cnet: ConditionedNet, module: str, member: int = 0) -> tuple[Tensor, Tensor | None]:
     """The initial weight and bias of backbone layer ``module`` (of member ``member`` for PaMaL / LS)."""
     params = dict(cnet.named_parameters())
@@ -96,7 +88,7 @@ SEGNET_NYU = {  # method -> kinds of (trunk, head, first conv): head_init xavier
 
 @pytest.mark.parametrize("name", sorted(SEGNET_NYU))
 def test_segnet_init_per_method(name: str):
-    cnet = build(name, SEGNET, "segnet", filters=FILTERS)
+    _, cnet = build_method(name, SEGNET, backbone_options={"filters": FILTERS}, **OVERRIDES.get(name, {}))
     kinds = tuple(init_kind(*layer(cnet, m)) for m in (SEGNET_TRUNK, SEGNET_HEAD, SEGNET_FIRST))
     assert kinds == SEGNET_NYU[name]
 
@@ -104,17 +96,14 @@ def test_segnet_init_per_method(name: str):
 @pytest.mark.parametrize(("name", "kinds"), [("ls", ("xavier", "pytorch")), ("palora", ("pytorch", "pytorch"))])
 def test_segnet_cityscapes_heads_keep_the_default_init(name: str, kinds: tuple[str, str]):
     """Official segnet_cityscapes.py builds the heads outside the xavier-initialised trunk."""
-    cnet = build(name, SEGNET, "segnet", filters=FILTERS, head_init="pytorch")
+    options = {"filters": FILTERS, "head_init": "pytorch"}
+    _, cnet = build_method(name, SEGNET, backbone_options=options, **OVERRIDES.get(name, {}))
     assert tuple(init_kind(*layer(cnet, m)) for m in (SEGNET_TRUNK, SEGNET_HEAD)) == kinds
 
 
 def test_pamal_members_are_rebuilt_independently_or_copied():
-    spec = SEGNET
-    cls = METHODS.get("pamal")
     for reinit, kind in ((True, "pytorch"), (False, "xavier")):
-        method = cls(apply_overrides(cls.Hparams(), "method", {"reinit": reinit}), spec)
-        torch.manual_seed(0)
-        cnet = method.build(lambda **kw: create_backbone("segnet", spec, filters=FILTERS, **kw))
+        _, cnet = build_method("pamal", SEGNET, backbone_options={"filters": FILTERS}, reinit=reinit)
         members = [layer(cnet, SEGNET_TRUNK, k)[0] for k in range(2)]
         assert [init_kind(*layer(cnet, SEGNET_TRUNK, k)) for k in range(2)] == [kind, kind]
         assert torch.equal(members[0], members[1]) is (not reinit)
@@ -122,7 +111,7 @@ def test_pamal_members_are_rebuilt_independently_or_copied():
 
 def test_palora_adapters_on_a_rebuilt_segnet():
     """lora_A: kaiming-uniform(a = sqrt 5) on its own fan-in (in * kw), lora_B zero (palora_modules.py)."""
-    cnet = build("palora", SEGNET, "segnet", filters=FILTERS)
+    _, cnet = build_method("palora", SEGNET, backbone_options={"filters": FILTERS})
     adapters = cnet.adapters[parameter_key(SEGNET_TRUNK)]
     assert adapters.A.shape == (2, 3, 32 * 3)  # T, r*kh, in*kw (rank 1)
     bound = 1 / math.sqrt(32 * 3)
@@ -135,7 +124,7 @@ def test_palora_adapters_on_a_rebuilt_segnet():
 @pytest.mark.parametrize("name", ["ls", "cosmos", "palora", "pamal"])
 def test_resnet18_has_the_default_init_for_every_method(name: str):
     """Official ResNetEncoder (src/models/factory/resnet.py) has no init code."""
-    cnet = build(name, RESNET, "resnet18")
+    _, cnet = build_method(name, RESNET, **OVERRIDES.get(name, {}))
     assert init_kind(*layer(cnet, RESNET_CONV)) == "pytorch"
     assert init_kind(*layer(cnet, RESNET_HEAD)) == "pytorch"
 
@@ -143,7 +132,7 @@ def test_resnet18_has_the_default_init_for_every_method(name: str):
 @pytest.mark.parametrize("name", ["ls", "palora"])
 def test_resnet18_imagenet_keeps_torchvision_s_init(name: str):
     """No official counterpart: torchvision's kaiming-normal(fan_out) stays, for every method."""
-    cnet = build(name, RESNET, "resnet18-imagenet")
+    _, cnet = build_method(name, RESNET, backbone="resnet18-imagenet", **OVERRIDES.get(name, {}))
     assert init_kind(*layer(cnet, RESNET_CONV)) == "kaiming-fan-out"
 
 

@@ -13,11 +13,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from bench.backbones import create_backbone
 from bench.conditioning import UnconditionedNet
-from bench.config import apply_overrides
 from bench.spec import ConditionedNet, DatasetSpec, Method, MultiTaskNet
-from tests.conftest import tiny_spec
+from tests.support import build_method, tiny_spec, train_batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,23 +49,17 @@ class UncertaintyWeighting(Method[UncertaintyHparams]):
 
 def task_losses(cnet: ConditionedNet, spec: DatasetSpec, rays: Tensor) -> Tensor:
     """losses [R, T] of the first 16 training samples (what the loop computes)."""
-    x, targets = spec.load(None, "train")
+    x, targets = train_batch(spec)
     rows = []
     for ray in rays:
-        out = cnet(x[:16], ray)
-        rows.append(torch.stack([o.loss(out[o.name], targets[o.name][:16]) for o in spec.objectives]))
+        out = cnet(x, ray)
+        rows.append(torch.stack([o.loss(out[o.name], targets[o.name]) for o in spec.objectives]))
     return torch.stack(rows)
-
-
-def build(spec: DatasetSpec, seed: int) -> tuple[UncertaintyWeighting, ConditionedNet]:
-    method = UncertaintyWeighting(apply_overrides(UncertaintyWeighting.Hparams(), "method", {"init": "0.5"}), spec)
-    torch.manual_seed(seed)
-    return method, method.build(lambda **kw: create_backbone(spec.backbone, spec, **kw))
 
 
 def test_a_method_parameter_trains_is_optimised_and_is_saved():
     spec = tiny_spec(2)
-    method, cnet = build(spec, seed=0)
+    method, cnet = build_method(UncertaintyWeighting, spec, seed=0, init="0.5")
     s = cnet.method_parameters["log_variance"]
     assert UncertaintyWeighting.Hparams is UncertaintyHparams and torch.equal(s, torch.full((2,), 0.5))
     optimizer = torch.optim.Adam(method.param_groups(cnet, 1e-2), lr=1e-2)
@@ -87,6 +79,6 @@ def test_a_method_parameter_trains_is_optimised_and_is_saved():
 
     state = copy.deepcopy(cnet.state_dict())
     assert torch.equal(state["method_parameters.log_variance"], s.detach())
-    _, fresh = build(spec, seed=1)
+    _, fresh = build_method(UncertaintyWeighting, spec, seed=1, init="0.5")
     fresh.load_state_dict(state)
     assert torch.equal(fresh.method_parameters["log_variance"], s)

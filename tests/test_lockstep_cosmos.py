@@ -14,36 +14,16 @@ from the record, and our sampler is checked against the same Dirichlet by its mo
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
-from torch import Tensor
 
-from bench.backbones import create_backbone
 from bench.config import resolve
-from bench.fidelity import assert_close, checksum, load_record, spec_batches
+from bench.fidelity import assert_close, checksum, load_record
 from bench.loop import StepOptions, train_step, training_progress
-from bench.registry import DATASETS, METHODS
-from bench.spec import ConditionedNet, DatasetSpec, Method
-from bench.trial import make_optimizer
+from tests.support import build_for_record, record_batches
 
 # Steps the official code's recorded runs (the full suite, not the fast tier), in float64 under 1 and 2 threads.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("lockstep")]
-
-
-def build_ours(setup: dict[str, Any]) -> tuple[Method, ConditionedNet, torch.optim.Optimizer, DatasetSpec]:
-    """Our method, model (seeded with ``setup["seed"]``) and Adam, as ``bench.runner`` assembles them."""
-    cfg = resolve("cosmos", setup["dataset"], seed=setup["seed"])
-    spec = DATASETS.get(setup["dataset"])
-    method = METHODS.get("cosmos")(cfg.hparams, spec)
-    torch.manual_seed(setup["seed"])
-    cnet = method.build(lambda **kw: create_backbone(setup["backbone"], spec, **kw))
-    return method, cnet, make_optimizer(cfg, method, cnet), spec
-
-
-def batches(setup: dict[str, Any], spec: DatasetSpec) -> list[tuple[Tensor, dict[str, Tensor]]]:
-    return spec_batches(spec, setup["batch_size"], setup["steps"], setup["data_seed"])
 
 
 def test_preset_is_the_official_multimnist_config():
@@ -59,11 +39,11 @@ def test_preset_is_the_official_multimnist_config():
 def test_cosmos_matches_official(ray_batching: str):
     record = load_record("cosmos")
     setup = record["setup"]
-    method, cnet, optimizer, spec = build_ours(setup)
+    method, cnet, optimizer, spec = build_for_record("cosmos", setup)
     assert_close(checksum(cnet.parameters()), record["initial_checksum"], "initial weights")
     options = StepOptions.from_names(ray_batching, "off")
     generator = torch.Generator().manual_seed(setup["seed"])
-    for k, ((x, targets), step) in enumerate(zip(batches(setup, spec), record["steps"], strict=True)):
+    for k, ((x, targets), step) in enumerate(zip(record_batches(setup, spec), record["steps"], strict=True)):
         drawn = method.train_rays(training_progress(k, setup["total_steps"]), generator)
         assert drawn.shape == (1, 2) and drawn.sum().item() == pytest.approx(1.0)
         rays = torch.tensor(step["rays"])
@@ -80,7 +60,7 @@ def test_cosmos_matches_official(ray_batching: str):
 def test_rays_follow_the_official_dirichlet():
     """Official ``Dirichlet(ones(2) * alpha).sample()`` with alpha = 1: lambda_1 ~ U(0, 1), mean 1/2,
     variance 1/12; our sampler draws from its own generator with the same law."""
-    method, _, _, _ = build_ours(load_record("cosmos")["setup"])
+    method, _, _, _ = build_for_record("cosmos", load_record("cosmos")["setup"])
     generator = torch.Generator().manual_seed(0)
     first = torch.cat([method.train_rays(1.0, generator)[:, 0] for _ in range(2000)])
     assert first.mean().item() == pytest.approx(0.5, abs=0.02)

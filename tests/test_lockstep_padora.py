@@ -11,12 +11,11 @@ against ``bench.loop.training_progress``. Losses and parameter checksums agree t
 import pytest
 import torch
 
-from bench.backbones import create_backbone
-from bench.config import apply_overrides
 from bench.fidelity import assert_close, checksum, load_record, seeded_batches
 from bench.loop import train_step, training_progress
 from bench.registry import DATASETS
-from methods.padora import PaDoRA, PaDoRAHparams
+from methods.padora import PaDoRA
+from tests.support import build_method
 
 # Steps the official code's recorded runs (the full suite, not the fast tier), in float64 under 1 and 2 threads.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("lockstep")]
@@ -25,19 +24,12 @@ RECORD = load_record("padora")
 SETUP = RECORD["setup"]
 
 
-def build(case: dict) -> PaDoRA:
-    spec = DATASETS.get(case["dataset"])
-    overrides = {"window": SETUP["window"], "sampler": SETUP["sampler"], "p": SETUP["p"], **case["hparams"]}
-    return PaDoRA(apply_overrides(PaDoRAHparams(), "method", overrides), spec)
-
-
 @pytest.mark.parametrize("name", sorted(RECORD["cases"]))
 def test_padora_matches_the_official_steps(name):
     case = RECORD["cases"][name]
-    method = build(case)
-    spec = method.spec
-    torch.manual_seed(case["init_seed"])
-    cnet = method.build(lambda **kw: create_backbone(spec.backbone, spec, **kw))
+    spec = DATASETS.get(case["dataset"])
+    overrides = {"window": SETUP["window"], "sampler": SETUP["sampler"], "p": SETUP["p"], **case["hparams"]}
+    method, cnet = build_method(PaDoRA, spec, seed=case["init_seed"], **overrides)
     assert_close(checksum(cnet.parameters()), case["initial_checksum"], f"{name} initial weights")
     optimizer = torch.optim.Adam(method.param_groups(cnet, SETUP["lr"]), lr=SETUP["lr"])
     steps = case["steps"]

@@ -19,35 +19,15 @@ import pytest
 import torch
 from torch import Tensor
 
-from bench.backbones import create_backbone
 from bench.config import resolve
-from bench.fidelity import assert_close, checksum, load_record, spec_batches
+from bench.fidelity import assert_close, checksum, load_record
 from bench.loop import StepOptions, train_step, training_progress
-from bench.registry import DATASETS, METHODS
-from bench.spec import ConditionedNet, DatasetSpec, Method
-from bench.trial import make_optimizer
+from bench.spec import ConditionedNet, Method
 from methods.min_norm import min_norm_weights
+from tests.support import build_for_record, record_batches
 
 # Steps the official code's recorded runs (the full suite, not the fast tier), in float64 under 1 and 2 threads.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("lockstep")]
-
-
-def build_ours(
-    method_name: str, setup: dict[str, Any], overrides: dict[str, Any] | None = None
-) -> tuple[Method, ConditionedNet, torch.optim.Optimizer, DatasetSpec]:
-    """Our method, model (seeded with ``setup["seed"]``) and Adam, as ``bench.runner`` assembles them;
-    the hyperparameters are the dataset's preset plus ``setup["overrides"]`` and ``overrides``."""
-    layered = {**setup.get("overrides", {}), **(overrides or {})}
-    cfg = resolve(method_name, setup["dataset"], seed=setup["seed"], overrides=layered)
-    spec = DATASETS.get(setup["dataset"])
-    method = METHODS.get(method_name)(cfg.hparams, spec)
-    torch.manual_seed(setup["seed"])
-    cnet = method.build(lambda **kw: create_backbone(setup["backbone"], spec, **kw))
-    return method, cnet, make_optimizer(cfg, method, cnet), spec
-
-
-def batches(setup: dict[str, Any], spec: DatasetSpec) -> list[tuple[Tensor, dict[str, Tensor]]]:
-    return spec_batches(spec, setup["batch_size"], setup["steps"], setup["data_seed"])
 
 
 def replay(
@@ -59,10 +39,10 @@ def replay(
     options: StepOptions | None = None,
 ) -> tuple[Method, ConditionedNet]:
     """Run the recorded steps with our code, asserting rays, losses and checksums at every step."""
-    method, cnet, optimizer, spec = build_ours(method_name, setup, overrides)
+    method, cnet, optimizer, spec = build_for_record(method_name, setup, overrides)
     assert_close(checksum(cnet.parameters()), initial, "initial weights (re-record if init changed)")
     generator = torch.Generator().manual_seed(setup["seed"])
-    for k, ((x, targets), step) in enumerate(zip(batches(setup, spec), steps, strict=True)):
+    for k, ((x, targets), step) in enumerate(zip(record_batches(setup, spec), steps, strict=True)):
         rays = method.train_rays(training_progress(k, setup["total_steps"]), generator)
         if "rays" in step:
             assert_close(rays, step["rays"], f"step {k + 1} rays")
@@ -94,7 +74,7 @@ def test_preset_is_the_official_multimnist_config(method_name: str):
 def test_learning_rate_groups_match_official(method_name: str):
     """PaLoRA's adapters at lr * T (official ``configure_param_groups`` with ``reweight_lr``); PaMaL one lr."""
     record = load_record(method_name)
-    _, _, optimizer, _ = build_ours(method_name, record["setup"])
+    _, _, optimizer, _ = build_for_record(method_name, record["setup"])
     ours: dict[str, int] = {}
     for group in optimizer.param_groups:
         key = repr(float(group["lr"]))
@@ -141,7 +121,7 @@ def test_ls_members_match_official_single_ray_runs(stacking: str):
     """Each LS member equals the official one-model LinearScalarization run at its ray."""
     record = load_record("ls")
     setup = record["setup"]
-    method, cnet, optimizer, spec = build_ours("ls", setup, {"method.stacking": stacking})
+    method, cnet, optimizer, spec = build_for_record("ls", setup, {"method.stacking": stacking})
     assert method.stacking == stacking
 
     def member(k: int) -> list[Tensor]:
@@ -152,7 +132,7 @@ def test_ls_members_match_official_single_ray_runs(stacking: str):
     for k, sums in enumerate(record["initial_member_checksums"]):
         assert_close(checksum(member(k)), sums, f"member {k} initial weights")
     generator = torch.Generator().manual_seed(setup["seed"])
-    for k, ((x, targets), step) in enumerate(zip(batches(setup, spec), record["steps"], strict=True)):
+    for k, ((x, targets), step) in enumerate(zip(record_batches(setup, spec), record["steps"], strict=True)):
         rays = method.train_rays(training_progress(k, setup["total_steps"]), generator)
         assert_close(rays, step["rays"], f"step {k + 1} rays")
         losses, _ = train_step(cnet, method, optimizer, x, targets, rays, spec.objectives)
@@ -172,7 +152,7 @@ def replay_mgda(variant: str) -> tuple[list[Tensor], list[dict[str, Any]], list[
     assert set(record["variants"]) == set(MGDA_VARIANTS[1:])
     run = record if variant == "default" else record["variants"][variant]
     setup = record["setup"]
-    method, cnet, optimizer, spec = build_ours(run["method"], setup, run["overrides"])
+    method, cnet, optimizer, spec = build_for_record(run["method"], setup, run["overrides"])
     assert_close(checksum(cnet.parameters()), record["initial_checksum"], "initial weights")
     found: list[Tensor] = []
     solver = method.weights
@@ -184,7 +164,7 @@ def replay_mgda(variant: str) -> tuple[list[Tensor], list[dict[str, Any]], list[
     method.weights = weights  # type: ignore[method-assign]
     generator = torch.Generator().manual_seed(setup["seed"])
     ours = []
-    for k, ((x, targets), step) in enumerate(zip(batches(setup, spec), run["steps"], strict=True)):
+    for k, ((x, targets), step) in enumerate(zip(record_batches(setup, spec), run["steps"], strict=True)):
         rays = method.train_rays(training_progress(k, setup["total_steps"]), generator)
         losses, _ = train_step(cnet, method, optimizer, x, targets, rays, spec.objectives)
         ours.append(checksum(cnet.parameters()))

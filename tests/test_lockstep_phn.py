@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 import torch
 
-from bench.backbones import create_backbone
-from bench.config import apply_overrides
 from bench.fidelity import assert_close, checksum, load_record, seeded_batches
 from bench.loop import train_step, training_progress
-from bench.registry import DATASETS, METHODS
+from bench.registry import DATASETS
+from tests.support import build_method
 
 # Steps the official code's recorded runs (the full suite, not the fast tier), in float64 under 1 and 2 threads.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("lockstep")]
@@ -35,11 +34,10 @@ def replay(name: str, variant: str) -> None:
     setup = record["setup"]
     official = record if variant == "chunked" else record[variant]
     spec = DATASETS.get(setup["dataset"])
-    cls = METHODS.get(name)
     overrides = {k: v for k, v in setup[variant].items() if k in HPARAMS}
-    method = cls(apply_overrides(cls.Hparams(), "method", {"alpha": setup["alpha"], **overrides}), spec)
-    torch.manual_seed(setup["model_seed"])
-    cnet = method.build(lambda **kw: create_backbone(setup["backbone"], spec, **kw))
+    method, cnet = build_method(
+        name, spec, seed=setup["model_seed"], backbone=setup["backbone"], alpha=setup["alpha"], **overrides
+    )
     assert_close(checksum(cnet.parameters()), official["initial_checksum"], f"{name} {variant} init")
 
     optimizer = torch.optim.Adam(method.param_groups(cnet, setup["lr"]), lr=setup["lr"], weight_decay=0.0)

@@ -5,21 +5,13 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from bench.backbones import create_backbone
 from bench.conditioning import parameter_key
-from bench.config import apply_overrides
 from bench.errors import ConfigError
 from bench.loop import compute_losses
-from methods.ls import Ensemble, LinearScalarization, LSHparams, StackedEnsemble
-from tests.conftest import random_batch
+from methods.ls import Ensemble, StackedEnsemble
+from tests.support import build_method, random_batch
 
 STACKINGS = pytest.mark.parametrize("stacking", ["loop", "vmap"])
-
-
-def build(spec, **overrides):
-    method = LinearScalarization(apply_overrides(LSHparams(), "method", overrides), spec)
-    torch.manual_seed(0)
-    return method, method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
 
 
 def member_module(cnet: Ensemble | StackedEnsemble, k: int) -> nn.Module:
@@ -45,7 +37,7 @@ def number_of_members(cnet: Ensemble | StackedEnsemble) -> int:
 
 @STACKINGS
 def test_one_model_per_eval_ray_by_default(mini_spec, stacking):
-    method, cnet = build(mini_spec, stacking=stacking)
+    method, cnet = build_method("ls", mini_spec, stacking=stacking)
     assert number_of_members(cnet) == 11 and method.describe()["stacking"] == stacking
     assert torch.equal(method.train_rays(0.1, torch.Generator()), mini_spec.eval_rays())
     x = torch.rand(4, 1, 28, 28)
@@ -57,7 +49,7 @@ def test_one_model_per_eval_ray_by_default(mini_spec, stacking):
 
 @STACKINGS
 def test_models_are_independent_and_weighted_by_their_ray(mini_spec, stacking):
-    method, cnet = build(mini_spec, rays="1,0;0.5,0.5", stacking=stacking)
+    method, cnet = build_method("ls", mini_spec, rays="1,0;0.5,0.5", stacking=stacking)
     x, targets = random_batch(mini_spec)
     rays = method.train_rays(0.5, torch.Generator())
     losses = compute_losses(cnet, x, targets, rays, mini_spec.objectives)
@@ -76,7 +68,7 @@ def test_models_are_independent_and_weighted_by_their_ray(mini_spec, stacking):
 
 @STACKINGS
 def test_a_single_ray_trains_one_model(mini_spec, stacking):
-    method, cnet = build(mini_spec, rays="0.3,0.7", stacking=stacking)
+    method, cnet = build_method("ls", mini_spec, rays="0.3,0.7", stacking=stacking)
     assert number_of_members(cnet) == 1 and method.eval_rays().tolist() == [[pytest.approx(0.3), pytest.approx(0.7)]]
     with pytest.raises(ValueError, match="no LS model"):
         cnet(torch.rand(2, 1, 28, 28), torch.tensor([0.5, 0.5]))
@@ -84,4 +76,4 @@ def test_a_single_ray_trains_one_model(mini_spec, stacking):
 
 def test_rays_must_lie_on_the_simplex(mini_spec):
     with pytest.raises(ConfigError, match="sum to 1"):
-        build(mini_spec, rays="0.3,0.3")
+        build_method("ls", mini_spec, rays="0.3,0.3")

@@ -17,16 +17,9 @@ from bench.record import read_status
 from bench.registry import DATASETS
 from bench.runner import run_experiment
 from bench.spec import DatasetSpec, MultiTaskNet
-from methods.ls import Ensemble, LinearScalarization, LSHparams, StackedEnsemble
+from methods.ls import Ensemble, LSHparams, StackedEnsemble
+from tests.support import build_method
 from tests.test_resume import SETTINGS, Interrupt, interrupt_after, metric_rows
-
-
-def build(spec: DatasetSpec, make_backbone=None, device: str = "cpu", **overrides):
-    hparams = apply_overrides(LSHparams(), "method", overrides)
-    method = LinearScalarization(hparams, spec, device=torch.device(device))  # only picks the path: nothing moves
-    torch.manual_seed(0)
-    make_backbone = make_backbone or (lambda **kw: create_backbone(spec.backbone, spec, **dict(spec.backbone_options)))
-    return method, method.build(make_backbone)
 
 
 def member_state(cnet: Ensemble | StackedEnsemble, k: int) -> dict[str, torch.Tensor]:
@@ -53,7 +46,7 @@ def bn_backbone(spec: DatasetSpec) -> MultiTaskNet:
 @pytest.mark.slow
 def test_loop_and_vmap_train_alike(dataset: str, dtype: torch.dtype):
     spec = DATASETS.get(dataset)
-    (method, loop), (_, stacked) = build(spec, stacking="loop"), build(spec, stacking="vmap")
+    (method, loop), (_, stacked) = (build_method("ls", spec, stacking=s) for s in ("loop", "vmap"))
     assert isinstance(loop, Ensemble) and isinstance(stacked, StackedEnsemble)
     assert_same_members(loop, stacked)  # the same make_backbone sequence: the same initial weights, exactly
     loop.to(dtype), stacked.to(dtype)
@@ -77,7 +70,7 @@ def test_loop_and_vmap_train_alike(dataset: str, dtype: torch.dtype):
 
 
 def test_forward_of_one_ray_and_of_a_permuted_subset_equal_the_loop_members(mini_spec):
-    (method, loop), (_, stacked) = build(mini_spec, stacking="loop"), build(mini_spec, stacking="vmap")
+    (method, loop), (_, stacked) = (build_method("ls", mini_spec, stacking=s) for s in ("loop", "vmap"))
     x = torch.rand(4, 1, 28, 28)
     rays = method.eval_rays()
     for k, ray in enumerate(rays):
@@ -93,7 +86,7 @@ def test_forward_of_one_ray_and_of_a_permuted_subset_equal_the_loop_members(mini
 
 
 def test_all_rays_in_order_use_the_stacks_without_a_copy(mini_spec, monkeypatch):
-    method, stacked = build(mini_spec, stacking="vmap")
+    method, stacked = build_method("ls", mini_spec, stacking="vmap")
     gathers = []
     original = torch.Tensor.index_select
     monkeypatch.setattr(torch.Tensor, "index_select", lambda t, *a: gathers.append(t.shape) or original(t, *a))
@@ -105,7 +98,7 @@ def test_all_rays_in_order_use_the_stacks_without_a_copy(mini_spec, monkeypatch)
 
 
 def test_an_unknown_ray_raises(mini_spec):
-    method, stacked = build(mini_spec, stacking="vmap", rays="1,0;0.3,0.7")
+    method, stacked = build_method("ls", mini_spec, stacking="vmap", rays="1,0;0.3,0.7")
     x = torch.rand(2, 1, 28, 28)
     with pytest.raises(ValueError, match=r"no LS model was trained for ray \[0.5, 0.5\]"):
         stacked(x, torch.tensor([0.5, 0.5]))
@@ -114,24 +107,28 @@ def test_an_unknown_ray_raises(mini_spec):
 
 
 def test_auto_stacks_multilenet_on_an_accelerator_and_loops_on_cpu_or_over_batchnorm(mini_spec):
-    method, cnet = build(mini_spec, device="cuda")
+    method, cnet = build_method("ls", mini_spec, device="cuda")
     assert isinstance(cnet, StackedEnsemble) and cnet.batches_rays
     assert method.describe() == {"models": 11, "memory_models": 11, "stacking": "vmap"}
-    method, cnet = build(mini_spec, device="cpu")  # measured ~2x slower stacked on CPU
+    method, cnet = build_method("ls", mini_spec, device="cpu")  # measured ~2x slower stacked on CPU
     assert isinstance(cnet, Ensemble) and method.describe()["stacking"] == "loop"
-    method, cnet = build(mini_spec, lambda **kw: bn_backbone(mini_spec), device="cuda", rays="1,0;0,1")
+    method, cnet = build_method(
+        "ls", mini_spec, make_backbone=lambda **kw: bn_backbone(mini_spec), device="cuda", rays="1,0;0,1"
+    )
     assert isinstance(cnet, Ensemble) and not cnet.batches_rays and method.describe()["stacking"] == "loop"
 
 
 def test_vmap_over_batchnorm_is_a_config_error_naming_the_fix(mini_spec):
     with pytest.raises(ConfigError, match="BatchNorm1d.*method.stacking=loop"):
-        build(mini_spec, lambda **kw: bn_backbone(mini_spec), rays="1,0;0,1", stacking="vmap")
+        build_method(
+            "ls", mini_spec, make_backbone=lambda **kw: bn_backbone(mini_spec), rays="1,0;0,1", stacking="vmap"
+        )
     with pytest.raises(ConfigError, match="valid: auto, vmap, loop"):
         apply_overrides(LSHparams(), "method", {"stacking": "stack"})
 
 
 def test_parameter_counts_match_the_loop(mini_spec):
-    (_, loop), (_, stacked) = build(mini_spec, stacking="loop"), build(mini_spec, stacking="vmap")
+    (_, loop), (_, stacked) = (build_method("ls", mini_spec, stacking=s) for s in ("loop", "vmap"))
     total = sum(p.numel() for p in loop.parameters())
     assert sum(p.numel() for p in stacked.parameters()) == total == 11 * stacked.inference_parameters()
     assert stacked.inference_parameters() == loop.inference_parameters() == 27450

@@ -12,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-from bench.backbones import create_backbone
 from bench.config import resolve
 from bench.memory import training_state_bytes
 from bench.memory_claim import (
@@ -30,6 +29,7 @@ from bench.memory_claim import (
 )
 from bench.registry import DATASETS, METHODS
 from bench.trial import make_optimizer
+from tests.support import backbone_maker
 
 
 def test_overhead_and_ratio_on_known_values():
@@ -64,14 +64,10 @@ def closed_form_palora(net: nn.Module, tasks: int, rank: int) -> int:
     return total
 
 
-def backbone_maker(dataset: str):  # noqa: ANN201 - a make_backbone factory
-    spec = DATASETS.get(dataset)
-    return lambda **kw: create_backbone(spec.backbone, spec, **dict(spec.backbone_options), **kw)
-
-
 @pytest.mark.parametrize(("dataset", "rank"), [("multimnist", 1), ("multimnist3", 2)])
 def test_palora_adds_the_closed_form_adapters_on_multilenet(dataset: str, rank: int):
-    spec, make = DATASETS.get(dataset), backbone_maker(dataset)
+    spec = DATASETS.get(dataset)
+    make = backbone_maker(spec)
     hparams = dataclasses.replace(resolve("palora", dataset).hparams, rank=rank)
     counts = count_parameters(METHODS.get("palora")(hparams, spec), make)
     plain = sum(p.numel() for p in make().parameters())
@@ -84,7 +80,8 @@ def test_palora_adds_the_closed_form_adapters_on_multilenet(dataset: str, rank: 
 
 @pytest.mark.parametrize("dataset", ["multimnist3", "census"])
 def test_pamal_adds_t_minus_one_whole_models(dataset: str):
-    spec, make = DATASETS.get(dataset), backbone_maker(dataset)
+    spec = DATASETS.get(dataset)
+    make = backbone_maker(spec)
     counts = count_parameters(METHODS.get("pamal")(resolve("pamal", dataset).hparams, spec), make)
     plain = sum(p.numel() for p in make().parameters())
     assert counts.trainable - plain == (spec.num_tasks - 1) * plain
@@ -92,7 +89,8 @@ def test_pamal_adds_t_minus_one_whole_models(dataset: str):
 
 
 def test_meta_counts_match_a_real_build_and_the_live_training_state():
-    spec, make = DATASETS.get("multimnist"), backbone_maker("multimnist")
+    spec = DATASETS.get("multimnist")
+    make = backbone_maker(spec)
     cfg = resolve("palora", "multimnist")
     method = METHODS.get("palora")(cfg.hparams, spec)
     counts = count_parameters(method, make)

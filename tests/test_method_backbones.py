@@ -12,7 +12,8 @@ from bench.data.objectives import binary, classification, regression
 from bench.errors import ConfigError
 from bench.evaluate import evaluate
 from bench.spec import DatasetSpec
-from tests.test_method_contract import ALL_METHODS, make
+from tests.support import build_method
+from tests.test_method_contract import ALL_METHODS
 
 
 def _tabular(root, split):
@@ -55,7 +56,7 @@ OVERRIDES = {"phn-ls": {"chunk_size": 200_000}, "phn-epo": {"chunk_size": 200_00
 
 def one_step(name: str, spec: DatasetSpec):
     overrides = OVERRIDES.get(name, {}) if spec is IMAGES else {}
-    method, cnet = make(name, spec, **overrides) if not spec.backbone_options else _make_with_options(name, spec)
+    method, cnet = build_method(name, spec, **overrides)
     x, targets = spec.load(None, "train")
     rays = method.train_rays(0.5, torch.Generator().manual_seed(0))
     from bench.loop import compute_losses
@@ -68,17 +69,6 @@ def one_step(name: str, spec: DatasetSpec):
             assert p.grad is not None and torch.isfinite(p.grad).all(), pname
     rows = evaluate(cnet, make_batches(spec.load(None, "val"), 4, torch.device("cpu")), method.eval_rays()[:2], spec)
     assert rows and all(torch.isfinite(torch.tensor(r["value"])) for r in rows)
-
-
-def _make_with_options(name: str, spec: DatasetSpec):
-    from bench.backbones import create_backbone
-    from bench.config import apply_overrides
-    from bench.registry import METHODS
-
-    cls = METHODS.get(name)
-    method = cls(apply_overrides(cls.Hparams(), "method", {}), spec)
-    torch.manual_seed(0)
-    return method, method.build(lambda **kw: create_backbone(spec.backbone, spec, **spec.backbone_options, **kw))
 
 
 @pytest.mark.parametrize("name", ALL_METHODS)
@@ -94,4 +84,4 @@ def test_every_method_steps_on_resnet18(name):
 
 def test_phn_without_chunks_on_a_large_backbone_says_to_set_chunk_size():
     with pytest.raises(ConfigError, match="method.chunk_size"):
-        make("phn-ls", IMAGES)
+        build_method("phn-ls", IMAGES)

@@ -8,51 +8,22 @@ import typing
 import pytest
 import torch
 
-from bench.backbones import create_backbone
-from bench.config import apply_overrides
 from bench.loop import compute_losses
 from bench.rays import SAMPLERS
 from bench.registry import METHODS
-from bench.spec import ConditionedNet, DatasetSpec, Method, MethodInfo, NoHparams
+from bench.spec import Method, MethodInfo, NoHparams
 from methods.windowed import SamplerName
+from tests.support import build_method, train_batch, train_steps
 
 ALL_METHODS = METHODS.names()
 
 
-def make(method_name: str, spec: DatasetSpec, seed: int = 0, **overrides) -> tuple[Method, ConditionedNet]:
-    cls = METHODS.get(method_name)
-    hparams = apply_overrides(cls.Hparams(), "method", overrides)
-    method = cls(hparams, spec)
-    torch.manual_seed(seed)
-    cnet = method.build(lambda **kw: create_backbone(spec.backbone, spec, **kw))
-    return method, cnet
-
-
-def batch(spec: DatasetSpec, n: int = 16):
-    x, targets = spec.load(None, "train")
-    return x[:n], {k: v[:n] for k, v in targets.items()}
-
-
-def train_steps(method: Method, cnet: ConditionedNet, spec: DatasetSpec, steps: int, seed: int = 0) -> list[float]:
-    optimizer = torch.optim.Adam(method.param_groups(cnet, 1e-3), lr=1e-3)
-    generator = torch.Generator().manual_seed(seed)
-    x, targets = batch(spec)
-    losses_seen = []
-    for step in range(steps):
-        rays = method.train_rays((step + 1) / steps, generator)
-        losses = compute_losses(cnet, x, targets, rays, spec.objectives)
-        optimizer.zero_grad()
-        losses_seen.append(method.backward(losses, rays, cnet).item())
-        optimizer.step()
-    return losses_seen
-
-
 @pytest.mark.parametrize("name", ALL_METHODS)
 def test_one_step_gives_finite_loss_and_a_gradient_for_every_parameter(name, spec):
-    method, cnet = make(name, spec)
+    method, cnet = build_method(name, spec)
     rays = method.train_rays(0.5, torch.Generator().manual_seed(0))
     assert rays.ndim == 2 and rays.shape[1] == spec.num_tasks
-    x, targets = batch(spec)
+    x, targets = train_batch(spec)
     losses = compute_losses(cnet, x, targets, rays, spec.objectives)
     assert losses.shape == (rays.shape[0], spec.num_tasks)
     loss = method.backward(losses, rays, cnet)
@@ -65,10 +36,10 @@ def test_one_step_gives_finite_loss_and_a_gradient_for_every_parameter(name, spe
 
 @pytest.mark.parametrize("name", ALL_METHODS)
 def test_outputs_have_the_right_shapes_for_every_eval_ray(name, spec):
-    method, cnet = make(name, spec)
+    method, cnet = build_method(name, spec)
     rays = method.eval_rays()
     assert (rays >= 0).all() and torch.allclose(rays.sum(1), torch.ones(len(rays)), atol=1e-6)
-    x, _ = batch(spec, 5)
+    x, _ = train_batch(spec, 5)
     cnet.eval()
     with torch.no_grad():
         for ray in rays:
@@ -82,12 +53,12 @@ def test_outputs_have_the_right_shapes_for_every_eval_ray(name, spec):
 def test_same_seed_gives_identical_results(name, spec):
     runs = []
     for _ in range(2):
-        method, cnet = make(name, spec, seed=3)
+        method, cnet = build_method(name, spec, seed=3)
         losses = train_steps(method, cnet, spec, steps=3, seed=3)
         runs.append((losses, [p.detach().clone() for p in cnet.parameters()]))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
-    other_method, other = make(name, spec, seed=4)  # another seed, trained the same way
+    other_method, other = build_method(name, spec, seed=4)  # another seed, trained the same way
     other_losses = train_steps(other_method, other, spec, steps=3, seed=4)
     assert other_losses != runs[0][0]
     assert not all(torch.equal(a, b.detach()) for a, b in zip(runs[0][1], other.parameters(), strict=True))
@@ -97,11 +68,11 @@ def test_same_seed_gives_identical_results(name, spec):
 def test_front_outputs_change_with_the_ray(name, spec):
     """A front method is one model per ray: after a few steps (PaLoRA's B starts at zero, so at
     initialisation every ray gives the backbone), the two ends of the grid give different outputs."""
-    method, cnet = make(name, spec, seed=0)
+    method, cnet = build_method(name, spec, seed=0)
     train_steps(method, cnet, spec, steps=3)
     rays = method.eval_rays()
     ends = [int(rays[:, k].argmax()) for k in range(spec.num_tasks)]
-    x, _ = batch(spec, 8)
+    x, _ = train_batch(spec, 8)
     cnet.eval()
     with torch.no_grad():
         first, last = cnet(x, rays[ends[0]]), cnet(x, rays[ends[-1]])
@@ -110,13 +81,13 @@ def test_front_outputs_change_with_the_ray(name, spec):
 
 @pytest.mark.parametrize("name", ALL_METHODS)
 def test_state_dict_round_trip(name, spec):
-    method, cnet = make(name, spec, seed=0)
+    method, cnet = build_method(name, spec, seed=0)
     train_steps(method, cnet, spec, steps=2)
     state, method_state = copy.deepcopy(cnet.state_dict()), copy.deepcopy(method.state_dict())
-    fresh_method, fresh = make(name, spec, seed=9)
+    fresh_method, fresh = build_method(name, spec, seed=9)
     fresh.load_state_dict(state)
     fresh_method.load_state_dict(method_state)
-    x, _ = batch(spec, 4)
+    x, _ = train_batch(spec, 4)
     cnet.eval()
     fresh.eval()
     with torch.no_grad():
@@ -130,7 +101,7 @@ def test_method_declares_its_kind_and_hparams(name, spec):
     cls = METHODS.get(name)
     assert cls.kind in ("front", "point")
     assert cls.__doc__, "a method needs a one-line description"
-    method, cnet = make(name, spec)
+    method, cnet = build_method(name, spec)
     assert cnet.inference_parameters() > 0
     assert dataclasses.is_dataclass(cls.Hparams) and cls.Hparams.__dataclass_params__.frozen
     assert isinstance(method.hparams, cls.Hparams)
@@ -148,7 +119,7 @@ def test_the_device_is_given_at_construction(name, spec):
 def test_describe_gives_json_scalars_by_name(name, spec):
     """``describe()`` is a :data:`bench.spec.MethodInfo` (after training too: PHN-EPO counts moves)."""
     scalars = typing.get_args(typing.get_args(MethodInfo)[1])
-    method, cnet = make(name, spec)
+    method, cnet = build_method(name, spec)
     train_steps(method, cnet, spec, steps=2)
     info = method.describe()
     assert isinstance(info, dict) and all(isinstance(key, str) for key in info), info
@@ -159,7 +130,7 @@ def test_describe_gives_json_scalars_by_name(name, spec):
 
 @pytest.mark.parametrize("name", ALL_METHODS)
 def test_param_groups_hold_every_trainable_parameter_once(name, spec):
-    method, cnet = make(name, spec)
+    method, cnet = build_method(name, spec)
     cnet.method_parameters["probe"] = torch.nn.Parameter(torch.zeros(2))  # where a method's own parameters go
     grouped = [id(p) for group in method.param_groups(cnet, 1e-3) for p in group["params"]]
     trainable = [id(p) for p in cnet.parameters() if p.requires_grad]
@@ -168,7 +139,7 @@ def test_param_groups_hold_every_trainable_parameter_once(name, spec):
 
 @pytest.mark.parametrize("name", ALL_METHODS)
 def test_shared_parameters_are_trainable_parameters_of_the_net(name, spec):
-    _, cnet = make(name, spec)
+    _, cnet = build_method(name, spec)
     shared = [id(p) for p in cnet.shared_parameters()]
     assert shared and len(set(shared)) == len(shared)
     assert set(shared) <= {id(p) for p in cnet.parameters() if p.requires_grad}

@@ -7,8 +7,9 @@ import pytest
 from bench.analysis.method_table import load_summaries, main, markdown_table, row
 from bench.config import resolve
 from bench.runner import run_experiment
+from tests.support import tiny_settings
 
-TINY = ["train.epochs=2", "train.batch_size=64", "data.train_limit=128", "data.eval_limit=64"]
+TINY = tiny_settings(train_limit=128, eval_limit=64)
 
 
 @pytest.fixture(scope="module")

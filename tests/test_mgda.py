@@ -6,14 +6,13 @@ import pytest
 import torch
 from torchjd.aggregation import MGDAWeighting
 
-from bench.backbones import create_backbone
 from bench.config import apply_overrides
 from bench.errors import ConfigError
 from bench.loop import compute_losses
 from methods.gradients import task_jacobian
 from methods.mgda import MGDA, MGDAUB, MGDAHparams
 from methods.min_norm import gradient_normalizers, line_search, min_norm_weights
-from tests.conftest import random_batch, tiny_spec
+from tests.support import build_method, random_batch, tiny_spec
 
 
 def closed_form(g1: torch.Tensor, g2: torch.Tensor) -> float:
@@ -121,9 +120,7 @@ def test_gradient_normalizers():
 
 def setup(cls, num_tasks=2, **hparams):
     spec = tiny_spec(num_tasks)
-    method = cls(MGDAHparams(**hparams), spec)
-    torch.manual_seed(0)
-    cnet = method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
+    method, cnet = build_method(cls, spec, **hparams)
     x, targets = random_batch(spec, 16)
     losses = compute_losses(cnet, x, targets, method.train_rays(0.5, torch.Generator()), spec.objectives)
     return method, cnet, losses

@@ -7,28 +7,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.backbones import create_backbone
-from bench.config import apply_overrides
 from bench.loop import compute_losses
-from methods.palora import LowRankAdapters, PaLoRA, PaLoRAHparams, PaLoRANet
-from tests.conftest import random_batch, tiny_spec
-
-
-def build(spec, **overrides) -> tuple[PaLoRA, PaLoRANet]:
-    method = PaLoRA(apply_overrides(PaLoRAHparams(), "method", overrides), spec)
-    torch.manual_seed(0)
-    return method, method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
-
-
-def randomize_adapters(cnet: PaLoRANet, seed: int = 1) -> None:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in cnet.adapters.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+from methods.palora import LowRankAdapters, PaLoRA
+from tests.support import build_method, random_batch, randomize, tiny_spec
 
 
 def test_zero_b_gives_the_backbone_for_every_ray(mini_spec):
-    _, cnet = build(mini_spec)
+    _, cnet = build_method(PaLoRA, mini_spec)
     x = torch.rand(8, 1, 28, 28)
     plain = cnet.net(x)
     for ray in torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.3, 0.7]]):
@@ -37,8 +22,8 @@ def test_zero_b_gives_the_backbone_for_every_ray(mini_spec):
 
 
 def test_vertex_ray_merges_that_tasks_adapter(mini_spec):
-    _, cnet = build(mini_spec, rank=2, alpha=3.0)
-    randomize_adapters(cnet)
+    _, cnet = build_method(PaLoRA, mini_spec, rank=2, alpha=3.0)
+    randomize(cnet.adapters)
     weights = dict(cnet.net.named_parameters())
     for k in range(2):
         merged = cnet.merged_weights(torch.eye(2)[k])
@@ -49,8 +34,8 @@ def test_vertex_ray_merges_that_tasks_adapter(mini_spec):
 
 
 def test_merged_weight_is_affine_in_the_ray(mini_spec):
-    _, cnet = build(mini_spec)
-    randomize_adapters(cnet)
+    _, cnet = build_method(PaLoRA, mini_spec)
+    randomize(cnet.adapters)
     ray = torch.tensor([0.3, 0.7])
     merged = cnet.merged_weights(ray)
     vertices = [cnet.merged_weights(torch.eye(2)[k]) for k in range(2)]
@@ -59,8 +44,8 @@ def test_merged_weight_is_affine_in_the_ray(mini_spec):
 
 
 def test_model_at_vertex_equals_backbone_with_adapter_k_merged_by_hand(mini_spec):
-    _, cnet = build(mini_spec)
-    randomize_adapters(cnet)
+    _, cnet = build_method(PaLoRA, mini_spec)
+    randomize(cnet.adapters)
     x = torch.rand(6, 1, 28, 28)
     for k in range(2):
         by_hand = copy.deepcopy(cnet.net)
@@ -95,8 +80,8 @@ def test_conv_adapter_uses_loralib_layout():
 
 
 def test_adapter_of_a_zero_weight_task_gets_zero_gradient(mini_spec):
-    method, cnet = build(mini_spec)
-    randomize_adapters(cnet)
+    method, cnet = build_method(PaLoRA, mini_spec)
+    randomize(cnet.adapters)
     x, targets = random_batch(mini_spec)
     rays = torch.tensor([[1.0, 0.0]])
     method.backward(compute_losses(cnet, x, targets, rays, mini_spec.objectives), rays, cnet)
@@ -109,18 +94,18 @@ def test_adapter_of_a_zero_weight_task_gets_zero_gradient(mini_spec):
 def test_adapter_learning_rate_is_lr_times_tasks():
     for num_tasks in (2, 3):
         spec = tiny_spec(num_tasks)
-        method, cnet = build(spec)
+        method, cnet = build_method(PaLoRA, spec)
         groups = {g["name"]: g for g in method.param_groups(cnet, 1e-3)}
         assert groups["adapters"]["lr"] == pytest.approx(1e-3 * num_tasks)
         assert groups["backbone"]["lr"] == pytest.approx(1e-3)
-        method_off, cnet_off = build(spec, reweight_lr=False)
+        method_off, cnet_off = build_method(PaLoRA, spec, reweight_lr=False)
         assert all(g["lr"] == 1e-3 for g in method_off.param_groups(cnet_off, 1e-3))
         n_grouped = sum(p.numel() for g in groups.values() for p in g["params"])
         assert n_grouped == sum(p.numel() for p in cnet.parameters())
 
 
 def test_backbone_is_trained_too(mini_spec):
-    method, cnet = build(mini_spec)
+    method, cnet = build_method(PaLoRA, mini_spec)
     before = {n: p.detach().clone() for n, p in cnet.net.named_parameters()}
     optimizer = torch.optim.Adam(method.param_groups(cnet, 1e-3))
     x, targets = random_batch(mini_spec)
@@ -133,7 +118,7 @@ def test_backbone_is_trained_too(mini_spec):
 @pytest.mark.parametrize("rank", [1, 4])
 def test_parameter_count_matches_the_formula(mini_spec, rank):
     """Adapters add r*T*(in+out) per Linear and r*k*k*T*(in+out) per k x k Conv2d (spec/methods.md)."""
-    _, cnet = build(mini_spec, rank=rank)
+    _, cnet = build_method(PaLoRA, mini_spec, rank=rank)
     backbone = sum(p.numel() for p in cnet.net.parameters())
     assert backbone == 27450  # MultiLeNet: 260 + 5020 + 16050 encoder, 2 x (2550 + 510) heads
     layers = [("conv", 1, 10, 5), ("conv", 10, 20, 5), ("linear", 320, 50, 1)] + 2 * [
@@ -148,7 +133,7 @@ def test_parameter_count_matches_the_formula(mini_spec, rank):
 
 
 def test_default_sampler_is_the_annealing_schedule(mini_spec):
-    method, _ = build(mini_spec)
+    method, _ = build_method(PaLoRA, mini_spec)
     rays = method.train_rays(1.0, torch.Generator())
     eps = 0.01
     assert rays.shape == (2, 2)
@@ -156,8 +141,8 @@ def test_default_sampler_is_the_annealing_schedule(mini_spec):
 
 
 def test_gradient_balancing_and_cosine_penalty_run(mini_spec):
-    method, cnet = build(mini_spec, inner_method="gb", reg_coefficient=0.5)
-    randomize_adapters(cnet)
+    method, cnet = build_method(PaLoRA, mini_spec, inner_method="gb", reg_coefficient=0.5)
+    randomize(cnet.adapters)
     x, targets = random_batch(mini_spec)
     rays = torch.tensor([[0.4, 0.6]])
     losses = compute_losses(cnet, x, targets, rays, mini_spec.objectives)
@@ -181,8 +166,8 @@ def test_adapter_activations_path_equals_merged_weights(num_tasks):
     spec = tiny_spec(num_tasks)
     nets = []
     for path in ("merged", "activations"):
-        _, cnet = build(spec, rank=2, alpha=3.0, adapter_path=path)
-        randomize_adapters(cnet)
+        _, cnet = build_method(PaLoRA, spec, rank=2, alpha=3.0, adapter_path=path)
+        randomize(cnet.adapters)
         nets.append(cnet)
     merged, activations = nets
     assert activations.conditioning == "linear-activations+conv-merged" and not activations.vmaps_over_rays
@@ -207,8 +192,8 @@ def test_activations_path_keeps_no_ray_between_calls():
     """The Linear adapters' hooks hold the ray of one call only: none is left on the model after a
     call, whether it returned or raised, and two rays in turn give each its own output."""
     spec = tiny_spec(2)
-    _, cnet = build(spec, rank=2, adapter_path="activations")
-    randomize_adapters(cnet)
+    _, cnet = build_method(PaLoRA, spec, rank=2, adapter_path="activations")
+    randomize(cnet.adapters)
     x, _ = random_batch(spec, n=4)
     rays = torch.tensor([[0.9, 0.1], [0.2, 0.8]])
     outputs = [cnet(x, ray) for ray in rays]

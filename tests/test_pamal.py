@@ -12,14 +12,7 @@ from bench.errors import ConfigError
 from bench.loop import compute_losses
 from bench.registry import DATASETS
 from methods.pamal import PaMaL, PaMaLHparams, PaMaLNet, order_penalty
-from tests.conftest import random_batch, tiny_spec
-
-
-def build(num_tasks: int = 2, **overrides) -> tuple[PaMaL, PaMaLNet]:
-    spec = tiny_spec(num_tasks)
-    method = PaMaL(apply_overrides(PaMaLHparams(), "method", overrides), spec)
-    torch.manual_seed(0)
-    return method, method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
+from tests.support import build_method, random_batch, tiny_spec
 
 
 def plain_net_with(cnet: PaMaLNet, params: dict[str, torch.Tensor], num_tasks: int):
@@ -30,7 +23,7 @@ def plain_net_with(cnet: PaMaLNet, params: dict[str, torch.Tensor], num_tasks: i
 
 @pytest.mark.parametrize("num_tasks", [2, 3])
 def test_network_at_a_vertex_equals_that_member(num_tasks):
-    _, cnet = build(num_tasks)
+    _, cnet = build_method(PaMaL, tiny_spec(num_tasks))
     x = torch.rand(6, 1, 28, 28)
     for k in range(num_tasks):
         ray = torch.eye(num_tasks)[k]
@@ -40,14 +33,14 @@ def test_network_at_a_vertex_equals_that_member(num_tasks):
 
 
 def test_members_are_independently_initialised_unless_told_otherwise():
-    _, cnet = build()
+    _, cnet = build_method(PaMaL, tiny_spec(2))
     assert not torch.equal(cnet.member(0)["encoder.0.weight"], cnet.member(1)["encoder.0.weight"])
-    _, same = build(reinit=False)
+    _, same = build_method(PaMaL, tiny_spec(2), reinit=False)
     assert all(torch.equal(same.member(0)[n], same.member(1)[n]) for n in same.names)
 
 
 def test_parameters_are_the_convex_combination_of_the_members():
-    _, cnet = build(3)
+    _, cnet = build_method(PaMaL, tiny_spec(3))
     ray = torch.tensor([0.2, 0.5, 0.3])
     combined = cnet.combined(ray)
     for name in cnet.names:
@@ -58,7 +51,7 @@ def test_parameters_are_the_convex_combination_of_the_members():
 @pytest.mark.parametrize("num_tasks", [2, 3])
 def test_parameter_count_is_t_times_the_backbone(num_tasks):
     """Memory = T x model (spec/methods.md): 2 x 27,450 on MultiLeNet with 2 tasks."""
-    _, cnet = build(num_tasks)
+    _, cnet = build_method(PaMaL, tiny_spec(num_tasks))
     backbone = sum(p.numel() for p in create_backbone("multilenet", tiny_spec(num_tasks)).parameters())
     assert sum(p.numel() for p in cnet.parameters()) == num_tasks * backbone
     assert cnet.inference_parameters() == backbone
@@ -68,7 +61,7 @@ def test_parameter_count_is_t_times_the_backbone(num_tasks):
 
 def test_member_of_a_zero_weight_task_gets_no_gradient():
     spec = tiny_spec(2)
-    method, cnet = build()
+    method, cnet = build_method(PaMaL, tiny_spec(2))
     x, targets = random_batch(spec, 8)
     rays = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
     method.backward(compute_losses(cnet, x, targets, rays, spec.objectives), rays, cnet)
@@ -90,7 +83,7 @@ def test_order_penalty_known_value():
 
 
 def test_default_window_and_sampler_are_the_multimnist_preset():
-    method, _ = build()
+    method, _ = build_method(PaMaL, tiny_spec(2))
     rays = method.train_rays(0.5, torch.Generator().manual_seed(0))
     assert rays.shape == (4, 2) and method.sampler.name == "annealing"
 
@@ -146,14 +139,14 @@ def test_the_official_sign_penalises_the_order_the_paper_asks_for():
 
 @pytest.mark.parametrize("regulariser", ["paper", "official", "none"])
 def test_regularised_loss_adds_the_chosen_penalty_and_none_leaves_it_unchanged(regulariser):
-    method, cnet = build(reg_coefficient=1.0, regulariser=regulariser)
+    method, cnet = build_method(PaMaL, tiny_spec(2), reg_coefficient=1.0, regulariser=regulariser)
     loss = torch.tensor(10.0)
     expected = 10.0 + order_penalty(WINDOW_LOSSES, WINDOW_RAYS, regulariser).item()
     out = method.regularised(loss, WINDOW_LOSSES, WINDOW_RAYS, cnet)
     assert out.item() == pytest.approx(expected)
     if regulariser == "none":
         assert out is loss
-        big, _ = build(reg_coefficient=100.0, regulariser="none")
+        big, _ = build_method(PaMaL, tiny_spec(2), reg_coefficient=100.0, regulariser="none")
         assert big.regularised(loss, WINDOW_LOSSES, WINDOW_RAYS, cnet) is loss
 
 

@@ -8,26 +8,19 @@ from scipy.optimize import linprog
 from torch import nn
 
 from bench.backbones import create_backbone
-from bench.config import apply_overrides
 from bench.errors import ConfigError
 from bench.loop import compute_losses
 from bench.spec import MultiTaskNet
 from methods.epo import adjustments, epo_weights
-from methods.phn import PHNEPO, PHNLS, PHNHparams, PHNNet
-from tests.conftest import random_batch, tiny_spec
-
-
-def build(cls=PHNLS, num_tasks: int = 2, **overrides):
-    spec = tiny_spec(num_tasks)
-    method = cls(apply_overrides(PHNHparams(), "method", overrides), spec)
-    torch.manual_seed(0)
-    return spec, method, method.build(lambda **kw: create_backbone("multilenet", spec, **kw))
+from methods.phn import PHNEPO, PHNLS, PHNNet
+from tests.support import build_method, random_batch, tiny_spec
 
 
 @pytest.mark.parametrize("chunk_size", [0, 1000])
 @pytest.mark.parametrize("num_tasks", [2, 3])
 def test_generated_parameters_have_the_targets_names_and_shapes(num_tasks, chunk_size):
-    spec, _, cnet = build(num_tasks=num_tasks, chunk_size=chunk_size)
+    spec = tiny_spec(num_tasks)
+    _, cnet = build_method(PHNLS, spec, chunk_size=chunk_size)
     reference = {n: p.shape for n, p in create_backbone("multilenet", spec).named_parameters()}
     generated = cnet.hyper(torch.full((num_tasks,), 1.0 / num_tasks))
     assert {n: t.shape for n, t in generated.items()} == reference
@@ -35,7 +28,8 @@ def test_generated_parameters_have_the_targets_names_and_shapes(num_tasks, chunk
 
 
 def test_outputs_change_with_the_ray_and_match_a_plain_net_with_the_generated_weights():
-    spec, _, cnet = build()
+    spec = tiny_spec(2)
+    _, cnet = build_method(PHNLS, spec)
     x = torch.rand(5, 1, 28, 28)
     a, b = torch.tensor([0.9, 0.1]), torch.tensor([0.2, 0.8])
     out_a, out_b = cnet(x, a), cnet(x, b)
@@ -48,11 +42,11 @@ def test_outputs_change_with_the_ray_and_match_a_plain_net_with_the_generated_we
 
 def test_hypernetwork_parameter_count_matches_the_architecture():
     """MLP T->100->100->100 plus a Linear(100, numel) head per target tensor: 101 x 27,450 + 20,500."""
-    _, _, cnet = build()
+    _, cnet = build_method(PHNLS, tiny_spec(2))
     mlp = (2 * 100 + 100) + 2 * (100 * 100 + 100)
     assert sum(p.numel() for p in cnet.parameters()) == mlp + 101 * 27450 == 2_792_950
     assert cnet.inference_parameters() == 27450
-    _, _, chunked = build(chunk_size=1000, chunk_embedding=8)
+    _, chunked = build_method(PHNLS, tiny_spec(2), chunk_size=1000, chunk_embedding=8)
     # ray embedding 2x32 (no bias), 105 chunk embeddings of 8 (the official fixed count), MLP
     # (32+8)->100->100->100, bias-free head 100->1000 (the official num_ws x w_dim rows)
     chunked_mlp = (40 * 100 + 100) + 2 * (100 * 100 + 100)
@@ -63,7 +57,7 @@ def test_hypernetwork_parameter_count_matches_the_architecture():
 def test_chunked_hypernetwork_starts_like_the_official_resnet_hyper():
     """Ray embedding, chunk embeddings and head ~N(0, 0.1), the head without bias (official
     ``ResnetHyper``/``SegNetHyper``: ``normal_(std=0.1)``, ``F.linear(rep, weight=w)``)."""
-    _, _, cnet = build(chunk_size=5000, chunk_embedding=64)
+    _, cnet = build_method(PHNLS, tiny_spec(2), chunk_size=5000, chunk_embedding=64)
     hyper = cnet.hyper
     assert hyper.chunk_head.bias is None and hyper.ray_embedding.bias is None
     for weight in (hyper.ray_embedding.weight, hyper.chunk_embeddings, hyper.chunk_head.weight):
@@ -75,7 +69,8 @@ def test_chunked_hypernetwork_starts_like_the_official_resnet_hyper():
 def test_a_fixed_number_of_chunks_of_which_the_target_uses_the_first():
     """30 chunks of 1,000 for 27,450 parameters: chunks 0-27 are used (27 only for 450 values), the
     last two are discarded, so their embeddings get no gradient; too few chunks is a config error."""
-    spec, _, cnet = build(chunk_size=1000, chunks=30, chunk_embedding=8)
+    spec = tiny_spec(2)
+    _, cnet = build_method(PHNLS, spec, chunk_size=1000, chunks=30, chunk_embedding=8)
     hyper = cnet.hyper
     assert hyper.chunk_embeddings.shape == (30, 8) and hyper.used_chunks == 28
     x, targets = random_batch(spec, 4)
@@ -84,7 +79,7 @@ def test_a_fixed_number_of_chunks_of_which_the_target_uses_the_first():
     moved = hyper.chunk_embeddings.grad.abs().sum(dim=1)
     assert (moved[:28] > 0).all() and (moved[28:] == 0).all()
     with pytest.raises(ConfigError, match="method.chunks >= 28"):
-        build(chunk_size=1000, chunks=27)
+        build_method(PHNLS, spec, chunk_size=1000, chunks=27)
 
 
 def _bn_net() -> MultiTaskNet:
@@ -113,7 +108,7 @@ def test_target_batchnorm_normalises_with_batch_statistics_in_evaluation():
 def test_chunks_depend_on_the_ray_differently():
     """Each chunk's ray dependence goes through the MLP with its own embedding, so two chunks do not
     move by the same amount when the ray changes (a linear read-out of [mlp(ray); e_c] would)."""
-    _, _, cnet = build(chunk_size=1000, chunk_embedding=8)
+    _, cnet = build_method(PHNLS, tiny_spec(2), chunk_size=1000, chunk_embedding=8)
     hyper = cnet.hyper
     a, b = torch.tensor([0.9, 0.1]), torch.tensor([0.2, 0.8])
     flat = [torch.cat([t.flatten() for t in hyper(r).values()]) for r in (a, b)]
@@ -122,7 +117,7 @@ def test_chunks_depend_on_the_ray_differently():
 
 
 def test_training_rays_are_one_dirichlet_draw_per_step():
-    _, method, _ = build(alpha=0.2)
+    method, _ = build_method(PHNLS, tiny_spec(2), alpha=0.2)
     rays = torch.cat([method.train_rays(0.5, torch.Generator().manual_seed(s)) for s in range(400)])
     assert rays.shape == (400, 2) and torch.allclose(rays.sum(1), torch.ones(400))
     # Dirichlet(0.2, 0.2): mass near the vertices, mean 1/2
@@ -185,7 +180,8 @@ def test_epo_direction_never_increases_a_loss_it_must_not(seed):
 
 
 def test_phn_epo_step_weights_the_losses_by_t_times_the_lp_solution():
-    spec, method, cnet = build(PHNEPO)
+    spec = tiny_spec(2)
+    method, cnet = build_method(PHNEPO, spec)
     x, targets = random_batch(spec, 16)
     rays = method.train_rays(0.5, torch.Generator().manual_seed(1))
     losses = compute_losses(cnet, x, targets, rays, spec.objectives)

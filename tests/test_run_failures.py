@@ -24,10 +24,11 @@ from bench.record import read_status
 from bench.run import main
 from bench.run_lock import RunLocked, run_lock
 from bench.runner import run_experiment
+from tests.support import tiny_settings
 from tests.test_resume import SETTINGS as RESUMABLE
 from tests.test_resume import Interrupt, interrupt_after, metric_rows
 
-TINY = ["train.epochs=2", "train.batch_size=64", "data.train_limit=256", "data.eval_limit=128"]
+TINY = tiny_settings()
 
 
 @pytest.mark.parametrize("method", ["palora", "mean", "phn-ls"])

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from bench.analysis.hypervolume import front_hypervolume
-from bench.backbones import create_backbone
 from bench.conditioning import ray_batching_problem
 from bench.config import identity_of, resolve
 from bench.errors import ConfigError
@@ -19,19 +18,9 @@ from bench.loop import StepOptions, compute_losses
 from bench.registry import DATASETS, METHODS
 from bench.runner import run_experiment
 from bench.trial import step_options
-from tests.conftest import random_batch
+from tests.support import build_preset, random_batch, tiny_settings
 
-TINY = ["train.epochs=2", "train.batch_size=64", "data.train_limit=256", "data.eval_limit=128"]
-
-
-def build(name: str, dataset: str = "multimnist-mini"):
-    spec = DATASETS.get(dataset)
-    method = METHODS.get(name)(resolve(name, dataset).hparams, spec)
-    torch.manual_seed(0)
-    return spec, method.build(lambda **kw: create_backbone(spec.backbone, spec, **kw))
-
-
-PROBLEMS = {name: ray_batching_problem(build(name)[1]) for name in METHODS.names()}
+PROBLEMS = {name: ray_batching_problem(build_preset(name)[1]) for name in METHODS.names()}
 """Why each registered method's model cannot vmap its rays on multimnist-mini (None: it can)."""
 VMAPPABLE = [name for name, problem in PROBLEMS.items() if problem is None]
 
@@ -41,10 +30,10 @@ def test_some_methods_vmap_their_rays_and_the_others_are_refused_with_their_reas
     for name, problem in PROBLEMS.items():
         cfg = resolve(name, "multimnist-mini", assignments=["train.ray_batching=vmap"])
         if problem is None:
-            assert step_options(cfg, build(name)[1]).batch_rays, name
+            assert step_options(cfg, build_preset(name)[1]).batch_rays, name
             continue
         with pytest.raises(ConfigError) as err:
-            step_options(cfg, build(name)[1])
+            step_options(cfg, build_preset(name)[1])
         assert problem in str(err.value) and "train.ray_batching=sequential" in str(err.value), name
 
 
@@ -55,7 +44,8 @@ def gradients(cnet: torch.nn.Module) -> dict[str, torch.Tensor | None]:
 @pytest.mark.parametrize("name", VMAPPABLE)
 def test_vmapped_rays_give_the_sequential_losses_and_gradients(name):
     """Also with a method parameter that the forward does not use (it gets no gradient either way)."""
-    spec, cnet = build(name)
+    method, cnet = build_preset(name)
+    spec = method.spec
     cnet.method_parameters["unused_by_the_forward"] = torch.nn.Parameter(torch.zeros(()))
     x, targets = random_batch(spec, n=16)
     rays = torch.tensor([[0.1, 0.9], [0.6, 0.4], [1.0, 0.0]])
@@ -87,7 +77,7 @@ def test_vmapped_rays_give_the_sequential_losses_and_gradients(name):
 def test_vmap_is_refused_with_the_reason(name, dataset, reason):
     cfg = resolve(name, dataset, assignments=["train.ray_batching=vmap"])
     with pytest.raises(ConfigError, match=reason) as err:
-        step_options(cfg, build(name, dataset)[1])
+        step_options(cfg, build_preset(name, dataset)[1])
     assert "train.ray_batching=sequential" in str(err.value)
 
 
@@ -107,7 +97,8 @@ def test_new_keys_at_their_old_behaviour_keep_earlier_run_ids():
 
 @pytest.mark.parametrize(("amp", "dtype"), [("off", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)])
 def test_amp_runs_the_forward_in_its_dtype_and_returns_float32_losses(amp, dtype):
-    spec, cnet = build("palora")
+    method, cnet = build_preset("palora")
+    spec = method.spec
     seen = []
     cnet.net.heads["top-left"][0].register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
     x, targets = random_batch(spec, n=8)
@@ -118,7 +109,7 @@ def test_amp_runs_the_forward_in_its_dtype_and_returns_float32_losses(amp, dtype
 
 
 def test_compile_compiles_the_model_in_place_keeping_its_parameter_names():
-    _, cnet = build("palora")
+    _, cnet = build_preset("palora")
     names = list(cnet.state_dict())
     step_options(resolve("palora", "multimnist-mini", assignments=["train.compile=true"]), cnet)
     assert cnet._compiled_call_impl is not None and list(cnet.state_dict()) == names
@@ -134,7 +125,7 @@ def test_unknown_amp_and_ray_batching_list_the_valid_values():
 
 
 def tiny_run(tmp_path: Path, data_root: Path, *settings: str, method: str = "palora") -> dict:
-    cfg = resolve(method, "multimnist-mini", assignments=[*TINY, *settings])
+    cfg = resolve(method, "multimnist-mini", assignments=[*tiny_settings(), *settings])
     result = run_experiment(cfg, tmp_path, data_root, "cpu", show_progress=False)
     config = json.loads((result.directory / "config.json").read_text())["config"]["train"]
     for setting in settings:  # recorded in the run
