@@ -11,10 +11,6 @@ import torch
 from bench.fidelity import RTOL, assert_close, load_record, lockstep_precision, relative_difference
 from tools.lockstep_spread import RECORDS  # the records the spread tool measures
 
-NOT_YET_IN_SPREAD = ("cosmos-resnet18", "phn-ls-resnet18")
-"""Records whose replays pass at RTOL under 1 and 2 threads but which ``tools/lockstep_spread.py`` has
-not yet measured into SPREAD.md (a full run takes hours on a shared 2-core machine); their producers'
-own spread and mutation checks are in FIDELITY.md. Empty it when SPREAD.md is regenerated."""
 SPREAD = Path(__file__).parent / "lockstep" / "SPREAD.md"
 NUMBER = r"([0-9][0-9.e+-]*[0-9])"
 
@@ -67,7 +63,7 @@ def test_the_tolerance_lies_between_the_measured_spread_and_the_smallest_logic_c
     mutations = text.split("## Sensitivity", 1)[1]
     table = [line.split("|")[1:-1] for line in mutations.splitlines() if line.startswith("| ") and "---" not in line]
     records = [cell.strip() for cell in table[0][2:]]
-    assert records == [r for r in RECORDS if r not in NOT_YET_IN_SPREAD]
+    assert records == list(RECORDS)
     caught = {record: [] for record in records}
     for cells in table[1:]:
         for record, cell in zip(records, cells[2:], strict=True):
