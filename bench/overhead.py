@@ -25,8 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import write_text
-from bench.startup import git, worktree
+from bench.startup import git, publish, worktree
 
 
 @contextlib.contextmanager
@@ -129,11 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Fronts: {fronts}.",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_text(args.out / "overhead.md", text)
+    publish(lines, args.out, "overhead.md")
     return 0
 
 

@@ -126,6 +126,15 @@ def worktree(repo: Path, rev: str) -> Iterator[Path]:
             git(repo, "worktree", "remove", "--force", str(path))
 
 
+def publish(lines: list[str], out: Path | None, name: str) -> None:
+    """Print a benchmark's markdown and, given ``out``, write it there as ``name`` (atomically)."""
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text(out / name, text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5, help="fresh runs per command (default 5)")
@@ -151,11 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         with worktree(repo, args.before) as old:
             lines += ["", f"## Before: {git(repo, 'rev-parse', '--short', args.before)}", ""]
             lines += markdown(measure(old, args.repeats))
-    text = "\n".join(lines) + "\n"
-    print(text, end="")
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_text(args.out / "startup.md", text)
+    publish(lines, args.out, "startup.md")
     return 0
 
 
