@@ -10,16 +10,22 @@ from __future__ import annotations
 import importlib
 import sys
 
-from bench.cli import help_text
+from bench.core.cli import help_text
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("bench.run", "train one method on one dataset and print its test front and hypervolume"),
-    "sweep": ("bench.sweep", "run a grid of runs from a sweep spec (SLURM, this machine's GPUs, or in-process)"),
-    "status": ("bench.sweep", "the state of every run of a sweep spec or a runs folder, read from the run records"),
-    "report": ("bench.report", "regenerate tables and figures from run records"),
-    "profile": ("bench.profile", "time and memory of a method's training step against the plain backbone"),
-    "prepare": ("bench.data.preparation", "put a dataset's files under the data root and check them"),
-    "list": ("bench.run", "the registered methods, datasets and backbones with their descriptions"),
+    "run": ("bench.train.command", "train one method on one dataset and print its test front and hypervolume"),
+    "sweep": (
+        "bench.sweep.command",
+        "run a grid of runs from a sweep spec (SLURM, local GPUs, or in-process)",
+    ),
+    "status": (
+        "bench.sweep.command",
+        "the state of every run of a sweep spec or a runs folder, from its records",
+    ),
+    "report": ("bench.analysis.report", "regenerate tables and figures from run records"),
+    "profile": ("bench.benchmarks.profile", "time and memory of a method's training step against the plain backbone"),
+    "prepare": ("bench.data.kit.preparation", "put a dataset's files under the data root and check them"),
+    "list": ("bench.train.command", "the registered methods, datasets and backbones with their descriptions"),
 }
 """command -> (module, what it does)."""
 
@@ -30,7 +36,7 @@ def version_line() -> str:
     """``pfl-bench 0.1.0 (git 1a2b3c4)``: the installed version and the checkout's commit."""
     from importlib import metadata
 
-    from bench.record import git_sha
+    from bench.train.record import git_sha
 
     try:
         version = metadata.version("pfl-bench")
@@ -49,9 +55,9 @@ def usage() -> str:
 
 def list_main(argv: list[str]) -> int:
     """``python -m bench list [methods|datasets|backbones ...]`` or ``python -m bench list METHOD``."""
-    from bench.errors import did_you_mean
-    from bench.registry import METHODS
-    from bench.run import LISTINGS, print_listing
+    from bench.core.errors import did_you_mean
+    from bench.core.registry import METHODS
+    from bench.train.command import LISTINGS, print_listing
 
     if argv in (["-h"], ["--help"]):
         print(
@@ -77,8 +83,8 @@ def list_main(argv: list[str]) -> int:
 
 def print_method(name: str) -> None:
     """A method's description and each of its ``method.*`` settings (imports the method's module)."""
-    from bench.introspect import format_fields
-    from bench.registry import METHODS
+    from bench.core.registry import METHODS
+    from bench.train.introspect import format_fields
 
     description = dict(METHODS.describe())[name]
     print(f"{name}: {description}\n\nsettings (--set method.<name>=<value>; presets per dataset in bench/presets/):")
@@ -95,13 +101,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        from bench.errors import did_you_mean
+        from bench.core.errors import did_you_mean
 
         hint = did_you_mean(command, list(COMMANDS))
         print(f"error: unknown command {command!r}{hint}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     if command == "list":
-        from bench.errors import UserError
+        from bench.core.errors import UserError
 
         try:
             return list_main(rest)

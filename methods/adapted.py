@@ -15,9 +15,9 @@ from typing import Any, Protocol, cast
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from bench.conditioning import parameter_key
-from bench.errors import ConfigError
-from bench.spec import ConditionedNet, MultiTaskNet
+from bench.core.conditioning import parameter_key
+from bench.core.errors import ConfigError
+from bench.core.spec import ConditionedNet, MultiTaskNet
 
 AdaptedLayer = nn.Linear | nn.Conv2d
 

@@ -34,10 +34,10 @@ import torchjd.aggregation as agg
 from torch import Tensor
 from torchjd.autojac import jac_to_grad, mtl_backward
 
-from bench.conditioning import UnconditionedNet
-from bench.errors import ConfigError
-from bench.registry import METHODS
-from bench.spec import ConditionedNet, DatasetSpec, MethodInfo, NoHparams
+from bench.core.conditioning import UnconditionedNet
+from bench.core.errors import ConfigError
+from bench.core.registry import METHODS
+from bench.core.spec import ConditionedNet, DatasetSpec, MethodInfo, NoHparams
 from methods.single_point import SinglePointMethod
 
 H = TypeVar("H")

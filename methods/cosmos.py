@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.conditioning import RayChannelsNet
-from bench.errors import ConfigError
-from bench.rays import RaySampler
-from bench.registry import METHODS
-from bench.spec import ConditionedNet, DatasetSpec, Method, MethodInfo, MultiTaskNet
+from bench.core.conditioning import RayChannelsNet
+from bench.core.errors import ConfigError
+from bench.core.rays import RaySampler
+from bench.core.registry import METHODS
+from bench.core.spec import ConditionedNet, DatasetSpec, Method, MethodInfo, MultiTaskNet
 
 
 @dataclasses.dataclass(frozen=True)

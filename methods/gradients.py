@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from bench.spec import ConditionedNet
+from bench.core.spec import ConditionedNet
 
 
 def task_jacobian(task_losses: Tensor, inputs: Sequence[Tensor]) -> Tensor:

@@ -24,10 +24,10 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from bench.conditioning import FunctionalTarget, parameter_key, tracked_batchnorm
-from bench.errors import ConfigError
-from bench.registry import METHODS
-from bench.spec import ConditionedNet, DatasetSpec, Method, MethodInfo, MultiTaskNet
+from bench.core.conditioning import FunctionalTarget, parameter_key, tracked_batchnorm
+from bench.core.errors import ConfigError
+from bench.core.registry import METHODS
+from bench.core.spec import ConditionedNet, DatasetSpec, Method, MethodInfo, MultiTaskNet
 
 
 @dataclasses.dataclass(frozen=True)

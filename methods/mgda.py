@@ -18,10 +18,10 @@ from typing import Literal
 
 from torch import Tensor
 
-from bench.conditioning import UnconditionedNet
-from bench.errors import ConfigError
-from bench.registry import METHODS
-from bench.spec import ConditionedNet, MethodInfo
+from bench.core.conditioning import UnconditionedNet
+from bench.core.errors import ConfigError
+from bench.core.registry import METHODS
+from bench.core.spec import ConditionedNet, MethodInfo
 from methods.gradients import task_jacobian
 from methods.min_norm import gradient_normalizers, min_norm_weights
 from methods.single_point import SinglePointMethod

@@ -40,8 +40,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from bench.registry import METHODS
-from bench.spec import ConditionedNet, MethodInfo, MultiTaskNet
+from bench.core.registry import METHODS
+from bench.core.spec import ConditionedNet, MethodInfo, MultiTaskNet
 from methods.adapted import AdaptedNet, adapter_param_groups, check_scaling
 from methods.palora import LowRankAdapters
 from methods.windowed import WindowedFrontMethod, WindowHparams

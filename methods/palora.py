@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.backbones.weights import official_rebuild
-from bench.errors import ConfigError
-from bench.registry import METHODS
-from bench.spec import ConditionedNet, DatasetSpec, MethodInfo, MultiTaskNet
+from bench.core.errors import ConfigError
+from bench.core.registry import METHODS
+from bench.core.spec import ConditionedNet, DatasetSpec, MethodInfo, MultiTaskNet
 from methods.adapted import AdaptedNet, adapted_layers, adapter_param_groups, check_scaling
 from methods.windowed import WindowedFrontMethod, WindowHparams
 

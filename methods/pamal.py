@@ -33,10 +33,10 @@ import torch
 from torch import Tensor, nn
 
 from bench.backbones.weights import official_rebuild
-from bench.conditioning import FunctionalTarget, parameter_key
-from bench.errors import ConfigError
-from bench.registry import METHODS
-from bench.spec import ConditionedNet, MethodInfo, MultiTaskNet
+from bench.core.conditioning import FunctionalTarget, parameter_key
+from bench.core.errors import ConfigError
+from bench.core.registry import METHODS
+from bench.core.spec import ConditionedNet, MethodInfo, MultiTaskNet
 from methods.windowed import WindowedFrontMethod, WindowHparams
 
 Regulariser = Literal["official", "paper", "none"]

@@ -31,11 +31,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.conditioning import FunctionalTarget, parameter_key
-from bench.errors import ConfigError
-from bench.rays import RaySampler
-from bench.registry import METHODS
-from bench.spec import ConditionedNet, DatasetSpec, Method, MethodInfo, MultiTaskNet
+from bench.core.conditioning import FunctionalTarget, parameter_key
+from bench.core.errors import ConfigError
+from bench.core.rays import RaySampler
+from bench.core.registry import METHODS
+from bench.core.spec import ConditionedNet, DatasetSpec, Method, MethodInfo, MultiTaskNet
 from methods.epo import epo_weights
 from methods.gradients import task_jacobian
 

@@ -12,8 +12,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
-from bench.conditioning import UnconditionedNet
-from bench.spec import Method, MultiTaskNet
+from bench.core.conditioning import UnconditionedNet
+from bench.core.spec import Method, MultiTaskNet
 
 H = TypeVar("H")
 

@@ -3,7 +3,7 @@ scalarised loss (nik-dim/palora ``src/callbacks/methods/``: ``PaLoRA``, ``PaMaL`
 their ``_GB`` variants, which share the sampler settings and ``get_weighted_loss``).
 
 :class:`WindowHparams` holds the sampler fields and the inner method; :class:`WindowedFrontMethod`
-draws the rays (:class:`bench.rays.RaySampler`) and back-propagates
+draws the rays (:class:`bench.core.rays.RaySampler`) and back-propagates
 :func:`methods.gradients.scalarised_loss` plus the method's :meth:`~WindowedFrontMethod.regularised`.
 """
 
@@ -15,16 +15,16 @@ from typing import Literal, TypeVar
 import torch
 from torch import Tensor
 
-from bench.errors import ConfigError
-from bench.rays import RaySampler
-from bench.spec import ConditionedNet, DatasetSpec, Method, MethodInfo
+from bench.core.errors import ConfigError
+from bench.core.rays import RaySampler
+from bench.core.spec import ConditionedNet, DatasetSpec, Method, MethodInfo
 from methods.gradients import scalarised_loss
 
 MAX_WINDOW = 1024
 """The most rays one step may take: a step runs the model once per ray (the presets use 1 to 6)."""
 
 SamplerName = Literal["annealing", "annealing_dirichlet", "dirichlet", "fixed"]
-"""The samplers of :mod:`bench.rays` (``SAMPLERS``)."""
+"""The samplers of :mod:`bench.core.rays` (``SAMPLERS``)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.fidelity import lockstep_precision
-from bench.registry import DATASETS, load_all
-from bench.spec import DatasetSpec
+from bench.core.fidelity import lockstep_precision
+from bench.core.registry import DATASETS, load_all
+from bench.core.spec import DatasetSpec
 from tests.support import tiny_spec
 
 load_all()
@@ -31,7 +31,7 @@ def _isolated_data_env(monkeypatch: pytest.MonkeyPatch, data_root: Path) -> None
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def lockstep(request: pytest.FixtureRequest) -> Iterator[None]:
     """A lockstep replay's conditions: float64 as the official run was recorded
-    (:func:`bench.fidelity.lockstep_precision`), under 1 and under 2 torch threads."""
+    (:func:`bench.core.fidelity.lockstep_precision`), under 1 and under 2 torch threads."""
     threads = torch.get_num_threads()
     torch.set_num_threads(request.param)
     try:

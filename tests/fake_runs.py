@@ -1,4 +1,4 @@
-"""Tiny run records in the exact on-disk format of :mod:`bench.runner`, for the report's tests."""
+"""Tiny run records in the exact on-disk format of :mod:`bench.train.runner`, for the report's tests."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.config import resolve
-from bench.record import RunRecord
+from bench.train.config import resolve
+from bench.train.record import RunRecord
 
 
 def accuracy_front(points: list[tuple[float, ...]], tasks: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -42,7 +42,7 @@ def write_run(
     epochs: int = 2,
     front: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """One run directory like :func:`bench.runner.run_experiment` writes. ``curve``: the validation
+    """One run directory like :func:`bench.train.runner.run_experiment` writes. ``curve``: the validation
     front at evaluation e is the test front with each accuracy scaled by ``curve[e]``. ``front``
     replaces the accuracy front made from ``points`` (for datasets with other metrics)."""
     cfg = resolve(method, dataset, seed=seed, assignments=[f"train.epochs={epochs}"])

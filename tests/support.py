@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from bench.backbones import create_backbone
-from bench.config import apply_overrides, resolve
-from bench.data.objectives import classification
-from bench.fidelity import spec_batches
-from bench.loop import compute_losses
-from bench.registry import DATASETS, METHODS
-from bench.spec import ConditionedNet, DatasetSpec, Method, MultiTaskNet
-from bench.trial import make_optimizer
+from bench.core.fidelity import spec_batches
+from bench.core.registry import DATASETS, METHODS
+from bench.core.spec import ConditionedNet, DatasetSpec, Method, MultiTaskNet
+from bench.data.kit.objectives import classification
+from bench.train.config import apply_overrides, resolve
+from bench.train.loop import compute_losses
+from bench.train.trial import make_optimizer
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -62,7 +62,7 @@ def train_batch(spec: DatasetSpec, n: int = 16) -> Batch:
 def backbone_maker(
     spec: DatasetSpec, backbone: str | None = None, options: Mapping[str, Any] | None = None
 ) -> Callable[..., MultiTaskNet]:
-    """A ``make_backbone`` for :meth:`bench.spec.Method.build`: each call ``make_backbone(**kw)`` gives
+    """A ``make_backbone`` for :meth:`bench.core.spec.Method.build`: each call ``make_backbone(**kw)`` gives
     a fresh ``backbone`` (default ``spec.backbone``) with ``options`` (default ``spec.backbone_options``)
     and ``kw``."""
     name = backbone or spec.backbone
@@ -116,7 +116,7 @@ def build_for_record(
     method_name: str, setup: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
 ) -> tuple[Method, ConditionedNet, torch.optim.Optimizer, DatasetSpec]:
     """Our method, model (seeded with ``setup["seed"]``, each backbone ``setup["backbone"]``) and Adam
-    for a lockstep record's ``setup``, as ``bench.runner`` assembles them; the hyperparameters are the
+    for a lockstep record's ``setup``, as ``bench.train.runner`` assembles them; the hyperparameters are the
     dataset's preset plus ``setup["overrides"]`` (where the record has some) and ``overrides``."""
     layered = {**setup.get("overrides", {}), **(overrides or {})}
     cfg = resolve(method_name, setup["dataset"], seed=setup["seed"], overrides=layered)
@@ -126,7 +126,7 @@ def build_for_record(
 
 
 def record_batches(setup: Mapping[str, Any], spec: DatasetSpec) -> list[Batch]:
-    """A lockstep record's ``setup["steps"]`` seeded batches for ``spec`` (:func:`bench.fidelity.spec_batches`)."""
+    """A lockstep record's ``setup["steps"]`` seeded batches for ``spec`` (:func:`bench.core.fidelity.spec_batches`)."""
     return spec_batches(spec, setup["batch_size"], setup["steps"], setup["data_seed"])
 
 

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from bench.config import apply_overrides
-from bench.loop import compute_losses
-from bench.registry import METHODS
+from bench.core.registry import METHODS
+from bench.train.config import apply_overrides
+from bench.train.loop import compute_losses
 from tests.support import build_method, random_batch, tiny_spec
 
 ORTHONORMAL = torch.tensor([[1.0, 0.0], [0.0, 1.0]])

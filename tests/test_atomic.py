@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import atomic
+from bench.core import atomic
 
 
 def test_written_files_get_the_usual_mode(tmp_path: Path):

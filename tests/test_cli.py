@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.analysis.records import scan
-from bench.registry import BACKBONES, DATASETS, METHODS
-from bench.run import main
+from bench.core.registry import BACKBONES, DATASETS, METHODS
+from bench.train.command import main
 
 
 def run_main(capsys, *argv):
@@ -134,13 +134,13 @@ print("LOADED", sorted(m for m in {heavy!r} if m in sys.modules), code, file=sys
         ("bench", ["list"], 0),
         ("bench.run", ["--list"], 0),
         ("bench.run", ["--help"], 0),
-        ("bench.run", ["--method", "paloraa"], 2),
+        ("bench.train.command", ["--method", "paloraa"], 2),
         ("bench", ["run", "--method", "paloraa"], 2),
         ("bench", ["--help"], 0),
     ],
 )
 def test_listing_help_and_name_mistakes_import_no_heavy_package(tmp_path: Path, module: str, argv: list, code: int):
-    """The registries answer from bench/catalog.py: no method, dataset or backbone module is imported."""
+    """The registries answer from bench/core/catalog.py: no method, dataset or backbone module is imported."""
     script = PROBE.format(argv=[module, *argv], module=module, heavy=HEAVY)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert proc.stderr.strip().splitlines()[-1] == f"LOADED [] {code}", proc.stderr
@@ -178,9 +178,10 @@ def help_of(capsys, main_function, argv: list) -> str:
 
 
 def test_help_is_plain_text_and_marks_required_options(capsys):
-    from bench import report, sweep
     from bench.__main__ import main as bench_main
-    from bench.data import preparation
+    from bench.analysis import report
+    from bench.data.kit import preparation
+    from bench.sweep import command as sweep
 
     texts = {
         "run": help_of(capsys, main, []),

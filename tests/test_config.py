@@ -3,8 +3,8 @@ from typing import Literal
 
 import pytest
 
-from bench.config import parse_value, resolve
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
+from bench.train.config import parse_value, resolve
 
 
 def test_layers_apply_in_order(tmp_path: Path):

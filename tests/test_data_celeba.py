@@ -14,11 +14,11 @@ from PIL import Image
 from torchvision import transforms
 
 from bench.backbones import create_backbone
-from bench.config import resolve
+from bench.core.errors import MissingDataError
+from bench.core.fidelity import load_file_module
 from bench.data import celeba
-from bench.errors import MissingDataError
-from bench.fidelity import load_file_module
-from bench.runner import run_experiment, summary_hypervolume
+from bench.train.config import resolve
+from bench.train.runner import run_experiment, summary_hypervolume
 
 COLOURS = [(250, 10, 10), (10, 250, 10), (10, 10, 250), (250, 250, 10), (10, 250, 250), (250, 10, 250), (128,) * 3]
 PARTITION = [0, 0, 0, 0, 1, 1, 2]  # 4 train, 2 val, 1 test

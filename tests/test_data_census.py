@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.config import resolve
+from bench.core.errors import MissingDataError
+from bench.core.fidelity import load_file_module
+from bench.core.registry import DATASETS
 from bench.data import census
-from bench.errors import MissingDataError
-from bench.fidelity import load_file_module
-from bench.registry import DATASETS
-from bench.runner import run_experiment, summary_hypervolume
+from bench.train.config import resolve
+from bench.train.runner import run_experiment, summary_hypervolume
 
 PREPARE = Path(__file__).resolve().parent.parent / "datasets" / "census" / "prepare.py"
 

@@ -1,4 +1,4 @@
-"""Cityscapes (bench/data/cityscapes.py, bench/data/mtan_npy.py) on tiny files in MTAN's exact .npy layout."""
+"""Cityscapes (bench/data/cityscapes.py, bench/data/formats/mtan_npy.py) on tiny files in MTAN's exact .npy layout."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import pytest
 import torch
 from torch.utils.data import random_split
 
-from bench.config import resolve
+from bench.core.errors import MissingDataError
+from bench.core.fidelity import load_file_module
+from bench.core.registry import DATASETS
 from bench.data import cityscapes as cs
-from bench.data import mtan_npy
-from bench.errors import MissingDataError
-from bench.fidelity import load_file_module
-from bench.registry import DATASETS
-from bench.runner import run_experiment, summary_hypervolume
+from bench.data.formats import mtan_npy
+from bench.train.config import resolve
+from bench.train.runner import run_experiment, summary_hypervolume
 
 ROOT = Path(__file__).resolve().parent.parent
 H, W = 32, 32  # tiny; the loader reads the size from the files (the real ones are 128 x 256)

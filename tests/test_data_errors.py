@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from bench.core.errors import CorruptDataError
 from bench.data import multimnist
-from bench.data.idx import IMAGE_SET_FILES, read_idx, write_idx
-from bench.errors import CorruptDataError
-from bench.run import main
+from bench.data.formats.idx import IMAGE_SET_FILES, read_idx, write_idx
+from bench.train.command import main
 
 
 def idx_file(tmp_path: Path) -> Path:

@@ -9,17 +9,17 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from bench.analysis.hypervolume import minimization_points
 from bench.backbones import create_backbone
-from bench.config import resolve
-from bench.data.batches import LoaderBatches, TensorBatches, make_batches
-from bench.data.objectives import classification
-from bench.errors import ConfigError, MissingDataError
-from bench.evaluate import evaluate
-from bench.loop import Learner, Schedule, fit
-from bench.registry import DATASETS, METHODS
-from bench.runner import run_experiment, summary_hypervolume
-from bench.spec import ConditionedNet, DatasetSpec, Metric
+from bench.core.errors import ConfigError, MissingDataError
+from bench.core.hypervolume import minimization_points
+from bench.core.registry import DATASETS, METHODS
+from bench.core.spec import ConditionedNet, DatasetSpec, Metric
+from bench.data.kit.batches import LoaderBatches, TensorBatches, make_batches
+from bench.data.kit.objectives import classification
+from bench.train.config import resolve
+from bench.train.evaluate import evaluate
+from bench.train.loop import Learner, Schedule, fit
+from bench.train.runner import run_experiment, summary_hypervolume
 from tests.support import tiny_spec
 
 
@@ -198,8 +198,8 @@ def test_model_backbone_override_and_its_errors(tmp_path: Path):
 def test_imagenet_weights_are_looked_up_locally_and_say_where_to_get_them(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     spec = DATASETS.get("multimnist-mini")
-    from bench.config import ModelConfig
-    from bench.trial import backbone_factory
+    from bench.train.config import ModelConfig
+    from bench.train.trial import backbone_factory
 
     with pytest.raises(ConfigError, match="resnet18-imagenet"):
         backbone_factory(spec, ModelConfig(backbone="resnet18", weights="imagenet"), tmp_path)

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import resolve
+from bench.core.errors import MissingDataError
+from bench.core.fidelity import load_file_module
+from bench.core.registry import DATASETS
 from bench.data import multifashion as mf
-from bench.data.idx import IMAGE_SET_FILES, write_idx
+from bench.data.formats.idx import IMAGE_SET_FILES, write_idx
+from bench.data.kit.multimnist_generator import compose, make_multimnist_from_pools
 from bench.data.multimnist import cache_path, mnist_raw_dir
-from bench.data.multimnist_generator import compose, make_multimnist_from_pools
-from bench.errors import MissingDataError
-from bench.fidelity import load_file_module
-from bench.registry import DATASETS
-from bench.runner import run_experiment, summary_hypervolume
+from bench.train.config import resolve
+from bench.train.runner import run_experiment, summary_hypervolume
 
 ROOT = Path(__file__).resolve().parent.parent
 Pools = dict[str, tuple[np.ndarray, np.ndarray]]

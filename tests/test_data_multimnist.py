@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
+from bench.core.errors import CorruptDataError, MissingDataError
 from bench.data import multimnist as mm
-from bench.data.idx import read_idx, write_idx
-from bench.data.multimnist_generator import compose, draw_pairs, make_multimnist
-from bench.errors import CorruptDataError, MissingDataError
+from bench.data.formats.idx import read_idx, write_idx
+from bench.data.kit.multimnist_generator import compose, draw_pairs, make_multimnist
 
 
 def official_compose(left: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -11,15 +11,15 @@ import pytest
 import torch
 from torchvision.transforms.functional import resize
 
-from bench.config import resolve
+from bench.core.errors import MissingDataError
+from bench.core.fidelity import load_file_module
+from bench.core.registry import DATASETS
 from bench.data import multimnist3 as m3
-from bench.data.idx import write_idx
+from bench.data.formats.idx import write_idx
+from bench.data.kit.multimnist_generator import canvas3, compose_three, draw_triples, make_multimnist3
 from bench.data.multimnist import mnist_raw_dir
-from bench.data.multimnist_generator import canvas3, compose_three, draw_triples, make_multimnist3
-from bench.errors import MissingDataError
-from bench.fidelity import load_file_module
-from bench.registry import DATASETS
-from bench.runner import run_experiment, summary_hypervolume
+from bench.train.config import resolve
+from bench.train.runner import run_experiment, summary_hypervolume
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""NYUv2 (bench/data/nyuv2.py, bench/data/mtan_npy.py) on tiny files in MTAN's exact .npy layout."""
+"""NYUv2 (bench/data/nyuv2.py, bench/data/formats/mtan_npy.py) on tiny files in MTAN's exact .npy layout."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import resolve
-from bench.data import mtan_npy
+from bench.core.errors import CorruptDataError, MissingDataError, UserError
+from bench.core.fidelity import load_file_module
+from bench.core.registry import DATASETS
 from bench.data import nyuv2 as ny
-from bench.errors import CorruptDataError, MissingDataError, UserError
-from bench.fidelity import load_file_module
-from bench.registry import DATASETS
-from bench.run import main as run_main
-from bench.runner import run_experiment, summary_hypervolume
+from bench.data.formats import mtan_npy
+from bench.train.command import main as run_main
+from bench.train.config import resolve
+from bench.train.runner import run_experiment, summary_hypervolume
 
 ROOT = Path(__file__).resolve().parent.parent
 H, W = 32, 32  # tiny; the loader reads the size from the files (the real ones are 288 x 384)

@@ -11,12 +11,12 @@ import pytest
 import torch
 from scipy.io import savemat
 
-from bench.config import resolve
+from bench.core.errors import MissingDataError
+from bench.core.fidelity import load_file_module
+from bench.core.registry import DATASETS
 from bench.data import sarcos
-from bench.errors import MissingDataError
-from bench.fidelity import load_file_module
-from bench.registry import DATASETS
-from bench.runner import run_experiment, summary_hypervolume
+from bench.train.config import resolve
+from bench.train.runner import run_experiment, summary_hypervolume
 
 PREPARE = Path(__file__).resolve().parent.parent / "datasets" / "sarcos" / "prepare.py"
 N_TRAIN = sarcos.VAL_ROWS + 24  # the official split needs more than 4,448 rows; 24 are left for training

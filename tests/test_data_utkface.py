@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from bench.backbones import create_backbone
-from bench.config import resolve
+from bench.core.errors import MissingDataError
+from bench.core.fidelity import load_file_module
 from bench.data import utkface
-from bench.errors import MissingDataError
-from bench.fidelity import load_file_module
-from bench.runner import run_experiment, summary_hypervolume
+from bench.train.config import resolve
+from bench.train.runner import run_experiment, summary_hypervolume
 
 # (age, gender, race): string order differs from numeric order ("100_" < "10_" < "1_" < "25_")
 LABELS = [(1, 0, 2), (10, 1, 0), (100, 0, 1), (25, 1, 3), (33, 0, 4), (47, 1, 1), (5, 0, 0), (61, 1, 2)]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import catalog
-from bench.config import resolve
-from bench.data.preparation import PREPARATIONS, entry
-from bench.errors import MissingDataError
-from bench.registry import BACKBONES, DATASETS, load_all
+from bench.core import catalog
+from bench.core.errors import MissingDataError
+from bench.core.registry import BACKBONES, DATASETS, load_all
+from bench.data.kit.preparation import PREPARATIONS, entry
+from bench.train.config import resolve
 
 ROOT = Path(__file__).resolve().parent.parent
 ALL_DATASETS = DATASETS.names()
@@ -25,7 +25,7 @@ or from installed packages."""
 
 
 def grid_size(num_tasks: int, points_per_edge: int) -> int:
-    """Rays of the evaluation grid (bench.rays.eval_grid): a line, a triangle lattice, or vertices + uniform."""
+    """Rays of the evaluation grid (bench.core.rays.eval_grid): a line, a triangle lattice, or vertices + uniform."""
     if num_tasks == 2:
         return points_per_edge
     if num_tasks == 3:

@@ -1,4 +1,4 @@
-"""Dense objectives (bench/data/dense.py): per-batch sufficient statistics summed over batches must give
+"""Dense objectives (bench/data/kit/dense.py): per-batch sufficient statistics summed over batches must give
 the whole-split value computed directly with numpy; the losses must be the official ones."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.data.dense import ANGLE_BIN_DEGREES, depth, histogram_median, normals, segmentation
-from bench.spec import Objective
+from bench.core.spec import Objective
+from bench.data.kit.dense import ANGLE_BIN_DEGREES, depth, histogram_median, normals, segmentation
 
 SIZES = (3, 1, 2, 2)  # uneven batches over an 8-sample split
 
 
 def split_values(objective: Objective, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """Each metric from statistics summed over uneven batches (as bench.evaluate does)."""
+    """Each metric from statistics summed over uneven batches (as bench.train.evaluate does)."""
     sums: dict[str, torch.Tensor] = {}
     start = 0
     for size in SIZES:

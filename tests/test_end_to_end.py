@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import loop
-from bench.analysis.hypervolume import front_hypervolume
-from bench.config import resolve
-from bench.registry import DATASETS, METHODS
-from bench.runner import run_experiment
+from bench.core.hypervolume import front_hypervolume
+from bench.core.registry import DATASETS, METHODS
+from bench.train import loop
+from bench.train.config import resolve
+from bench.train.runner import run_experiment
 from tests.support import tiny_settings
 
 TINY = tiny_settings()
@@ -72,7 +72,7 @@ def test_a_crash_marks_the_run_failed(tmp_path: Path, data_root: Path, monkeypat
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("bench.runner.fit", boom)
+    monkeypatch.setattr("bench.train.runner.fit", boom)
     assert loop.fit is not boom
     cfg = resolve("ls", "multimnist-mini", assignments=TINY)
     with pytest.raises(RuntimeError):

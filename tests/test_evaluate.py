@@ -7,15 +7,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench import evaluate as evaluation
-from bench.config import resolve
-from bench.data.batches import make_batches
-from bench.data.dense import depth, segmentation
-from bench.data.objectives import classification
-from bench.evaluate import evaluate, validation_rays
-from bench.rays import eval_grid
-from bench.registry import DATASETS, METHODS, load_all
-from bench.spec import Batch, ConditionedNet, DatasetSpec, Method
+from bench.core.rays import eval_grid
+from bench.core.registry import DATASETS, METHODS, load_all
+from bench.core.spec import Batch, ConditionedNet, DatasetSpec, Method
+from bench.data.kit.batches import make_batches
+from bench.data.kit.dense import depth, segmentation
+from bench.data.kit.objectives import classification
+from bench.train import evaluate as evaluation
+from bench.train.config import resolve
+from bench.train.evaluate import evaluate, validation_rays
 from tests.support import build_method, random_batch, train_steps
 
 
@@ -61,7 +61,7 @@ FAST_CASES = {
 
 
 def record_slices(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The ``size`` of every :func:`bench.evaluate.sliced` call the evaluation makes from now on."""
+    """The ``size`` of every :func:`bench.train.evaluate.sliced` call the evaluation makes from now on."""
     sizes: list[int] = []
     real = evaluation.sliced
 

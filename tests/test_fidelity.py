@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.fidelity import RTOL, assert_close, load_record, lockstep_precision, relative_difference
+from bench.core.fidelity import RTOL, assert_close, load_record, lockstep_precision, relative_difference
 from tools.lockstep_spread import RECORDS  # the records the spread tool measures
 
 SPREAD = Path(__file__).parent / "lockstep" / "SPREAD.md"
@@ -55,7 +55,7 @@ def test_the_tolerance_lies_between_the_measured_spread_and_the_smallest_logic_c
     at least one mutation by 10x RTOL or more, and every mutation marked caught exceeded RTOL (a 1e-6
     learning-rate nudge moves SegNet's 30M parameters by only ~5e-10 in a few steps, still caught)."""
     text = SPREAD.read_text()
-    stated = float(re.search(r"`bench.fidelity.RTOL` = " + NUMBER, text).group(1))
+    stated = float(re.search(r"`bench.core.fidelity.RTOL` = " + NUMBER, text).group(1))
     assert stated == RTOL, "SPREAD.md was measured at another tolerance: rerun tools/lockstep_spread.py"
     assert "Failing under" not in text
     worst = float(re.search(r"Worst over every record and condition: " + NUMBER, text).group(1))

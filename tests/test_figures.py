@@ -24,8 +24,8 @@ from bench.analysis.style import (
     method_of,
     method_style,
 )
-from bench.registry import DATASETS, METHODS
-from bench.spec import DatasetSpec
+from bench.core.registry import DATASETS, METHODS
+from bench.core.spec import DatasetSpec
 
 MINI = DATASETS.get("multimnist-mini")  # published numbers belong to "multimnist"
 FULL_SET = DATASETS.get("multimnist")  # the published dataset itself

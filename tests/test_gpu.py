@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.config import resolve
-from bench.registry import METHODS
-from bench.runner import run_experiment
+from bench.core.registry import METHODS
+from bench.train.config import resolve
+from bench.train.runner import run_experiment
 from tests.support import tiny_settings
 
 TINY = tiny_settings(epochs=1)

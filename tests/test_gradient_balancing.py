@@ -18,8 +18,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from bench.data.objectives import regression
-from bench.spec import DatasetSpec, MultiTaskNet
+from bench.core.spec import DatasetSpec, MultiTaskNet
+from bench.data.kit.objectives import regression
 from methods.palora import PaLoRA
 from methods.pamal import PaMaL
 from tests.support import build_method

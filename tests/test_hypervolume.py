@@ -3,7 +3,7 @@ import itertools
 import numpy as np
 import pytest
 
-from bench.analysis.hypervolume import front_hypervolume, hypervolume, minimization_points
+from bench.core.hypervolume import front_hypervolume, hypervolume, minimization_points
 
 
 def test_two_dimensional_known_value():
@@ -112,7 +112,7 @@ CITYSCAPES_FRONT = [
 
 
 def test_utkface_official_hypervolume_is_on_the_losses_and_errors_is_an_alternative():
-    from bench.registry import DATASETS
+    from bench.core.registry import DATASETS
 
     spec = DATASETS.get("utkface")
     assert [d.name for d in spec.hv_definitions] == ["official", "errors"]
@@ -130,7 +130,7 @@ def test_utkface_official_hypervolume_is_on_the_losses_and_errors_is_an_alternat
 
 
 def test_cityscapes_official_hypervolume_is_on_the_losses_with_reference_one():
-    from bench.registry import DATASETS
+    from bench.core.registry import DATASETS
 
     spec = DATASETS.get("cityscapes")
     official, ours = spec.hv_definitions
@@ -176,7 +176,7 @@ MULTIMNIST3_FRONT = digits_front(
 def test_multimnist3_official_hypervolume_is_on_the_cross_entropies_and_errors_is_an_alternative():
     """nik-dim/palora pareto_front_visualizer3d.py: pymoo HV(ref_point=[1, 1, 1]) on the test
     (loss/Task-1, loss/Task-2, loss/Task-3) = (top-left, bottom, top-right) cross-entropies."""
-    from bench.registry import DATASETS
+    from bench.core.registry import DATASETS
 
     spec = DATASETS.get("multimnist3")
     assert [d.name for d in spec.hv_definitions] == ["official", "errors"] and spec.hv_name == "official"
@@ -208,7 +208,7 @@ def test_single_definition_datasets_keep_their_default(mini_spec):
 def test_unknown_or_malformed_definitions_are_errors(mini_spec):
     import dataclasses
 
-    from bench.spec import HypervolumeDefinition
+    from bench.core.spec import HypervolumeDefinition
 
     with pytest.raises(ValueError, match="valid: default"):
         mini_spec.hv_definition("official")

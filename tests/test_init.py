@@ -18,9 +18,9 @@ from torch import Tensor, nn
 
 from bench.backbones import create_backbone
 from bench.backbones.weights import official_rebuild
-from bench.conditioning import parameter_key
-from bench.data.objectives import classification
-from bench.spec import ConditionedNet, DatasetSpec
+from bench.core.conditioning import parameter_key
+from bench.core.spec import ConditionedNet, DatasetSpec
+from bench.data.kit.objectives import classification
 from tests.support import build_method
 
 FILTERS = (16, 16, 32, 32, 32)

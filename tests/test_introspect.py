@@ -9,11 +9,11 @@ from typing import Literal
 import pytest
 
 from bench.__main__ import main as bench_main
-from bench.config import resolve
-from bench.errors import did_you_mean
-from bench.introspect import field_docs, fields, print_config_lines
-from bench.registry import METHODS
-from bench.run import main as run_main
+from bench.core.errors import did_you_mean
+from bench.core.registry import METHODS
+from bench.train.command import main as run_main
+from bench.train.config import resolve
+from bench.train.introspect import field_docs, fields, print_config_lines
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from bench.conditioning import UnconditionedNet
-from bench.spec import ConditionedNet, DatasetSpec, Method, MultiTaskNet
+from bench.core.conditioning import UnconditionedNet
+from bench.core.spec import ConditionedNet, DatasetSpec, Method, MultiTaskNet
 from tests.support import build_method, tiny_spec, train_batch
 
 

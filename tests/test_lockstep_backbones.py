@@ -27,12 +27,12 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from bench.config import resolve
-from bench.fidelity import assert_close, checksum, load_record, lockstep_precision
-from bench.loop import StepOptions, train_step, training_progress
-from bench.registry import DATASETS, METHODS
-from bench.spec import ConditionedNet, DatasetSpec, Method, MultiTaskNet
-from bench.trial import backbone_factory, make_optimizer
+from bench.core.fidelity import assert_close, checksum, load_record, lockstep_precision
+from bench.core.registry import DATASETS, METHODS
+from bench.core.spec import ConditionedNet, DatasetSpec, Method, MultiTaskNet
+from bench.train.config import resolve
+from bench.train.loop import StepOptions, train_step, training_progress
+from bench.train.trial import backbone_factory, make_optimizer
 
 RECORDS = ("palora-resnet18", "pamal-resnet18", "palora-segnet", "pamal-segnet")
 AGE_STD = 19.9
@@ -51,7 +51,7 @@ def spec_for(setup: dict[str, Any]) -> DatasetSpec:
 def build_ours(
     method_name: str, setup: dict[str, Any], overrides: dict[str, Any] | None = None
 ) -> tuple[Method, ConditionedNet, torch.optim.Optimizer, DatasetSpec]:
-    """Our method, model (seeded with ``setup["seed"]``) and Adam as ``bench.runner`` assembles them:
+    """Our method, model (seeded with ``setup["seed"]``) and Adam as ``bench.train.runner`` assembles them:
     the dataset's preset plus ``overrides``, on :func:`spec_for`."""
     cfg = resolve(method_name, setup["dataset"], seed=setup["seed"], overrides=overrides or {})
     spec = spec_for(setup)

@@ -6,7 +6,7 @@ Adam) from our initial weights on fixed seeded batches: the rays it drew, the pe
 scalarised loss and a checksum of its parameters after every step. It is produced by ``python
 tools/official_lockstep.py --official <checkout of nik-dim/pamal> --method cosmos``
 (``tools/lockstep_cosmos.py``, which says why nik-dim/pamal). Here the same steps run through our
-code only: the MultiMNIST preset of ``bench/presets/multimnist.toml``, :func:`bench.loop.train_step`
+code only: the MultiMNIST preset of ``bench/presets/multimnist.toml``, :func:`bench.train.loop.train_step`
 (forward with the ray upsampler, ``backward``) and the optimizer from ``param_groups``. The official
 rays are Dirichlet draws from torch's global generator, which our sampler does not use: they are fed
 from the record, and our sampler is checked against the same Dirichlet by its moments.
@@ -17,9 +17,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.config import resolve
-from bench.fidelity import assert_close, checksum, load_record
-from bench.loop import StepOptions, train_step, training_progress
+from bench.core.fidelity import assert_close, checksum, load_record
+from bench.train.config import resolve
+from bench.train.loop import StepOptions, train_step, training_progress
 from tests.support import build_for_record, record_batches
 
 # Steps the official code's recorded runs (the full suite, not the fast tier), in float64 under 1 and 2 threads.

@@ -8,7 +8,7 @@ statistics after every step, with every layer's ``num_batches_tracked``. It is p
 tools/official_lockstep.py --official <checkout of nik-dim/pamal> --method cosmos --backbone resnet18``
 (``tools/lockstep_cosmos_backbones.py``, which lists the harness adaptations: the 32x32 input's
 ``Linear(512, C)`` heads and upsampler size). Here the same steps run through our code only: the UTKFace
-preset of ``bench/presets/utkface.toml`` on the record's small input, :func:`bench.loop.train_step` and the
+preset of ``bench/presets/utkface.toml`` on the record's small input, :func:`bench.train.loop.train_step` and the
 optimizer from ``param_groups``. The official rays are Dirichlet draws from torch's global generator, which
 our sampler does not use: they are fed from the record (``tests/test_lockstep_cosmos.py`` checks our
 sampler's law).
@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 import torch
 
-from bench.config import resolve
-from bench.fidelity import assert_close, checksum, load_record, lockstep_precision
-from bench.loop import training_progress
-from bench.spec import ConditionedNet
+from bench.core.fidelity import assert_close, checksum, load_record, lockstep_precision
+from bench.core.spec import ConditionedNet
+from bench.train.config import resolve
+from bench.train.loop import training_progress
 from tests.test_lockstep_backbones import (
     assert_same_distribution,
     batches,
@@ -42,7 +42,7 @@ def replay(record: dict[str, Any]) -> ConditionedNet:
     """Run the recorded steps with our code, feeding the official rays and asserting the losses, the
     scalarised loss, the parameters, the step's update and the BatchNorm running statistics at every step.
     Sequential rays only: ``train.ray_batching = vmap`` refuses a model with tracked BatchNorm statistics
-    (``bench.conditioning.ray_batching_problem``)."""
+    (``bench.core.conditioning.ray_batching_problem``)."""
     setup = record["setup"]
     method, cnet, optimizer, spec = build_ours(setup["method"], setup)
     assert_close(checksum(cnet.parameters()), record["initial_checksum"], "initial weights (re-record if init changed)")

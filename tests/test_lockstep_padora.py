@@ -3,17 +3,17 @@
 (``tools/lockstep_padora.py``); here our loop replays the same steps without the official code.
 
 The official rays (``AnnealingDirichletSampler``, one per step, torch's global generator) are read
-from the record and fed to ``bench.loop.train_step``; the official ``t`` of each step is checked
-against ``bench.loop.training_progress``. Losses and parameter checksums agree to
-``bench.fidelity.RTOL`` (float64 on both sides; the spread reached is in ``tests/lockstep/SPREAD.md``).
+from the record and fed to ``bench.train.loop.train_step``; the official ``t`` of each step is checked
+against ``bench.train.loop.training_progress``. Losses and parameter checksums agree to
+``bench.core.fidelity.RTOL`` (float64 on both sides; the spread reached is in ``tests/lockstep/SPREAD.md``).
 """
 
 import pytest
 import torch
 
-from bench.fidelity import assert_close, checksum, load_record, seeded_batches
-from bench.loop import train_step, training_progress
-from bench.registry import DATASETS
+from bench.core.fidelity import assert_close, checksum, load_record, seeded_batches
+from bench.core.registry import DATASETS
+from bench.train.loop import train_step, training_progress
 from methods.padora import PaDoRA
 from tests.support import build_method
 

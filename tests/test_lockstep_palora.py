@@ -5,7 +5,7 @@ its modules, its sampler and optimizer groups) from our initial weights on fixed
 the per-step losses [R, T], the rays it drew and a checksum of its parameters after every step. It
 is produced by ``python tools/official_lockstep.py --official <checkout of nik-dim/palora> --method
 NAME`` (``tools/lockstep_palora.py``). Here the same steps run through our code only: the method's
-``train_rays`` at :func:`bench.loop.training_progress`, :func:`bench.loop.train_step` (forward,
+``train_rays`` at :func:`bench.train.loop.training_progress`, :func:`bench.train.loop.train_step` (forward,
 ``backward``) and the optimizer from ``param_groups``, with the MultiMNIST preset of
 ``bench/presets/multimnist.toml``. The annealing sampler is deterministic, so our rays are asserted
 equal to the official ones rather than fed from the record.
@@ -19,10 +19,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from bench.config import resolve
-from bench.fidelity import assert_close, checksum, load_record
-from bench.loop import StepOptions, train_step, training_progress
-from bench.spec import ConditionedNet, Method
+from bench.core.fidelity import assert_close, checksum, load_record
+from bench.core.spec import ConditionedNet, Method
+from bench.train.config import resolve
+from bench.train.loop import StepOptions, train_step, training_progress
 from methods.min_norm import min_norm_weights
 from tests.support import build_for_record, record_batches
 

@@ -5,9 +5,9 @@ the official ``ResnetHyper`` (chunked, AvivNavon/pareto-hypernetworks) and ``LeN
 per tensor, nik-dim/palora) computed with the official ``LinearScalarizationSolver`` / ``EPOSolver``
 (cvxpy, GLPK), cross-entropy and Adam, on our MultiLeNet forward, from our seeded initial
 hypernetwork, seeded batches and the rays our sampler draws. Here the same steps run through our
-code only: ``method.train_rays`` at ``training_progress``, ``bench.loop.train_step`` (forward,
+code only: ``method.train_rays`` at ``training_progress``, ``bench.train.loop.train_step`` (forward,
 ``method.backward``, Adam over ``method.param_groups``), in float64 as recorded. Asserted: rays,
-losses and parameter checksums within ``bench.fidelity.RTOL`` (the spread reached is in
+losses and parameter checksums within ``bench.core.fidelity.RTOL`` (the spread reached is in
 ``tests/lockstep/SPREAD.md``), and the same EPO move at every step.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 import torch
 
-from bench.fidelity import assert_close, checksum, load_record, seeded_batches
-from bench.loop import train_step, training_progress
-from bench.registry import DATASETS
+from bench.core.fidelity import assert_close, checksum, load_record, seeded_batches
+from bench.core.registry import DATASETS
+from bench.train.loop import train_step, training_progress
 from tests.support import build_method
 
 # Steps the official code's recorded runs (the full suite, not the fast tier), in float64 under 1 and 2 threads.

@@ -7,8 +7,8 @@ BatchNorm; ``MultiSolutionTrainer`` with ``HypernetMethod``'s ``LinearScalarizat
 produced by ``python tools/official_lockstep.py --official <checkout of nik-dim/pamal> --method phn-ls
 --backbone resnet18`` (``tools/lockstep_phn_backbones.py``, which says why nik-dim/pamal and what was
 adapted for the 32x32 input). Here the same steps run through our code only: the preset's model
-(``bench/presets/utkface.toml``), the official rays fed, ``bench.loop.train_step``. Asserted within
-``bench.fidelity.RTOL``: the initial hypernetwork, every generated target tensor at the first step (by
+(``bench/presets/utkface.toml``), the official rays fed, ``bench.train.loop.train_step``. Asserted within
+``bench.core.fidelity.RTOL``: the initial hypernetwork, every generated target tensor at the first step (by
 name: the order in which the chunks fill the tensors), per step the losses, the scalarised loss, the
 parameters and the step's update, and every hypernetwork tensor after the last step.
 """
@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import torch
 
-from bench.config import resolve
-from bench.fidelity import assert_close, checksum, load_record, lockstep_precision
-from bench.spec import ConditionedNet
+from bench.core.fidelity import assert_close, checksum, load_record, lockstep_precision
+from bench.core.spec import ConditionedNet
+from bench.train.config import resolve
 from tests.test_lockstep_backbones import batches, build_ours, checked_step
 
 NAME = "phn-ls-resnet18"

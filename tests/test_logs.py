@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.analysis.hypervolume import front_hypervolume
-from bench.config import resolve
-from bench.evaluate import front
-from bench.loop import Learner
-from bench.record import RunRecord
-from bench.registry import DATASETS
-from bench.run import main as run_main
-from bench.runner import run_experiment, summary_hypervolume
-from bench.sweep import main as sweep_main
-from bench.sweep_job import SweepJob
+from bench.core.hypervolume import front_hypervolume
+from bench.core.registry import DATASETS
+from bench.sweep.command import main as sweep_main
+from bench.sweep.job import SweepJob
+from bench.train.command import main as run_main
+from bench.train.config import resolve
+from bench.train.evaluate import front
+from bench.train.loop import Learner
+from bench.train.record import RunRecord
+from bench.train.runner import run_experiment, summary_hypervolume
 from tests.test_resume import Interrupt, interrupt_after, metric_rows
 
 SETTINGS = [

@@ -5,9 +5,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from bench.conditioning import parameter_key
-from bench.errors import ConfigError
-from bench.loop import compute_losses
+from bench.core.conditioning import parameter_key
+from bench.core.errors import ConfigError
+from bench.train.loop import compute_losses
 from methods.ls import Ensemble, StackedEnsemble
 from tests.support import build_method, random_batch
 

@@ -9,14 +9,14 @@ import torch
 from torch import nn
 
 from bench.backbones import create_backbone
-from bench.config import apply_overrides, resolve
-from bench.data.synthetic import synthetic_split
-from bench.errors import ConfigError
-from bench.loop import train_step
-from bench.record import read_status
-from bench.registry import DATASETS
-from bench.runner import run_experiment
-from bench.spec import DatasetSpec, MultiTaskNet
+from bench.core.errors import ConfigError
+from bench.core.registry import DATASETS
+from bench.core.spec import DatasetSpec, MultiTaskNet
+from bench.data.kit.synthetic import synthetic_split
+from bench.train.config import apply_overrides, resolve
+from bench.train.loop import train_step
+from bench.train.record import read_status
+from bench.train.runner import run_experiment
 from methods.ls import Ensemble, LSHparams, StackedEnsemble
 from tests.support import build_method
 from tests.test_resume import SETTINGS, Interrupt, interrupt_after, metric_rows

@@ -1,4 +1,4 @@
-"""bench.memory: the training-state byte count and the CPU peak of one step, on known sizes."""
+"""bench.train.memory: the training-state byte count and the CPU peak of one step, on known sizes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from bench.memory import out_of_memory, reset_cpu_peak, step_peak_bytes, training_state_bytes
+from bench.train.memory import out_of_memory, reset_cpu_peak, step_peak_bytes, training_state_bytes
 
 MIB = 2**20
 

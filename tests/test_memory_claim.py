@@ -1,4 +1,4 @@
-"""bench.memory_claim's arithmetic: overheads and ratios on known values, the counted training state,
+"""bench.benchmarks.memory_claim's arithmetic: overheads and ratios on known values, the counted training state,
 and the parameters PaLoRA and PaMaL add against their closed forms (no step is timed or measured)."""
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.config import resolve
-from bench.memory import training_state_bytes
-from bench.memory_claim import (
+from bench.benchmarks.memory_claim import (
     PAPER_RANGE,
     Counts,
     count_parameters,
@@ -27,8 +25,10 @@ from bench.memory_claim import (
     ratio,
     rounded_ratio,
 )
-from bench.registry import DATASETS, METHODS
-from bench.trial import make_optimizer
+from bench.core.registry import DATASETS, METHODS
+from bench.train.config import resolve
+from bench.train.memory import training_state_bytes
+from bench.train.trial import make_optimizer
 from tests.support import backbone_maker
 
 
@@ -103,7 +103,7 @@ def test_meta_counts_match_a_real_build_and_the_live_training_state():
 
 
 def fake_rows(dataset: str, plain: int, added: dict[str, int], tasks: int = 2) -> list[dict[str, Any]]:
-    """One dataset's rows as :class:`bench.memory_claim.DatasetBench` makes them: every parameter
+    """One dataset's rows as :class:`bench.benchmarks.memory_claim.DatasetBench` makes them: every parameter
     trainable, 16 bytes of state each, and a step peak of (1000 + added) bytes over a plain 1000."""
     rows = []
     for method in ("plain", "palora", "pamal", "phn-ls"):
@@ -153,7 +153,7 @@ def test_the_report_names_the_paper_range_and_merges_identical_datasets():
     rows += derived(fake_rows("multimnist-mini", 100, {"palora": 12, "pamal": 100, "phn-ls": 9000}))
     table = pd.DataFrame(rows)
     assert identical_groups(table) == {"multimnist": ["multimnist", "multimnist-mini"], "cityscapes": ["cityscapes"]}
-    text = markdown(table, "python -m bench.memory_claim --out results/", 60.0, 4 * 2**30)
+    text = markdown(table, "python -m bench.benchmarks.memory_claim --out results/", 60.0, 4 * 2**30)
     assert "| cityscapes | segnet (1,000) |" in text and "23.8–31.7×" in text and "**23.81×**" in text
     assert "multimnist, multimnist-mini" in text
 

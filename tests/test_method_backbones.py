@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.data.batches import make_batches
-from bench.data.objectives import binary, classification, regression
-from bench.errors import ConfigError
-from bench.evaluate import evaluate
-from bench.spec import DatasetSpec
+from bench.core.errors import ConfigError
+from bench.core.spec import DatasetSpec
+from bench.data.kit.batches import make_batches
+from bench.data.kit.objectives import binary, classification, regression
+from bench.train.evaluate import evaluate
 from tests.support import build_method
 from tests.test_method_contract import ALL_METHODS
 
@@ -59,7 +59,7 @@ def one_step(name: str, spec: DatasetSpec):
     method, cnet = build_method(name, spec, **overrides)
     x, targets = spec.load(None, "train")
     rays = method.train_rays(0.5, torch.Generator().manual_seed(0))
-    from bench.loop import compute_losses
+    from bench.train.loop import compute_losses
 
     losses = compute_losses(cnet, x, targets, rays, spec.objectives)
     loss = method.backward(losses, rays, cnet)

@@ -8,10 +8,10 @@ import typing
 import pytest
 import torch
 
-from bench.loop import compute_losses
-from bench.rays import SAMPLERS
-from bench.registry import METHODS
-from bench.spec import Method, MethodInfo, NoHparams
+from bench.core.rays import SAMPLERS
+from bench.core.registry import METHODS
+from bench.core.spec import Method, MethodInfo, NoHparams
+from bench.train.loop import compute_losses
 from methods.windowed import SamplerName
 from tests.support import build_method, train_batch, train_steps
 
@@ -117,7 +117,7 @@ def test_the_device_is_given_at_construction(name, spec):
 
 @pytest.mark.parametrize("name", ALL_METHODS)
 def test_describe_gives_json_scalars_by_name(name, spec):
-    """``describe()`` is a :data:`bench.spec.MethodInfo` (after training too: PHN-EPO counts moves)."""
+    """``describe()`` is a :data:`bench.core.spec.MethodInfo` (after training too: PHN-EPO counts moves)."""
     scalars = typing.get_args(typing.get_args(MethodInfo)[1])
     method, cnet = build_method(name, spec)
     train_steps(method, cnet, spec, steps=2)

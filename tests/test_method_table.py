@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from bench.analysis.method_table import load_summaries, main, markdown_table, row
-from bench.config import resolve
-from bench.runner import run_experiment
+from bench.train.config import resolve
+from bench.train.runner import run_experiment
 from tests.support import tiny_settings
 
 TINY = tiny_settings(train_limit=128, eval_limit=64)
@@ -46,8 +46,8 @@ def test_markdown_table_has_one_line_per_run(runs: Path, tmp_path: Path):
 
 def test_hypervolume_is_recomputed_from_the_front_not_read_back(runs: Path):
     """One source: the table's HV comes from the stored per-ray metrics, whatever summary says."""
-    from bench.analysis.hypervolume import front_hypervolume
-    from bench.registry import DATASETS
+    from bench.core.hypervolume import front_hypervolume
+    from bench.core.registry import DATASETS
 
     summary = next(s for s in load_summaries(runs) if s["method"] == "palora")
     expected = front_hypervolume(summary["front"], DATASETS.get("multimnist-mini"))

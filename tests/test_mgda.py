@@ -6,9 +6,9 @@ import pytest
 import torch
 from torchjd.aggregation import MGDAWeighting
 
-from bench.config import apply_overrides
-from bench.errors import ConfigError
-from bench.loop import compute_losses
+from bench.core.errors import ConfigError
+from bench.train.config import apply_overrides
+from bench.train.loop import compute_losses
 from methods.gradients import task_jacobian
 from methods.mgda import MGDA, MGDAUB, MGDAHparams
 from methods.min_norm import gradient_normalizers, line_search, min_norm_weights

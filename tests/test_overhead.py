@@ -1,10 +1,10 @@
-"""bench.overhead's split of a run's wall time, from run summaries written by hand."""
+"""bench.benchmarks.overhead's split of a run's wall time, from run summaries written by hand."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.overhead import markdown, row
+from bench.benchmarks.overhead import markdown, row
 
 
 def summary(train: float, val: float, test: float, wall: float) -> dict:

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.config import apply_overrides, resolve
-from bench.errors import ConfigError
+from bench.core.errors import ConfigError
+from bench.train.config import apply_overrides, resolve
 from methods.padora import PaDoRA, PaDoRAHparams, PeftAdapters
 from tests.support import build_method, randomize, tiny_spec
 

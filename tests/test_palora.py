@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.loop import compute_losses
+from bench.train.loop import compute_losses
 from methods.palora import LowRankAdapters, PaLoRA
 from tests.support import build_method, random_batch, randomize, tiny_spec
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from bench.backbones import create_backbone
-from bench.conditioning import parameter_key
-from bench.config import apply_overrides, resolve
-from bench.errors import ConfigError
-from bench.loop import compute_losses
-from bench.registry import DATASETS
+from bench.core.conditioning import parameter_key
+from bench.core.errors import ConfigError
+from bench.core.registry import DATASETS
+from bench.train.config import apply_overrides, resolve
+from bench.train.loop import compute_losses
 from methods.pamal import PaMaL, PaMaLHparams, PaMaLNet, order_penalty
 from tests.support import build_method, random_batch, tiny_spec
 

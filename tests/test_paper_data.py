@@ -10,7 +10,7 @@ import pytest
 
 from bench.analysis.paper import DEFAULT_DIRECTORY, load_paper, paper_hypervolumes, paper_points
 from bench.backbones import create_backbone
-from bench.registry import DATASETS
+from bench.core.registry import DATASETS
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""bench.performance renders the profiler's rows into results/performance.md (no time is asserted)."""
+"""bench.benchmarks.performance renders the profiler's rows into results/performance.md (no time is asserted)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.env import machine
-from bench.performance import render
-from bench.profile import profile
+from bench.benchmarks.performance import render
+from bench.benchmarks.profile import profile
+from bench.core.env import machine
 
 
 def test_render_quotes_the_median_ratio_and_overheads(data_root: Path):
@@ -38,8 +38,8 @@ def test_render_quotes_the_median_ratio_and_overheads(data_root: Path):
 @pytest.mark.slow
 def test_quick_gpu_benchmark_runs_every_section_on_cpu(tmp_path: Path, data_root: Path, monkeypatch):
     """``--quick`` end to end on CPU with tiny cases: every section measured, nothing reported missing."""
-    from bench import performance_quick as quick
-    from bench.performance import main
+    from bench.benchmarks import performance_quick as quick
+    from bench.benchmarks.performance import main
 
     monkeypatch.setattr(quick, "BACKBONE_CASES", (("MultiLeNet", "multimnist-mini", 32, ("data.train_limit=128",), 0),))
     monkeypatch.setattr(quick, "COMPILED", ())

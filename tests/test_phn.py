@@ -8,9 +8,9 @@ from scipy.optimize import linprog
 from torch import nn
 
 from bench.backbones import create_backbone
-from bench.errors import ConfigError
-from bench.loop import compute_losses
-from bench.spec import MultiTaskNet
+from bench.core.errors import ConfigError
+from bench.core.spec import MultiTaskNet
+from bench.train.loop import compute_losses
 from methods.epo import adjustments, epo_weights
 from methods.phn import PHNEPO, PHNLS, PHNNet
 from tests.support import build_method, random_batch, tiny_spec

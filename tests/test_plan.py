@@ -1,4 +1,4 @@
-"""The sweep planner (``bench sweep SPEC --plan``, :mod:`bench.plan`): its arithmetic on known values,
+"""The sweep planner (``bench sweep SPEC --plan``, :mod:`bench.sweep.plan`): its arithmetic on known values,
 its use of completed records, and its estimate against the times of a real local sweep."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import plan
-from bench.config import resolve
-from bench.registry import DATASETS
-from bench.sweep import main
-from bench.sweep_spec import ClusterProfile
+from bench.core.registry import DATASETS
+from bench.sweep import plan
+from bench.sweep.command import main
+from bench.sweep.spec import ClusterProfile
+from bench.train.config import resolve
 from tests.test_sweep import write_spec
 
 
@@ -74,7 +74,7 @@ def test_durations_are_printed_in_a_readable_unit():
 
 
 def fake_completed(out: Path, cfg, seconds_per_step: float, steps: int, peak: int) -> None:
-    """A COMPLETED run directory as bench.run leaves it (config, status, summary)."""
+    """A COMPLETED run directory as bench run leaves it (config, status, summary)."""
     directory = out / cfg.run_id()
     directory.mkdir(parents=True)
     (directory / "config.json").write_text(json.dumps({"schema_version": 1, "config": cfg.to_dict()}))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.catalog import PLUGIN_ENV
+from bench.core.catalog import PLUGIN_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 LEFT_OUT_EVERYWHERE = shutil.ignore_patterns("__pycache__", "*.egg-info", ".*_cache", ".hypothesis")
@@ -35,8 +35,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from bench.registry import METHODS
-from bench.spec import ConditionedNet, MethodInfo, MultiTaskNet
+from bench.core.registry import METHODS
+from bench.core.spec import ConditionedNet, MethodInfo, MultiTaskNet
 from methods.cosmos import COSMOS
 
 
@@ -66,9 +66,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from bench.data.objectives import classification
-from bench.registry import register_dataset
-from bench.spec import DatasetSpec, Split
+from bench.core.registry import register_dataset
+from bench.core.spec import DatasetSpec, Split
+from bench.data.kit.objectives import classification
 
 SIZES = {"train": 256, "val": 64, "test": 64}
 

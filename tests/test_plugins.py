@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import resolve
-from bench.record import module_sources
-from bench.runner import run_modules
+from bench.train.config import resolve
+from bench.train.record import module_sources
+from bench.train.runner import run_modules
 
 PLUGIN = '''"""Linear scalarisation with the scalarised loss halved: a plug-in kept outside the checkout."""
 
 from methods.ls import LinearScalarization
-from bench.registry import METHODS
+from bench.core.registry import METHODS
 
 
 @METHODS.register("half-ls")

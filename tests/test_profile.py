@@ -1,4 +1,4 @@
-"""bench.profile runs a method and its plain baseline and reports sane, positive numbers (no time is
+"""bench.benchmarks.profile runs a method and its plain baseline and reports sane, positive numbers (no time is
 asserted: the profiler is a benchmark, not a test)."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from bench.backbones import create_backbone
-from bench.config import resolve
-from bench.data.synthetic import synthetic_split, target_for
-from bench.errors import UserError
-from bench.profile import main
-from bench.registry import DATASETS, METHODS
-from bench.stepper import PlainBackbone, rays_per_step
+from bench.benchmarks.profile import main
+from bench.core.errors import UserError
+from bench.core.registry import DATASETS, METHODS
+from bench.data.kit.synthetic import synthetic_split, target_for
+from bench.train.config import resolve
+from bench.train.stepper import PlainBackbone, rays_per_step
 
 
 def test_plain_baseline_is_one_unconditioned_model_with_the_methods_rays_per_step():

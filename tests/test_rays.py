@@ -6,10 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.config import resolve
-from bench.errors import ConfigError
-from bench.loop import training_progress
-from bench.rays import (
+from bench.core.errors import ConfigError
+from bench.core.rays import (
     RaySampler,
     annealing_rays,
     dirichlet_rays,
@@ -18,6 +16,8 @@ from bench.rays import (
     sample_gamma_log,
     simplex_lattice,
 )
+from bench.train.config import resolve
+from bench.train.loop import training_progress
 
 
 def on_simplex(rays: torch.Tensor) -> bool:
@@ -143,8 +143,8 @@ INTERIOR = 0.05
 def nyuv2_steps() -> int:
     """Optimizer steps of a NYUv2 run at the protocol's settings: 700 train samples (the official
     700 / 95 cut) / batch 2 = 350 steps per epoch, 200 epochs -> 70,000."""
+    from bench.core.registry import DATASETS
     from bench.data.nyuv2 import LAYOUT
-    from bench.registry import DATASETS
 
     defaults = DATASETS.get("nyuv2").train_defaults
     return math.ceil(LAYOUT.train_fraction[0] / defaults["train.batch_size"]) * defaults["train.epochs"]
@@ -226,8 +226,8 @@ SAMPLER_SWEEP = Path(__file__).resolve().parents[1] / "slurm" / "nyuv2-ablation-
 def test_nyuv2_presets_anneal_and_dirichlet_seven_is_a_named_variant(method: str):
     """The NYUv2 presets keep nik-dim/palora's annealing sampler (configs/experiment/nyuv2/nyuv2.yaml);
     Dirichlet(7) windows are the second variant of slurm/nyuv2-ablation-sampler.toml."""
-    from bench.registry import DATASETS, METHODS
-    from bench.sweep_spec import load_spec
+    from bench.core.registry import DATASETS, METHODS
+    from bench.sweep.spec import load_spec
 
     preset = resolve(method, "nyuv2").hparams
     assert (preset.sampler, preset.window, preset.mul, preset.eps) == ("annealing", 3, 5.0, 0.01)

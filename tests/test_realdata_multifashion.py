@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import resolve
+from bench.core.fidelity import load_file_module
 from bench.data import multifashion as mf
-from bench.data.idx import find_image_set
-from bench.fidelity import load_file_module
-from bench.runner import run_experiment
+from bench.data.formats.idx import find_image_set
+from bench.train.config import resolve
+from bench.train.runner import run_experiment
 
 pytestmark = [
     pytest.mark.realdata,
@@ -35,7 +35,7 @@ def real_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_real_splits_have_the_paper_sizes(real_root: Path):
-    from bench.registry import DATASETS
+    from bench.core.registry import DATASETS
 
     spec = DATASETS.get("multifashion")
     sizes = {split: spec.load(real_root, split)[0].shape[0] for split in ("train", "val", "test")}

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import catalog
-from bench.errors import ConfigError
-from bench.registry import BACKBONES, DATASETS, METHODS, Registry, load_all
+from bench.core import catalog
+from bench.core.errors import ConfigError
+from bench.core.registry import BACKBONES, DATASETS, METHODS, Registry, load_all
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +55,7 @@ def test_catalog_matches_the_registrations(registry: Registry, kind: str):
 
 PLUGIN_SOURCES = {
     "method": '''
-        from bench.registry import METHODS
+        from bench.core.registry import METHODS
 
         @METHODS.register("my-method")
         class Mine:
@@ -127,7 +127,7 @@ def test_a_method_registered_with_a_constant_stops_the_cli_with_one_line(tmp_pat
     folder.mkdir()
     bad = folder / "my_method.py"
     bad.write_text(
-        'from bench.registry import METHODS\n\nNAME = "mine"\n\n\n@METHODS.register(NAME)\nclass Mine:\n    pass\n'
+        'from bench.core.registry import METHODS\n\nNAME = "mine"\n\n\n@METHODS.register(NAME)\nclass Mine:\n    pass\n'
     )
     env = {**os.environ, catalog.PLUGIN_ENV: str(folder)}
     for argv in (["list", "methods"], ["run", "--method", "mine"]):
@@ -160,7 +160,7 @@ def test_a_description_is_the_whole_first_paragraph_without_markup():
 def test_get_imports_only_the_module_of_its_entry():
     code = (
         "import sys\n"
-        "from bench.registry import BACKBONES, DATASETS, METHODS\n"
+        "from bench.core.registry import BACKBONES, DATASETS, METHODS\n"
         "assert 'palora' in METHODS and 'methods.palora' not in sys.modules\n"
         "METHODS.get('palora'); DATASETS.get('multimnist-mini'); BACKBONES.get('multilenet')\n"
         "print(sorted(m for m in ('torchjd', 'cvxpy', 'torchvision', 'methods.aggregators') if m in sys.modules))\n"
@@ -171,7 +171,7 @@ def test_get_imports_only_the_module_of_its_entry():
 
 
 def test_a_catalog_entry_whose_module_registers_nothing_is_a_clear_error():
-    reg: Registry = Registry("thing", {"ghost": ("bench.errors", "a thing")})
+    reg: Registry = Registry("thing", {"ghost": ("bench.core.errors", "a thing")})
     assert reg.names() == ["ghost"] and reg.describe() == [("ghost", "a thing")]
-    with pytest.raises(RuntimeError, match="bench/catalog.py says bench.errors registers thing 'ghost'"):
+    with pytest.raises(RuntimeError, match="bench/core/catalog.py says bench.core.errors registers thing 'ghost'"):
         reg.get("ghost")

@@ -13,8 +13,8 @@ from bench.analysis.aggregate import mean_pm_std, run_table, seed_summary
 from bench.analysis.convergence import hypervolume_curve, time_to_fraction
 from bench.analysis.footprint import footprint_table
 from bench.analysis.records import scan, variant_labels
+from bench.analysis.report import build_report, hypervolume_display, main
 from bench.analysis.tables import latex, markdown
-from bench.report import build_report, hypervolume_display, main
 from tests.fake_runs import write_run
 
 # errors (0.1, 0.5), (0.2, 0.2), (0.5, 0.1) vs (1, 1): 0.1*0.5 + 0.3*0.8 + 0.5*0.9 = 0.74

@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from bench import checkpoint
-from bench.config import resolve
-from bench.data.batches import LoaderBatches, TensorBatches
-from bench.record import read_status
-from bench.runner import run_experiment
+from bench.data.kit.batches import LoaderBatches, TensorBatches
+from bench.train import checkpoint
+from bench.train.config import resolve
+from bench.train.record import read_status
+from bench.train.runner import run_experiment
 
 SETTINGS = [
     "train.epochs=3",
@@ -130,11 +130,11 @@ def test_a_resumed_run_records_the_code_and_threads_of_every_attempt(tmp_path: P
     the checkpoint, and each resume notes its own."""
     cfg = resolve("palora", "multimnist-mini", seed=3, assignments=SETTINGS)
     with monkeypatch.context() as patch:
-        patch.setattr("bench.runner.git_sha", lambda: "aaaa")
+        patch.setattr("bench.train.runner.git_sha", lambda: "aaaa")
         interrupt_after(patch, 2)
         with pytest.raises(Interrupt):
             run_experiment(cfg, tmp_path, device="cpu", show_progress=False)
-    monkeypatch.setattr("bench.runner.git_sha", lambda: "bbbb")
+    monkeypatch.setattr("bench.train.runner.git_sha", lambda: "bbbb")
     summary = run_experiment(cfg, tmp_path, device="cpu", show_progress=False, resume=True).summary
     threads = torch.get_num_threads()
     assert summary["first_attempt"] == {"git_sha": "aaaa", "torch_threads": threads}

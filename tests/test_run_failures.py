@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import checkpoint
-from bench.config import resolve
-from bench.errors import Diverged
-from bench.record import read_status
-from bench.run import main
-from bench.run_lock import RunLocked, run_lock
-from bench.runner import run_experiment
+from bench.core.errors import Diverged
+from bench.train import checkpoint
+from bench.train.command import main
+from bench.train.config import resolve
+from bench.train.lock import RunLocked, run_lock
+from bench.train.record import read_status
+from bench.train.runner import run_experiment
 from tests.support import tiny_settings
 from tests.test_resume import SETTINGS as RESUMABLE
 from tests.test_resume import Interrupt, interrupt_after, metric_rows
@@ -47,7 +47,7 @@ def test_a_diverged_run_is_failed_with_its_step_and_no_front(method, lr, tmp_pat
 
 def test_divergence_names_the_first_bad_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The loss turns NaN at step 6 (epoch 2 of 4-step epochs): the record says exactly that."""
-    from bench import loop
+    from bench.train import loop
 
     original = loop.train_step
     calls = {"n": 0}
@@ -65,7 +65,7 @@ def test_divergence_names_the_first_bad_step(tmp_path: Path, monkeypatch: pytest
 
 
 def test_on_an_accelerator_the_flag_is_read_every_n_steps_not_each_step():
-    from bench.loop import DIVERGENCE_CHECK_EVERY, DivergenceWatch
+    from bench.train.loop import DIVERGENCE_CHECK_EVERY, DivergenceWatch
 
     watch = DivergenceWatch(torch.device("meta"), steps_per_epoch=10)
     assert watch.every == DIVERGENCE_CHECK_EVERY > 1
@@ -184,7 +184,7 @@ def test_a_second_process_on_the_same_run_exits_2_and_the_first_completes(tmp_pa
 @pytest.mark.slow
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path):
     code = (
-        "import sys, time; from pathlib import Path; from bench.run_lock import run_lock\n"
+        "import sys, time; from pathlib import Path; from bench.train.lock import run_lock\n"
         f"with run_lock(Path({str(tmp_path / 'run')!r})):\n    print('held', flush=True); time.sleep(60)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -250,13 +250,13 @@ def test_sigterm_ends_the_run_as_failed_with_the_reason_and_it_resumes(tmp_path:
 def test_running_out_of_memory_during_training_is_a_failed_run_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ):
-    from bench import loop
+    from bench.train import loop
     from tests.test_memory import HOST_ALLOC
 
     def fit(*args, **kwargs):
         raise RuntimeError(HOST_ALLOC)
 
-    monkeypatch.setattr("bench.runner.fit", fit)
+    monkeypatch.setattr("bench.train.runner.fit", fit)
     assert loop.fit is not fit
     argv = ["--method", "palora", "--device", "cpu", "--out", str(tmp_path), "--no-progress"]
     argv += [item for s in TINY for item in ("--set", s)]

@@ -8,10 +8,10 @@ from torch import nn
 
 from bench.backbones import create_backbone
 from bench.backbones.segnet import L2Normalize
-from bench.data.dense import depth, normals, segmentation
-from bench.errors import ConfigError
-from bench.registry import BACKBONES
-from bench.spec import DatasetSpec
+from bench.core.errors import ConfigError
+from bench.core.registry import BACKBONES
+from bench.core.spec import DatasetSpec
+from bench.data.kit.dense import depth, normals, segmentation
 
 
 def _spec(input_shape=(3, 128, 256), nyu: bool = False) -> DatasetSpec:

@@ -23,12 +23,12 @@ import pytest
 import submitit
 import torch
 
-from bench.config import resolve
-from bench.record import read_status
-from bench.runner import run_experiment
-from bench.sweep import active_slurm_jobs, main, submit
-from bench.sweep_job import REQUEUE_LOG, WORKER_FILE
-from bench.sweep_spec import load_spec
+from bench.sweep.command import active_slurm_jobs, main, submit
+from bench.sweep.job import REQUEUE_LOG, WORKER_FILE
+from bench.sweep.spec import load_spec
+from bench.train.config import resolve
+from bench.train.record import read_status
+from bench.train.runner import run_experiment
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.analysis.hypervolume import front_hypervolume
-from bench.conditioning import ray_batching_problem
-from bench.config import identity_of, resolve
-from bench.errors import ConfigError
-from bench.loop import StepOptions, compute_losses
-from bench.registry import DATASETS, METHODS
-from bench.runner import run_experiment
-from bench.trial import step_options
+from bench.core.conditioning import ray_batching_problem
+from bench.core.errors import ConfigError
+from bench.core.hypervolume import front_hypervolume
+from bench.core.registry import DATASETS, METHODS
+from bench.train.config import identity_of, resolve
+from bench.train.loop import StepOptions, compute_losses
+from bench.train.runner import run_experiment
+from bench.train.trial import step_options
 from tests.support import build_preset, random_batch, tiny_settings
 
 PROBLEMS = {name: ray_batching_problem(build_preset(name)[1]) for name in METHODS.names()}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import ConfigError
-from bench.sweep import failure_line, main
-from bench.sweep_spec import load_spec
+from bench.core.errors import ConfigError
+from bench.sweep.command import failure_line, main
+from bench.sweep.spec import load_spec
 
 TINY = {"train.epochs": 1, "train.max_steps": 2, "data.train_limit": 128, "data.eval_limit": 64, "train.batch_size": 64}
 
@@ -168,9 +168,9 @@ def test_local_sweep_runs_in_worker_processes(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_queue_aware_states_and_no_double_submission(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]):
-    import bench.sweep as sweep
-    from bench import atomic
-    from bench.record import RunRecord
+    import bench.sweep.command as sweep
+    from bench.core import atomic
+    from bench.train.record import RunRecord
 
     spec = load_spec(write_spec(tmp_path / "s.toml", methods=["ls"]))
     out = tmp_path / "out"
@@ -192,8 +192,8 @@ def test_queue_aware_states_and_no_double_submission(tmp_path: Path, monkeypatch
 
 
 def test_a_failing_run_does_not_stop_the_rest_of_its_job(tmp_path: Path, monkeypatch):
-    from bench.record import read_status
-    from bench.sweep_job import SweepJob
+    from bench.sweep.job import SweepJob
+    from bench.train.record import read_status
     from methods.palora import PaLoRA
 
     def broken(self, losses, rays, cnet):
@@ -232,7 +232,7 @@ def test_a_failed_local_job_line_gives_the_reason_not_only_its_log_paths():
     error = Exception(
         "Job (task=0) failed during processing with trace:\n----------------------\n"
         "Traceback (most recent call last):\n"
-        '  File "bench/sweep_job.py", line 157, in __call__\n'
+        '  File "bench/sweep/job.py", line 157, in __call__\n'
         "RuntimeError: 1 of 1 runs failed: palora_x: ConfigError: unknown device 'tpu'\n----------------------\n"
         "You can check full logs with 'job.stderr(0)' and 'job.stdout(0)'or at paths:\n"
         "  - /a/1_log.err\n  - /a/1_log.out\n"

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-import bench.sweep as sweep
-from bench.registry import DATASETS
-from bench.sweep import main
-from bench.sweep_spec import load_spec
+import bench.sweep.command as sweep
+from bench.core.registry import DATASETS
+from bench.sweep.command import main
+from bench.sweep.spec import load_spec
 from tests.test_sweep import write_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
-import bench.sweep as sweep
-from bench.config import RunConfig
-from bench.record import read_status
-from bench.sweep import main
-from bench.sweep_job import REQUEUE_LOG, WORKER_FILE, SweepJob
-from bench.sweep_spec import load_spec
+import bench.sweep.command as sweep
+from bench.sweep.command import main
+from bench.sweep.job import REQUEUE_LOG, WORKER_FILE, SweepJob
+from bench.sweep.spec import load_spec
+from bench.train.config import RunConfig
+from bench.train.record import read_status
 from tests.test_sweep import TINY, write_spec
 
 # long enough (128 steps, a checkpoint every 10) to be caught mid-run, as in test_slurm.py; for ls only,
@@ -194,8 +194,8 @@ def test_a_killed_local_worker_leaves_the_other_running_and_is_resumed(tmp_path:
 
 
 def test_status_sees_a_dead_local_worker_while_the_sweep_goes_on(tmp_path: Path):
-    from bench.record import RunRecord
-    from bench.sweep_job import write_worker_note
+    from bench.sweep.job import write_worker_note
+    from bench.train.record import RunRecord
 
     (cfg,) = load_spec(write_spec(tmp_path / "s.toml", methods=["ls"], seeds=[0])).configs()
     RunRecord(tmp_path / cfg.run_id()).set_status("RUNNING")
@@ -267,7 +267,7 @@ def test_local_packed_sweep_shares_one_gpu(tmp_path: Path, monkeypatch, capsys):
 
 
 def test_slurm_times_and_which_requeue_path_a_signal_takes():
-    from bench.sweep_job import requeue_cause, slurm_seconds
+    from bench.sweep.job import requeue_cause, slurm_seconds
 
     assert [slurm_seconds(t) for t in ("0:25", "1:00:00", "2-03:04:05", "UNLIMITED", "", "1:x")] == [
         25,

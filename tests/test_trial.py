@@ -1,5 +1,5 @@
-"""One assembly path: ``bench.run``, ``bench.loop.fit`` and ``bench.profile`` all train the model
-:func:`bench.trial.build_trial` builds, with the same step, so their parameters agree bitwise."""
+"""One assembly path: ``bench run``, ``bench.train.loop.fit`` and ``bench profile`` all train the model
+:func:`bench.train.trial.build_trial` builds, with the same step, so their parameters agree bitwise."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import checkpoint
-from bench.config import resolve
-from bench.loop import fit
-from bench.registry import DATASETS
-from bench.runner import run_experiment
-from bench.stepper import PlainBackbone, Stepper
-from bench.trial import build_trial, load_test_batches, parameter_counts
+from bench.core.registry import DATASETS
+from bench.train import checkpoint
+from bench.train.config import resolve
+from bench.train.loop import fit
+from bench.train.runner import run_experiment
+from bench.train.stepper import PlainBackbone, Stepper
+from bench.train.trial import build_trial, load_test_batches, parameter_counts
 
 STEPS = 3
 SETTINGS = ["train.batch_size=32", "data.train_limit=128", "data.eval_limit=32", f"train.max_steps={STEPS}"]

@@ -9,12 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import profile, sweep
-from bench.config import SECTIONS, resolve
-from bench.errors import UserError
-from bench.registry import DATASETS, METHODS
-from bench.run import main
-from bench.sweep_spec import load_spec
+from bench.benchmarks import profile
+from bench.core.errors import UserError
+from bench.core.registry import DATASETS, METHODS
+from bench.sweep import command as sweep
+from bench.sweep.spec import load_spec
+from bench.train.command import main
+from bench.train.config import SECTIONS, resolve
 
 
 def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -143,7 +144,7 @@ VALUES = st.one_of(
     seed=st.integers(-(2**70), 2**70),
 )
 def test_generated_settings_resolve_or_raise_a_user_error(method, assignments, seed):
-    """What ``bench.run`` does before a run directory exists: resolve the settings and build the method."""
+    """What ``bench run`` does before a run directory exists: resolve the settings and build the method."""
     try:
         cfg = resolve(method, "multimnist-mini", seed, assignments=assignments)
         METHODS.get(cfg.method)(cfg.hparams, DATASETS.get(cfg.dataset))
@@ -206,7 +207,7 @@ SMOKE = ["train.epochs=1", "train.max_steps=1", "train.batch_size=32", "data.tra
     assignments=st.lists(st.tuples(st.sampled_from(CLI_KEYS), CLI_VALUES), max_size=3),
 )
 def test_the_cli_exits_0_or_2_with_one_error_line_never_a_traceback(method, assignments, tmp_path_factory, capsys):
-    """Generated ``--set`` values through ``bench.run`` itself (a one-step run when they are valid)."""
+    """Generated ``--set`` values through ``bench run`` itself (a one-step run when they are valid)."""
     out = tmp_path_factory.mktemp("cli")
     sets = [f"{key}={value}" for key, value in assignments] + SMOKE
     argv = ["--method", method, "--device", "cpu", "--no-progress", "--out", str(out)]
@@ -226,7 +227,7 @@ def test_running_out_of_memory_while_building_is_one_line_before_any_record(
     tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ):
     """Any size setting that no check catches: the allocator's failure becomes one line, exit 2."""
-    from bench import runner
+    from bench.train import runner
     from tests.test_memory import HOST_ALLOC
 
     def build_trial(*args, **kwargs):

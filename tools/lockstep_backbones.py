@@ -42,9 +42,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.conditioning import parameter_key
-from bench.fidelity import checksum
-from bench.loop import training_progress
+from bench.core.conditioning import parameter_key
+from bench.core.fidelity import checksum
+from bench.train.loop import training_progress
 from tests.test_lockstep_backbones import batches, build_ours, layer_statistics, update_checksum
 from tools.lockstep_palora import (
     Correspondence,
@@ -54,6 +54,7 @@ from tools.lockstep_palora import (
     lr_numel,
     official_code,
     read_config,
+    record_draws,
     regrouped,
 )
 
@@ -374,15 +375,7 @@ def palora_run(official: Path, backbone: str) -> dict[str, Any]:
         trainer_name = "multi_forward_ensemble_trainer" if window > 1 else "ensemble_trainer"
         trainer_module = load(f"src.trainer.{trainer_name}")
         sampler = getattr(samplers, sampler_class)(**sampler_config, num=window, num_tasks=num_tasks)
-        drawn: list[tuple[float, Tensor]] = []
-        draw = sampler.sample
-
-        def recording_sample(t: float) -> Tensor:
-            rays = draw(t)
-            drawn.append((t, rays.clone()))
-            return rays
-
-        sampler.sample = recording_sample
+        drawn = record_draws(sampler)
         callback_cls = getattr(palora_module, PALORA_CLASSES[method_config["inner_method"]])
         callback = callback_cls(**method_config, ray_sampler=sampler, num_tasks=num_tasks)
         torch.manual_seed(setup["seed"])
@@ -437,7 +430,7 @@ def palora_run(official: Path, backbone: str) -> dict[str, Any]:
         trainer.fit(epochs=1)
     for k, step in enumerate(steps):
         if abs(step["t"] - training_progress(k, setup["total_steps"])) > 1e-12:
-            raise SystemExit(f"error: official t {step['t']} at step {k + 1} is not bench.loop.training_progress")
+            raise SystemExit(f"error: official t {step['t']} at step {k + 1} is not bench.train.loop.training_progress")
     return {
         "setup": {
             **setup,

@@ -13,9 +13,9 @@ nik-dim/pamal rather than nik-dim/palora: the latter's COSMOS stops at its first
 ``MultiLeNetR`` hands ``ray=True`` to a plain ``Conv2d``), and its MultiMNIST experiment's default
 annealing sampler refuses the ``num: 1`` of its COSMOS config.
 
-Our model is built from a seed (as ``bench.runner`` does), its weights are copied into the official
+Our model is built from a seed (as ``bench.train.runner`` does), its weights are copied into the official
 model by the explicit name map :func:`name_map`, and the official trainer runs on
-:func:`bench.fidelity.seeded_batches`. Our sampler does not draw from torch's global generator, so
+:func:`bench.core.fidelity.seeded_batches`. Our sampler does not draw from torch's global generator, so
 the record keeps the official rays and the test feeds them to our step. The trainer moves each ray
 with ``.cuda()``; on a machine without CUDA that call is made a no-op for the run. Modules the
 trainer imports but these steps never use (wandb, hydra, rotograd, cvxopt, ...) are stubbed, and the
@@ -38,9 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.backbones import create_backbone  # noqa: E402
-from bench.config import resolve  # noqa: E402
-from bench.fidelity import checksum, seeded_batches  # noqa: E402
-from bench.registry import DATASETS, METHODS  # noqa: E402
+from bench.core.fidelity import checksum, seeded_batches  # noqa: E402
+from bench.core.registry import DATASETS, METHODS  # noqa: E402
+from bench.train.config import resolve  # noqa: E402
 
 SETUP: dict[str, Any] = {
     "dataset": "multimnist",

@@ -51,7 +51,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.fidelity import checksum
+from bench.core.fidelity import checksum
 from tests.test_lockstep_backbones import build_ours
 from tools.lockstep_backbones import (
     SETUPS,

@@ -31,9 +31,9 @@ from typing import Any
 import torch
 
 from bench.backbones import create_backbone
-from bench.config import apply_overrides
-from bench.fidelity import checksum, seeded_batches
-from bench.registry import DATASETS, load_all
+from bench.core.fidelity import checksum, seeded_batches
+from bench.core.registry import DATASETS, load_all
+from bench.train.config import apply_overrides
 from methods.padora import PaDoRA, PaDoRAHparams, PaDoRANet
 from tools.lockstep_palora import FakeBenchmark, official_code
 

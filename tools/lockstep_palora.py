@@ -34,11 +34,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from bench.conditioning import parameter_key
-from bench.fidelity import checksum
-from bench.loop import training_progress
-from bench.registry import DATASETS
-from tests.test_lockstep_palora import batches, build_ours
+from bench.core.conditioning import parameter_key
+from bench.core.fidelity import checksum
+from bench.core.registry import DATASETS
+from bench.train.loop import training_progress
+from tests.support import build_for_record as build_ours
+from tests.support import record_batches as batches
 
 REPO = "nik-dim/palora"
 SETUP: dict[str, Any] = {
@@ -119,6 +120,20 @@ def _stub_module(name: str) -> types.ModuleType:
 
     module.__getattr__ = attribute  # type: ignore[method-assign]
     return module
+
+
+def record_draws(sampler: Any) -> list[tuple[float, Tensor]]:
+    """Wrap an official ray sampler so that every ``sample(t)`` is kept, with its t, in the list returned."""
+    drawn: list[tuple[float, Tensor]] = []
+    draw = sampler.sample
+
+    def recording_sample(t: float) -> Tensor:
+        rays = draw(t)
+        drawn.append((t, rays.clone()))
+        return rays
+
+    sampler.sample = recording_sample
+    return drawn
 
 
 @contextlib.contextmanager
@@ -327,15 +342,7 @@ def palora_repo_pfl(official: Path, method: str, settings: dict[str, Any]) -> di
         trainer_module = load("src.trainer.multi_forward_ensemble_trainer")
         callback_cls = getattr(load(f"src.callbacks.methods.{method}"), {"palora": "PaLoRA", "pamal": "PaMaL"}[method])
         sampler = samplers.AnnealingSampler(**sampler_config, num=window, num_tasks=num_tasks)
-        drawn: list[tuple[float, Tensor]] = []
-        draw = sampler.sample
-
-        def recording_sample(t: float) -> Tensor:
-            rays = draw(t)
-            drawn.append((t, rays.clone()))
-            return rays
-
-        sampler.sample = recording_sample
+        drawn = record_draws(sampler)
         callback = callback_cls(**method_config, ray_sampler=sampler, num_tasks=num_tasks)
         model = base_model.SharedBottom(
             encoder=lenet.MultiLeNetR(in_channels=1), decoder=lenet.MultiLeNetO(), task_names=task_names
@@ -369,7 +376,7 @@ def palora_repo_pfl(official: Path, method: str, settings: dict[str, Any]) -> di
         final = tensor_checksums(regrouped(model, correspondence))
     for k, step in enumerate(steps):
         if abs(step["t"] - training_progress(k, SETUP["total_steps"])) > 1e-12:
-            raise SystemExit(f"error: official t {step['t']} at step {k + 1} is not bench.loop.training_progress")
+            raise SystemExit(f"error: official t {step['t']} at step {k + 1} is not bench.train.loop.training_progress")
     return {
         "initial_checksum": initial,
         "steps": steps,

@@ -18,8 +18,8 @@ parameters, as in ``experiments/multimnist/trainer.py``. Two hypernetworks are r
   found in ``$PHN_PALORA_OFFICIAL`` or next to the AvivNavon one as ``nik-dim+palora``.
 
 Our initial hypernetwork (built from a seed) is copied into the official one by an explicit name map;
-batches are :func:`bench.fidelity.seeded_batches`; the rays are drawn by our ``train_rays`` from a
-seeded generator at :func:`bench.loop.training_progress` and recorded, and the official hypernetwork
+batches are :func:`bench.core.fidelity.seeded_batches`; the rays are drawn by our ``train_rays`` from a
+seeded generator at :func:`bench.train.loop.training_progress` and recorded, and the official hypernetwork
 is fed the same rays (the official trainer draws ``np.random.dirichlet`` from numpy's global state).
 The EPO solver needs ``cvxopt`` (GLPK) on the path, e.g. ``pip install --target DIR cvxopt`` and
 ``PYTHONPATH=DIR``.
@@ -40,11 +40,11 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from bench.backbones import create_backbone
-from bench.conditioning import parameter_key
-from bench.config import apply_overrides
-from bench.fidelity import checksum, load_file_module, seeded_batches
-from bench.loop import training_progress
-from bench.registry import DATASETS, METHODS, load_all
+from bench.core.conditioning import parameter_key
+from bench.core.fidelity import checksum, load_file_module, seeded_batches
+from bench.core.registry import DATASETS, METHODS, load_all
+from bench.train.config import apply_overrides
+from bench.train.loop import training_progress
 
 SETUP: dict[str, Any] = {
     "dataset": "multimnist",

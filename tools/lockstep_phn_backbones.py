@@ -54,7 +54,7 @@ from torch import Tensor, nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fidelity import checksum  # noqa: E402
+from bench.core.fidelity import checksum  # noqa: E402
 from tests.test_lockstep_backbones import build_ours, update_checksum  # noqa: E402
 from tools.lockstep_backbones import official_batches  # noqa: E402
 from tools.lockstep_cosmos import _DataModule, cuda_calls_stay_on_cpu, import_official  # noqa: E402

@@ -6,10 +6,10 @@ The lockstep tests (``tests/test_lockstep_*.py``) run in a child process per ker
 machine's own kernels, ATen's generic (non-vectorised) kernels (``ATEN_CPU_CAPABILITY=default``), MKL
 restricted to SSE4.2 (``MKL_ENABLE_INSTRUCTIONS=SSE4_2``) and both; each test runs under 1 and 2 torch
 threads (the ``lockstep`` fixture). Every comparison goes through one function
-(:func:`bench.fidelity.assert_close`, which the child wraps to keep each record's worst value per kind of
+(:func:`bench.core.fidelity.assert_close`, which the child wraps to keep each record's worst value per kind of
 quantity). Then each mutation below (a deliberate logic change, most of them a relative 1e-6 nudge) runs on this
 machine's kernels and the table says which records catch it and by how much they moved at the first
-failing comparison. The report justifies :data:`bench.fidelity.RTOL`: far above the spread, far
+failing comparison. The report justifies :data:`bench.core.fidelity.RTOL`: far above the spread, far
 below the smallest mutation.
 """
 
@@ -68,9 +68,9 @@ def _lr_nudge() -> None:
 
 
 def _t_offset() -> None:
-    import bench.loop
+    import bench.train.loop
 
-    bench.loop.training_progress = lambda done, total: min(1.0, (done + 1) / total)
+    bench.train.loop.training_progress = lambda done, total: min(1.0, (done + 1) / total)
 
 
 def _adapter_lr() -> None:
@@ -143,23 +143,23 @@ def child(out: Path, mutation: str | None) -> int:
     """Run the lockstep tests in this process, writing each record's worst difference per thread count."""
     import pytest
 
-    import bench.fidelity
+    import bench.core.fidelity
 
     if mutation:
         MUTATIONS[mutation][1]()
     worst: dict[str, float] = {}
     failed: dict[str, int] = {}
     state: dict[str, Any] = {"records": [], "file": "", "threads": 0}
-    check = bench.fidelity.assert_close
-    load = bench.fidelity.load_record
+    check = bench.core.fidelity.assert_close
+    load = bench.core.fidelity.load_record
 
     def record_name() -> str:
         if state["records"]:
             return state["records"][-1]
         return state["file"].removeprefix("test_lockstep_").removesuffix(".py")
 
-    def checking(ours: Any, official: Any, what: str, rtol: float = bench.fidelity.RTOL) -> None:
-        difference = bench.fidelity.relative_difference(ours, official)
+    def checking(ours: Any, official: Any, what: str, rtol: float = bench.core.fidelity.RTOL) -> None:
+        difference = bench.core.fidelity.relative_difference(ours, official)
         key = f"{record_name()}|{state['threads']}|{kind_of(what)}"
         worst[key] = max(worst.get(key, 0.0), difference)
         check(ours, official, what, rtol)
@@ -168,8 +168,8 @@ def child(out: Path, mutation: str | None) -> int:
         state["records"].append(method)
         return load(method)
 
-    bench.fidelity.assert_close = checking  # type: ignore[assignment]
-    bench.fidelity.load_record = loading  # type: ignore[assignment]
+    bench.core.fidelity.assert_close = checking  # type: ignore[assignment]
+    bench.core.fidelity.load_record = loading  # type: ignore[assignment]
 
     class Recorder:
         @pytest.hookimpl(hookwrapper=True)
@@ -219,14 +219,14 @@ def per_record(results: dict[str, Any], field: str, kind: str | None = None) -> 
 def report() -> str:
     import torch
 
-    import bench.fidelity
+    import bench.core.fidelity
 
     lines = [
         "# Lockstep spread and sensitivity",
         "",
         "Written by `python tools/lockstep_spread.py` (do not edit). Every lockstep record and replay runs in",
         "float64. The difference of a compared quantity is `|ours - official| / max(1, |official|)`; the tests",
-        f"fail above `bench.fidelity.RTOL` = {bench.fidelity.RTOL:g}.",
+        f"fail above `bench.core.fidelity.RTOL` = {bench.core.fidelity.RTOL:g}.",
         "",
         f"Machine: {torch.backends.cpu.get_cpu_capability()} kernels, torch {torch.__version__}, "
         f"{os.cpu_count()} cores.",

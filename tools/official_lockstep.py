@@ -12,7 +12,7 @@ record lands in ``tests/lockstep/<method>.json`` with the checkout's commit and 
 ``tests/lockstep/<method>-<backbone>.json``; a producer that ran another repository's code (PaMaL's
 from nik-dim/pamal) returns its commit as ``official_commit``, and a producer whose ``--official`` is
 another repository than the record's says which in its module constant ``CHECKOUT``. The producer runs under
-:func:`bench.fidelity.lockstep_precision` (float64 on both sides).
+:func:`bench.core.fidelity.lockstep_precision` (float64 on both sides).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fidelity import load_file_module, lockstep_precision, write_record  # noqa: E402
+from bench.core.fidelity import load_file_module, lockstep_precision, write_record  # noqa: E402
 
 PRODUCERS = {
     "palora": "lockstep_palora",

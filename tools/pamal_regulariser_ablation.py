@@ -26,11 +26,11 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import atomic  # noqa: E402
-from bench.analysis.hypervolume import front_hypervolume, minimization_points  # noqa: E402
 from bench.analysis.records import scan  # noqa: E402
-from bench.registry import DATASETS, load_all  # noqa: E402
-from bench.sweep_spec import load_spec  # noqa: E402
+from bench.core import atomic  # noqa: E402
+from bench.core.hypervolume import front_hypervolume, minimization_points  # noqa: E402
+from bench.core.registry import DATASETS, load_all  # noqa: E402
+from bench.sweep.spec import load_spec  # noqa: E402
 
 SPEC = ROOT / "results" / "ablations" / "pamal-regulariser.toml"
 MADE_WITH = (

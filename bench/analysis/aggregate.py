@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analysis.hypervolume import front_hypervolume
 from bench.analysis.records import Run, variant_labels
-from bench.registry import DATASETS, load_all
+from bench.core.hypervolume import front_hypervolume
+from bench.core.registry import DATASETS, load_all
 
 RUN_COLUMNS = ["dataset", "method", "label", "variant", "seed", "run_id", "status", "usable", "kind", "points"]
 RUN_COLUMNS += ["hypervolume", "steps", "train_seconds", "eval_seconds", "wall_seconds", "seconds_per_step"]
@@ -24,7 +24,7 @@ RUN_COLUMNS += ["hypervolume", "steps", "train_seconds", "eval_seconds", "wall_s
 
 def run_table(runs: list[Run], hv: str | None = None) -> pd.DataFrame:
     """Every run: its identity, status and, when usable, its test hypervolume and times. ``hv`` names
-    the hypervolume (:meth:`bench.spec.DatasetSpec.hv_definition`; default: each dataset's default)."""
+    the hypervolume (:meth:`bench.core.spec.DatasetSpec.hv_definition`; default: each dataset's default)."""
     load_all()
     labels = variant_labels(runs)
     rows = []

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.analysis.hypervolume import front_hypervolume
 from bench.analysis.records import Run, variant_labels
-from bench.evaluate import front
-from bench.registry import DATASETS, load_all
+from bench.core.hypervolume import front_hypervolume
+from bench.core.registry import DATASETS, load_all
+from bench.train.evaluate import front
 
 CURVE_COLUMNS = ["dataset", "label", "method", "kind", "seed", "run_id", "step", "epoch", "train_time", "wall_time"]
 CURVE_COLUMNS += ["hypervolume"]

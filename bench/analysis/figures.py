@@ -43,8 +43,8 @@ from bench.analysis.style import (
     paper_rc,
     published_handles,
 )
-from bench.atomic import write_bytes
-from bench.spec import DatasetSpec
+from bench.core.atomic import write_bytes
+from bench.core.spec import DatasetSpec
 
 matplotlib.use("Agg")  # files only; also on machines without a display
 

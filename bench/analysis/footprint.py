@@ -11,7 +11,7 @@ Definitions (all read from run records):
   between methods; ``PaMaL / this`` is PaMaL's overhead divided by the method's (blank for a method
   that adds nothing, or when no PaMaL run exists).
 - ``training state`` = bytes of parameters + gradients + optimizer state, counted from the live
-  tensors at the end of training (:func:`bench.memory.training_state_bytes`).
+  tensors at the end of training (:func:`bench.train.memory.training_state_bytes`).
 - ``peak train`` / ``peak eval``: the run's peak memory per phase, CUDA's peak-allocated counter on a
   GPU, the process's peak RSS on CPU (the column ``peak kind`` says which).
 """

@@ -90,7 +90,7 @@ METRIC_COLUMNS = ("igd_plus", "spacing", "spread", "non_dominated")
 
 def front_metric_tables(points: pd.DataFrame, objectives: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """Per run (label, kind, seed) of ``points`` (one row per ray, the ``objectives`` columns in
-    minimisation form, as ``bench.report.front_points`` gives): :func:`front_metrics` against the
+    minimisation form, as ``bench.analysis.report.front_points`` gives): :func:`front_metrics` against the
     reference front of every run in ``points``. Returns the per-run table and the reference front."""
     reference = reference_front([points[objectives].to_numpy()])
     rows = []

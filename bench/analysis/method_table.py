@@ -1,6 +1,6 @@
 """One table row per run from its ``summary.json``: ``python -m bench.analysis.method_table RUNS [--out F]``.
 
-Columns: method, kind, seed, hypervolume (recomputed from the stored test front, as ``bench.report``
+Columns: method, kind, seed, hypervolume (recomputed from the stored test front, as ``bench.analysis.report``
 does), each task's accuracy (its HV metric) at its own end of the front
 (ray e_k; a single-point method's one point), trainable and inference parameters, training seconds
 per epoch, steps. Reads run records only (design.md: scoring reads only logs).
@@ -13,9 +13,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.analysis.hypervolume import front_hypervolume
-from bench.atomic import write_text
-from bench.registry import DATASETS, load_all
+from bench.core.atomic import write_text
+from bench.core.hypervolume import front_hypervolume
+from bench.core.registry import DATASETS, load_all
 
 
 def load_summaries(runs: Path) -> list[dict[str, Any]]:

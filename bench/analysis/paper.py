@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.analysis.hypervolume import hypervolume
-from bench.spec import DatasetSpec
+from bench.core.hypervolume import hypervolume
+from bench.core.spec import DatasetSpec
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("source", "reference", "dataset", "method", "seed", "split", "ray_index")
 REQUIRED_COLUMNS += ("task", "metric", "value")

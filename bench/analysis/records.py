@@ -17,8 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.config import identity_of
-from bench.record import ATTEMPTS, read_status
+from bench.train.config import identity_of
+from bench.train.record import ATTEMPTS, read_status
 
 
 @dataclasses.dataclass(frozen=True)

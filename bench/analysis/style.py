@@ -134,7 +134,7 @@ def method_of(label: str) -> str:
 
 def registered_kind(method: str) -> Kind | None:
     """The kind of a registered method (None when it is not registered)."""
-    from bench.registry import METHODS
+    from bench.core.registry import METHODS
 
     return METHODS.get(method).kind if method in METHODS else None
 

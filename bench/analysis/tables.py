@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.atomic import write_text
+from bench.core.atomic import write_text
 
 LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",

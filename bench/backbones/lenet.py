@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.errors import ConfigError
-from bench.registry import BACKBONES
-from bench.spec import DatasetSpec, MultiTaskNet
+from bench.core.errors import ConfigError
+from bench.core.registry import BACKBONES
+from bench.core.spec import DatasetSpec, MultiTaskNet
 
 
 def multilenet_encoder(in_channels: int = 1) -> nn.Sequential:

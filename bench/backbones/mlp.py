@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from bench.errors import ConfigError
-from bench.registry import BACKBONES
-from bench.spec import DatasetSpec, MultiTaskNet
+from bench.core.errors import ConfigError
+from bench.core.registry import BACKBONES
+from bench.core.spec import DatasetSpec, MultiTaskNet
 
 
 def perceptron(sizes: Sequence[int], last_activation: bool) -> nn.Sequential:

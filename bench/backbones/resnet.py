@@ -23,9 +23,9 @@ import torchvision
 from torch import nn
 
 from bench.backbones.weights import load_state
-from bench.errors import ConfigError
-from bench.registry import BACKBONES
-from bench.spec import DatasetSpec, MultiTaskNet
+from bench.core.errors import ConfigError
+from bench.core.registry import BACKBONES
+from bench.core.spec import DatasetSpec, MultiTaskNet
 
 
 def _check_image_input(name: str, spec: DatasetSpec) -> int:

@@ -32,9 +32,9 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from bench.errors import ConfigError
-from bench.registry import BACKBONES
-from bench.spec import DatasetSpec, MultiTaskNet
+from bench.core.errors import ConfigError
+from bench.core.registry import BACKBONES
+from bench.core.spec import DatasetSpec, MultiTaskNet
 
 FILTERS = (64, 128, 256, 512, 512)
 ENCODER_BLOCKS = (2, 2, 3, 3, 3)

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bench.errors import ConfigError, MissingDataError
-from bench.spec import MultiTaskNet
+from bench.core.errors import ConfigError, MissingDataError
+from bench.core.spec import MultiTaskNet
 
 IMAGENET_FILES = {
     "resnet18-imagenet": ("resnet18-f37072fd.pth", "https://download.pytorch.org/models/resnet18-f37072fd.pth"),

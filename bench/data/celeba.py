@@ -30,11 +30,11 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from bench.data.objectives import classification
-from bench.data.preparation import Option, link_or_copy, prepares
-from bench.errors import MissingDataError, UserError
-from bench.registry import register_dataset
-from bench.spec import DatasetSpec, Split
+from bench.core.errors import MissingDataError, UserError
+from bench.core.registry import register_dataset
+from bench.core.spec import DatasetSpec, Split
+from bench.data.kit.objectives import classification
+from bench.data.kit.preparation import Option, link_or_copy, prepares
 
 NAME = "celeba"
 ATTRIBUTES = (

@@ -44,12 +44,12 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from bench import atomic
-from bench.data.objectives import classification
-from bench.data.preparation import Option, prepares
-from bench.errors import MissingDataError
-from bench.registry import register_dataset
-from bench.spec import DatasetSpec, Split
+from bench.core import atomic
+from bench.core.errors import MissingDataError
+from bench.core.registry import register_dataset
+from bench.core.spec import DatasetSpec, Split
+from bench.data.kit.objectives import classification
+from bench.data.kit.preparation import Option, prepares
 
 PARSER_VERSION = 1
 URL = "https://archive.ics.uci.edu/dataset/117/census+income+kdd"

@@ -2,7 +2,7 @@
 
 Files (lorenmt/mtan README, "Cityscapes 128x256"): ``<root>/cityscapes/{train,val}/{image,label_7,depth}/<i>.npy``
 -- image (128, 256, 3) in [0, 1], label_7 (128, 256) with classes 0..6 and -1 unlabelled, depth
-(128, 256, 1) disparity with 0 invalid (mtan issues #15, #25). Read by :mod:`bench.data.mtan_npy`.
+(128, 256, 1) disparity with 0 invalid (mtan issues #15, #25). Read by :mod:`bench.data.formats.mtan_npy`.
 
 Protocol of the official PaLoRA code (nik-dim/palora ``src/datasets/cityscapes2.py``
 ``Cityscapes2SplitDataModule``; ``configs/experiment/cityscapes/cityscapes.yaml``;
@@ -21,10 +21,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from bench.data.dense import depth, segmentation
-from bench.data.mtan_npy import Layout, NpyScenes, declare_prepare, load_split
-from bench.registry import register_dataset
-from bench.spec import DatasetSpec, HypervolumeDefinition, Objective, Split
+from bench.core.registry import register_dataset
+from bench.core.spec import DatasetSpec, HypervolumeDefinition, Objective, Split
+from bench.data.formats.mtan_npy import Layout, NpyScenes, declare_prepare, load_split
+from bench.data.kit.dense import depth, segmentation
 
 URLS = ("https://www.dropbox.com/sh/gaw6vh6qusoyms6/AADwWi0Tp3E3M4B2xzeGlsEna?dl=0",)
 LAYOUT = Layout(

@@ -5,7 +5,7 @@
   torchvision's layout ``<root>/FashionMNIST/raw``.
 - ``multifashion-mnist``: an MNIST digit at the top-left (task ``digit``) and a Fashion-MNIST item at
   the bottom-right (task ``item``), each drawn from its own pool
-  (:func:`bench.data.multimnist_generator.make_multimnist_from_pools`); needs ``<root>/MNIST/raw`` too.
+  (:func:`bench.data.kit.multimnist_generator.make_multimnist_from_pools`); needs ``<root>/MNIST/raw`` too.
 
 The official PaLoRA/PaMaL code names MultiFashion (``configs/general/data/multifashion.yaml``) but ships
 no generator for it; this follows its MultiMNIST generator (nik-dim/palora ``src/datasets/multimnist.py``)
@@ -22,8 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.data import prepare_cli
-from bench.data.idx import copy_image_set, download_image_set, find_image_set, read_image_set
+from bench.core.errors import MissingDataError, UserError
+from bench.core.registry import register_dataset
+from bench.core.spec import Split
+from bench.data.formats.idx import copy_image_set, download_image_set, find_image_set, read_image_set
+from bench.data.kit import prepare_cli
+from bench.data.kit.multimnist_generator import make_multimnist_from_pools
+from bench.data.kit.preparation import Option, prepares
 from bench.data.multimnist import (
     GENERATION_SEED,
     MNIST_URLS,
@@ -36,11 +41,6 @@ from bench.data.multimnist import (
     pool,
     split_train_val,
 )
-from bench.data.multimnist_generator import make_multimnist_from_pools
-from bench.data.preparation import Option, prepares
-from bench.errors import MissingDataError, UserError
-from bench.registry import register_dataset
-from bench.spec import Split
 
 FASHION_TASKS = ("top-left", "bottom-right")
 MIXED_TASKS = ("digit", "item")

@@ -7,7 +7,7 @@
   into disjoint pools of 3,000 / 1,000 / 1,000 for train / val / test, and paired into
   20,000 / 5,000 / 5,000 samples.
 
-Both are generated once by :mod:`bench.data.multimnist_generator` and cached under the data root.
+Both are generated once by :mod:`bench.data.kit.multimnist_generator` and cached under the data root.
 """
 
 from __future__ import annotations
@@ -25,22 +25,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench import atomic
-from bench.data import prepare_cli
-from bench.data.idx import (
+from bench.core import atomic
+from bench.core.errors import MissingDataError
+from bench.core.registry import register_dataset
+from bench.core.spec import DatasetSpec, Split
+from bench.data.formats.idx import (
     IMAGE_SET_FILES,
     copy_image_set,
     download_image_set,
-    find_idx_file,
     find_image_set,
     read_image_set,
 )
-from bench.data.multimnist_generator import make_multimnist
-from bench.data.objectives import classification
-from bench.data.preparation import Option, prepares
-from bench.errors import MissingDataError
-from bench.registry import register_dataset
-from bench.spec import DatasetSpec, Split
+from bench.data.kit import prepare_cli
+from bench.data.kit.multimnist_generator import make_multimnist
+from bench.data.kit.objectives import classification
+from bench.data.kit.preparation import Option, prepares
 
 GENERATOR_VERSION = 1
 GENERATION_SEED = 0
@@ -61,9 +60,6 @@ SplitTensors = dict[str, tuple[Tensor, Tensor]]
 def mnist_raw_dir(root: Path) -> Path:
     """Where the MNIST IDX files live: torchvision's layout, ``<root>/MNIST/raw``."""
     return Path(root) / "MNIST" / "raw"
-
-
-find_mnist_file = find_idx_file
 
 
 def missing_mnist_message(root: Path, missing: list[str], dataset: str = "multimnist") -> str:

@@ -2,7 +2,7 @@
 
 The official construction (nik-dim/palora ``src/datasets/multimnist3digits.py``, identical in
 nik-dim/pamal): a 42x42 canvas, digits at the top-left, top-right and bottom centre, pixel-wise
-maximum, resized to 28x28 (:func:`bench.data.multimnist_generator.make_multimnist3`). Splits as the
+maximum, resized to 28x28 (:func:`bench.data.kit.multimnist_generator.make_multimnist3`). Splits as the
 official data module: 60k samples from the MNIST training digits cut 50k / 10k into train / val
 (seed 0), 10k test samples from the MNIST test digits. Cached under the data root.
 
@@ -22,7 +22,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from bench.data import prepare_cli
+from bench.core.registry import register_dataset
+from bench.core.spec import DatasetSpec, HypervolumeDefinition, Split
+from bench.data.kit import prepare_cli
+from bench.data.kit.multimnist_generator import make_multimnist3
+from bench.data.kit.objectives import classification
+from bench.data.kit.preparation import prepares
 from bench.data.multimnist import (
     GENERATION_SEED,
     MNIST_SOURCE,
@@ -35,11 +40,6 @@ from bench.data.multimnist import (
     read_mnist,
     split_train_val,
 )
-from bench.data.multimnist_generator import make_multimnist3
-from bench.data.objectives import classification
-from bench.data.preparation import prepares
-from bench.registry import register_dataset
-from bench.spec import DatasetSpec, HypervolumeDefinition, Split
 
 NAME = "multimnist3"
 TASKS = ("top-left", "top-right", "bottom")

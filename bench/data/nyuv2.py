@@ -3,14 +3,14 @@
 Files (lorenmt/mtan README): ``<root>/nyuv2/{train,val}/{image,label,depth,normal}/<i>.npy`` --
 image (288, 384, 3) in [0, 1], label (288, 384) with classes 0..12 and -1 unlabelled, depth
 (288, 384, 1) in metres with 0 invalid, normal (288, 384, 3) unit vectors with all-zero invalid
-pixels. Read by :mod:`bench.data.mtan_npy`.
+pixels. Read by :mod:`bench.data.formats.mtan_npy`.
 
 Protocol of the official PaLoRA code (nik-dim/palora ``src/datasets/nyuv2.py`` ``NYUv2DataModule``;
 ``configs/experiment/nyuv2/nyuv2.yaml``; ``configs/general/data/nyuv2.yaml``): the 795 ``train``
 samples are cut by ``torch.randperm(795, generator=manual_seed(795))`` into 700 train / 95 val;
 test is the 654 ``val`` samples; images are rescaled to [-1, 1] (``2 * im - 1``); train samples get
 the official random scale (1.0 / 1.2 / 1.5: the sample resized up, then a 288x384 crop; depth
-divided by the scale; :func:`bench.data.mtan_npy.resize_crop`) and a horizontal flip that negates
+divided by the scale; :func:`bench.data.formats.mtan_npy.resize_crop`) and a horizontal flip that negates
 the normals' x component. SegNet with unit-normalised normals, Adam 1e-4, batch 2, 200 epochs,
 StepLR(100, 0.5), validation every 10 epochs. See datasets/nyuv2/README.md.
 """
@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.data.dense import depth, normals, segmentation
-from bench.data.mtan_npy import Layout, NpyScenes, declare_prepare, load_split
-from bench.registry import register_dataset
-from bench.spec import DatasetSpec, Split
+from bench.core.registry import register_dataset
+from bench.core.spec import DatasetSpec, Split
+from bench.data.formats.mtan_npy import Layout, NpyScenes, declare_prepare, load_split
+from bench.data.kit.dense import depth, normals, segmentation
 
 URLS = ("https://www.dropbox.com/sh/86nssgwm6hm3vkb/AACrnUQ4GxpdrBbLjb6n-mWNa?dl=0",)
 LAYOUT = Layout(

@@ -27,11 +27,11 @@ from scipy.io import loadmat
 from scipy.io.matlab import MatReadError
 from torch import Tensor
 
-from bench.data.objectives import regression
-from bench.data.preparation import Option, prepares
-from bench.errors import MissingDataError
-from bench.registry import register_dataset
-from bench.spec import DatasetSpec, Split
+from bench.core.errors import MissingDataError
+from bench.core.registry import register_dataset
+from bench.core.spec import DatasetSpec, Split
+from bench.data.kit.objectives import regression
+from bench.data.kit.preparation import Option, prepares
 
 URL = "http://www.gaussianprocess.org/gpml/data/"
 FILES = {"train": ("sarcos_inv.mat", "sarcos_inv"), "test": ("sarcos_inv_test.mat", "sarcos_inv_test")}

@@ -37,12 +37,12 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from bench.core.errors import MissingDataError, UserError
+from bench.core.registry import register_dataset
+from bench.core.spec import DatasetSpec, HypervolumeDefinition, Metric, Objective, Split
 from bench.data.celeba import load_image
-from bench.data.objectives import classification, regression
-from bench.data.preparation import Option, link_or_copy, prepares
-from bench.errors import MissingDataError, UserError
-from bench.registry import register_dataset
-from bench.spec import DatasetSpec, HypervolumeDefinition, Metric, Objective, Split
+from bench.data.kit.objectives import classification, regression
+from bench.data.kit.preparation import Option, link_or_copy, prepares
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Prepare ``celeba``: the same as ``python -m bench prepare celeba`` (see its ``--help``)."""
 
-from bench.data.preparation import script
+from bench.data.kit.preparation import script
 
 main = script("celeba", __name__)

@@ -1,5 +1,5 @@
 """Prepare ``cityscapes``: the same as ``python -m bench prepare cityscapes`` (see its ``--help``)."""
 
-from bench.data.preparation import script
+from bench.data.kit.preparation import script
 
 main = script("cityscapes", __name__)

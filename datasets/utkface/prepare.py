@@ -1,5 +1,5 @@
 """Prepare ``utkface``: the same as ``python -m bench prepare utkface`` (see its ``--help``)."""
 
-from bench.data.preparation import script
+from bench.data.kit.preparation import script
 
 main = script("utkface", __name__)
