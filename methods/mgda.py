@@ -14,7 +14,7 @@ rescaled step differ where gradients are near zero (``tests/test_lockstep_palora
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
 from torch import Tensor
 
@@ -44,6 +44,8 @@ class MGDAHparams:
 class MGDA(SinglePointMethod[MGDAHparams]):
     """MGDA: min-norm convex combination of the per-task gradients of the shared parameters."""
 
+    gradients_of: ClassVar[str] = "shared parameters"
+
     def differentiate_through(self, cnet: UnconditionedNet) -> list[Tensor]:
         return list(cnet.shared_parameters())
 
@@ -66,17 +68,16 @@ class MGDA(SinglePointMethod[MGDAHparams]):
         return loss.detach()
 
     def describe(self) -> MethodInfo:
-        return {"models": 1, "gradients_of": "shared parameters", "normalize": self.hparams.normalize}
+        return {"models": 1, "gradients_of": self.gradients_of, "normalize": self.hparams.normalize}
 
 
 @METHODS.register("mgda-ub")
 class MGDAUB(MGDA):
     """MGDA-UB: min-norm weights from the gradients w.r.t. the shared representation (encoder output)."""
 
+    gradients_of: ClassVar[str] = "shared representation"
+
     def differentiate_through(self, cnet: UnconditionedNet) -> list[Tensor]:
         if cnet.features is None:
             raise RuntimeError("mgda-ub needs the encoder output of a training forward pass")
         return [cnet.features]
-
-    def describe(self) -> MethodInfo:
-        return {"models": 1, "gradients_of": "shared representation", "normalize": self.hparams.normalize}

@@ -256,8 +256,10 @@ def test_sizes_fonts_and_no_titles_for_a_two_column_paper():
 
 
 def test_saved_files_are_tight_vector_pdfs_and_pngs(tmp_path: Path):
-    made = figures.plot_fronts(fronts_frame(SUBSET_A), paper_points(load_paper(), MINI), MINI, tmp_path)
-    made += figures.plot_convergence(curves_frame(SUBSET_A), MINI, tmp_path)
+    fronts = figures.fronts_figure(fronts_frame(SUBSET_A), paper_points(load_paper(), MINI), MINI)
+    made = figures.save(fronts, tmp_path, "fronts")
+    made += figures.save(figures.convergence_figure(curves_frame(SUBSET_A), MINI), tmp_path, "convergence")
+    assert figures.save(None, tmp_path, "nothing") == []
     assert sorted(p.name for p in made) == ["convergence.pdf", "convergence.png", "fronts.pdf", "fronts.png"]
     for path in tmp_path.glob("*.pdf"):
         pdf = path.read_bytes()

@@ -65,11 +65,14 @@ STATE_PARTS += (("gradient_bytes", "gradients", 0.6), ("optimizer_bytes", "optim
 """Training-state parts: column, legend name, opacity of the method's colour."""
 
 
-def save(fig: plt.Figure, directory: Path, name: str, formats: tuple[str, ...] = FORMATS) -> list[Path]:
-    """Write ``fig`` as ``name.<fmt>`` for each format (reproducible PDF bytes), then close it."""
+def save(fig: plt.Figure | None, directory: Path, name: str) -> list[Path]:
+    """Write ``fig`` as ``name.<fmt>`` for each of :data:`FORMATS` (reproducible PDF bytes), then close
+    it; nothing for no figure (a ``*_figure`` function with nothing to draw)."""
+    if fig is None:
+        return []
     paths = []
     with paper_rc():
-        for fmt in formats:
+        for fmt in FORMATS:
             buffer = io.BytesIO()
             fig.savefig(buffer, format=fmt, metadata={"CreationDate": None} if fmt == "pdf" else None)
             path = Path(directory) / f"{name}.{fmt}"
@@ -248,12 +251,6 @@ def fronts_figure(fronts: pd.DataFrame, paper: pd.DataFrame, spec: DatasetSpec) 
     return fig
 
 
-def plot_fronts(fronts: pd.DataFrame, paper: pd.DataFrame, spec: DatasetSpec, directory: Path) -> list[Path]:
-    """Save :func:`fronts_figure` as ``fronts``."""
-    fig = fronts_figure(fronts, paper, spec)
-    return [] if fig is None else save(fig, directory, "fronts")
-
-
 def evaluations_matter(stats: pd.DataFrame) -> bool:
     """Whether evaluations take at least :data:`EVAL_SHARE_SHOWN` of some label's final wall time."""
     last = stats.sort_values("step").groupby("label").last()
@@ -301,12 +298,6 @@ def convergence_figure(curves: pd.DataFrame, spec: DatasetSpec) -> plt.Figure | 
         method_legend(fig, labels, kinds, point_line="--", names=seed_names(seeds))
         fit_axes_height(fig, axes[0], PANEL_HEIGHT * 0.9)
     return fig
-
-
-def plot_convergence(curves: pd.DataFrame, spec: DatasetSpec, directory: Path) -> list[Path]:
-    """Save :func:`convergence_figure` as ``convergence``."""
-    fig = convergence_figure(curves, spec)
-    return [] if fig is None else save(fig, directory, "convergence")
 
 
 def peak_discriminates(footprint: pd.DataFrame) -> bool:
@@ -388,12 +379,6 @@ def memory_figure(footprint: pd.DataFrame, spec: DatasetSpec) -> plt.Figure | No
         axes[0].set_ylim(len(table) - 0.5, -0.5)
         fit_axes_height(fig, axes[0], max(1.0, BAR_HEIGHT * len(table)))
     return fig
-
-
-def plot_memory(footprint: pd.DataFrame, spec: DatasetSpec, directory: Path) -> list[Path]:
-    """Save :func:`memory_figure` as ``memory``."""
-    fig = memory_figure(footprint, spec)
-    return [] if fig is None else save(fig, directory, "memory")
 
 
 def hv_vs_overhead_figure(
@@ -479,11 +464,3 @@ def hv_vs_overhead_figure(
         method_legend(fig, labels, kinds, extra, names=seed_names(seeds))
         fit_axes_height(fig, axes[0], PANEL_HEIGHT)
     return fig
-
-
-def plot_hv_vs_overhead(
-    summary: pd.DataFrame, footprint: pd.DataFrame, published: pd.DataFrame, spec: DatasetSpec, directory: Path
-) -> list[Path]:
-    """Save :func:`hv_vs_overhead_figure` as ``hv_vs_overhead``."""
-    fig = hv_vs_overhead_figure(summary, footprint, published, spec)
-    return [] if fig is None else save(fig, directory, "hv_vs_overhead")

@@ -85,9 +85,6 @@ def front_metrics(points: np.ndarray, reference: np.ndarray) -> dict[str, float]
     return out
 
 
-METRIC_COLUMNS = ("igd_plus", "spacing", "spread", "non_dominated")
-
-
 def front_metric_tables(points: pd.DataFrame, objectives: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
     """Per run (label, kind, seed) of ``points`` (one row per ray, the ``objectives`` columns in
     minimisation form, as ``bench.analysis.report.front_points`` gives): :func:`front_metrics` against the

@@ -180,10 +180,12 @@ def front_metrics_markdown(display: pd.DataFrame | None, notes: Sequence[str]) -
     ]
 
 
-def memory_display(footprint: pd.DataFrame) -> pd.DataFrame:
-    def fmt(value: float, spec: str) -> str:
-        return "–" if pd.isna(value) else format(value, spec)
+def fmt(value: float, spec: str) -> str:
+    """``value`` in ``spec``; an en dash for a missing value."""
+    return "–" if pd.isna(value) else format(value, spec)
 
+
+def memory_display(footprint: pd.DataFrame) -> pd.DataFrame:
     table = footprint.sort_values(["dataset", "total"])
     return pd.DataFrame(
         {
@@ -210,9 +212,6 @@ def time_display(summary: pd.DataFrame, to95: pd.DataFrame) -> tuple[pd.DataFram
     )
     raw = raw.sort_values(["dataset", "train_seconds"])
 
-    def fmt(value: float, spec: str) -> str:
-        return "–" if pd.isna(value) else format(value, spec)
-
     display = pd.DataFrame(
         {
             "dataset": raw["dataset"],
@@ -235,9 +234,7 @@ def published_display(published: pd.DataFrame) -> pd.DataFrame:
             "method": published["method"],
             "kind": published["kind"],
             "hypervolume": [
-                mean_pm_std(m, s, 0 if pd.isna(n) else int(n) or 1)
-                if pd.notna(n)
-                else f"{m:.4f}" + ("" if pd.isna(s) else f" ± {s:.4f}")
+                mean_pm_std(m, s, int(n) or 1) if pd.notna(n) else f"{m:.4f}" + ("" if pd.isna(s) else f" ± {s:.4f}")
                 for m, s, n in zip(published.hv_mean, published.hv_std, published.n_seeds, strict=True)
             ],
             "how": published["how"],
@@ -366,11 +363,18 @@ def build_report(runs_dir: Path, out: Path, paper_dir: Path | None, seeds: list[
         target = figures_dir / dataset
         published = paper_hypervolumes(paper, spec).assign(dataset=paper_dataset(spec))
         published_rows.append(published)
-        made = figures.plot_fronts(front_points(runs, spec), paper_points(paper, spec), spec, target)
-        made += figures.plot_convergence(curves[curves["dataset"] == dataset], spec, target)
-        made += figures.plot_memory(footprint[footprint["dataset"] == dataset], spec, target)
-        made += figures.plot_hv_vs_overhead(
-            summary[summary["dataset"] == dataset], footprint[footprint["dataset"] == dataset], published, spec, target
+        cost = footprint[footprint["dataset"] == dataset]
+        made = figures.save(
+            figures.fronts_figure(front_points(runs, spec), paper_points(paper, spec), spec), target, "fronts"
+        )
+        made += figures.save(
+            figures.convergence_figure(curves[curves["dataset"] == dataset], spec), target, "convergence"
+        )
+        made += figures.save(figures.memory_figure(cost, spec), target, "memory")
+        made += figures.save(
+            figures.hv_vs_overhead_figure(summary[summary["dataset"] == dataset], cost, published, spec),
+            target,
+            "hv_vs_overhead",
         )
         files.append((made, f"{dataset}: fronts, convergence, memory, hypervolume against parameter cost"))
         sections.append(dataset)

@@ -48,6 +48,7 @@ from bench.core import atomic
 from bench.core.errors import MissingDataError
 from bench.core.registry import register_dataset
 from bench.core.spec import DatasetSpec, Split
+from bench.data.formats.idx import find_plain_or_gz
 from bench.data.kit.objectives import classification
 from bench.data.kit.preparation import Option, prepares
 
@@ -120,13 +121,6 @@ def census_dir(root: Path) -> Path:
     return Path(root) / "census"
 
 
-def find_file(folder: Path, name: str) -> Path | None:
-    for candidate in (folder / name, folder / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def missing_message(root: Path, missing: list[str]) -> str:
     return (
         f"the census datasets need the UCI Census-Income (KDD) files; missing in {census_dir(root)}: "
@@ -138,7 +132,7 @@ def missing_message(root: Path, missing: list[str]) -> str:
 
 def source_files(root: Path) -> dict[str, Path]:
     """The two raw files under ``<root>/census``, or a MissingDataError naming what is missing."""
-    found = {part: find_file(census_dir(root), name) for part, name in FILES.items()}
+    found = {part: find_plain_or_gz(census_dir(root), name) for part, name in FILES.items()}
     missing = [FILES[part] for part, path in found.items() if path is None]
     if missing:
         raise MissingDataError(missing_message(root, missing))
@@ -416,7 +410,7 @@ def gather(source: Path, root: Path) -> Path:
         extract(source, target, found)
     elif source.is_dir():
         for name in WANTED:
-            path = find_file(source, name)
+            path = find_plain_or_gz(source, name)
             if path is None:
                 continue
             if path.resolve() != (target / path.name).resolve():

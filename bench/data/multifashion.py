@@ -45,11 +45,6 @@ from bench.data.multimnist import (
 FASHION_TASKS = ("top-left", "bottom-right")
 MIXED_TASKS = ("digit", "item")
 """``multifashion-mnist``: the MNIST digit (top-left) and the Fashion-MNIST item (bottom-right)."""
-FASHION_CLASSES = (
-    *("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat"),
-    *("Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-)
-"""The ten Fashion-MNIST labels 0..9 (zalandoresearch/fashion-mnist README)."""
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 """Where Debian's and Ubuntu's package ``dataset-fashion-mnist`` installs the four original IDX files."""
 FASHION_URLS = (

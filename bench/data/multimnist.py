@@ -30,7 +30,6 @@ from bench.core.errors import MissingDataError
 from bench.core.registry import register_dataset
 from bench.core.spec import DatasetSpec, Split
 from bench.data.formats.idx import (
-    IMAGE_SET_FILES,
     copy_image_set,
     download_image_set,
     find_image_set,
@@ -44,7 +43,6 @@ from bench.data.kit.preparation import Option, prepares
 GENERATOR_VERSION = 1
 GENERATION_SEED = 0
 TASKS = ("top-left", "bottom-right")
-MNIST_FILES = IMAGE_SET_FILES
 MNIST_URLS = (
     "http://yann.lecun.com/exdb/mnist/ (or torchvision's mirror https://ossci-datasets.s3.amazonaws.com/mnist/, "
     "or torchvision.datasets.MNIST(root, download=True) on a machine with internet)"

@@ -214,7 +214,7 @@ def submit_groups(
 
 
 def pack_option(runs: int) -> dict[str, int]:
-    """No option for a job of one run, so it is submitted exactly as before packing existed."""
+    """The ``pack`` option of a job of ``runs`` runs; none for one run, which runs in the job's own process."""
     return {"pack": runs} if runs > 1 else {}
 
 
@@ -223,7 +223,7 @@ def submit(spec: SweepSpec, todo: list[RunConfig], out: Path, cluster: str) -> l
     executor = make_executor(cluster, out / "_sweep" / "submitit", spec)
     args = (str(out), spec.run.data_root, spec.run.device, spec.run.workers)
     with sbatch_refusal(spec.cluster, len(todo)) if cluster == "slurm" else contextlib.nullcontext():
-        options = {"log": spec.run.log} if spec.run.log else {}  # none: submitted exactly as before sinks existed
+        options = {"log": spec.run.log} if spec.run.log else {}  # no sink: no option at all
         assignments = submitted(executor, todo, args, cluster, spec.cluster.runs_per_gpu, options)
     jobs = read_jobs(out)
     now = datetime.now(UTC).isoformat(timespec="seconds")

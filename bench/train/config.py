@@ -160,13 +160,13 @@ ADDED_LATER = {
     "method_hparams.stacking": "auto",
     "method_hparams.regulariser": "paper",
 }
-"""Keys added after runs were recorded, with the value that reproduces those runs: at that value a
-key is left out of the identity, so every earlier run keeps its run id (and a sweep still finds it)."""
+"""Keys that older run records lack, with the value that reproduces those runs: at that value a key
+is left out of the identity, so a record without the key keeps its run id (and a sweep still finds it)."""
 
 
 def identity_of(config: dict[str, Any]) -> dict[str, Any]:
     """A config dict without the keys that cannot change a result (:data:`NOT_IDENTITY`) and without
-    the :data:`ADDED_LATER` keys at their old behaviour (absent in older records)."""
+    the :data:`ADDED_LATER` keys at the value that records without them ran at."""
     at_default = tuple(
         key
         for key, value in ADDED_LATER.items()

@@ -59,7 +59,7 @@ def module_sources(modules: dict[str, str]) -> dict[str, dict[str, str]]:
 
 
 def recorded_sources(directory: Path) -> dict[str, Any]:
-    """The ``source`` of a run record's ``config.json`` (empty for records made before it was kept)."""
+    """The ``source`` of a run record's ``config.json`` (empty where the record holds none)."""
     path = Path(directory) / "config.json"
     try:
         return json.loads(path.read_text()).get("source") or {}

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from bench.core.conditioning import UnconditionedNet
-from bench.core.spec import Batch, ConditionedNet, DatasetSpec, Method, MultiTaskNet, NoHparams
+from bench.core.spec import Batch, DatasetSpec, Method, NoHparams
 from bench.train.config import RunConfig
 from bench.train.evaluate import evaluate
 from bench.train.loop import training_progress
 from bench.train.memory import step_peak_bytes
 from bench.train.trial import Trial
+from methods.single_point import SinglePointMethod
 
 
 def sync(device: torch.device) -> None:
@@ -30,24 +30,16 @@ def endless(batches: Any) -> Iterator[Batch]:
         yield from batches
 
 
-class PlainBackbone(Method):
+class PlainBackbone(SinglePointMethod[NoHparams]):
     """The backbone trained plainly: one unconditioned model; each step runs ``rays`` forwards of
     the same batch with uniform loss weights (as many as the profiled method's rays per step)."""
-
-    kind = "point"
 
     def __init__(self, spec: DatasetSpec, rays: int, *, device: torch.device = torch.device("cpu")) -> None:
         super().__init__(NoHparams(), spec, device=device)
         self.rays = rays
 
-    def build(self, make_backbone: Callable[..., MultiTaskNet]) -> ConditionedNet:
-        return UnconditionedNet(make_backbone())
-
     def train_rays(self, progress: float, generator: torch.Generator) -> Tensor:
         return torch.full((self.rays, self.num_tasks), 1.0 / self.num_tasks)
-
-    def eval_rays(self) -> Tensor:
-        return torch.full((1, self.num_tasks), 1.0 / self.num_tasks)
 
 
 def rays_per_step(method: Method) -> int:

@@ -73,7 +73,7 @@ def write_idx(path: Path, array: np.ndarray) -> None:
         f.write(header + array.tobytes())
 
 
-def find_idx_file(folder: Path, stem: str) -> Path | None:
+def find_plain_or_gz(folder: Path, stem: str) -> Path | None:
     """``folder/stem`` or, failing that, ``folder/stem.gz`` (the plain file wins, as in torchvision)."""
     for candidate in (folder / stem, folder / f"{stem}.gz"):
         if candidate.is_file():
@@ -83,7 +83,7 @@ def find_idx_file(folder: Path, stem: str) -> Path | None:
 
 def find_image_set(folder: Path) -> tuple[dict[str, Path], list[str]]:
     """The files of :data:`IMAGE_SET_FILES` found in ``folder`` (by role) and the stems that are missing."""
-    found = {role: find_idx_file(folder, stem) for role, stem in IMAGE_SET_FILES.items()}
+    found = {role: find_plain_or_gz(folder, stem) for role, stem in IMAGE_SET_FILES.items()}
     missing = [IMAGE_SET_FILES[role] for role, path in found.items() if path is None]
     return {role: path for role, path in found.items() if path is not None}, missing
 

@@ -5,8 +5,6 @@ Dense-prediction objectives (segmentation, depth, surface normals) are in :mod:`
 
 from __future__ import annotations
 
-import functools
-
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -86,17 +84,11 @@ def _huber(output: Tensor, target: Tensor) -> Tensor:
     return F.huber_loss(output.squeeze(1), target, delta=1.0)
 
 
-def _scaled_absolute_error(output: Tensor, target: Tensor, scale: float) -> Tensor:
-    return _absolute_error(output, target) * scale
-
-
-def regression(name: str, loss: str = "mse", hv_metric: str = "mse", scale: float = 1.0) -> Objective:
+def regression(name: str, loss: str = "mse", hv_metric: str = "mse") -> Objective:
     """A scalar regression on outputs [N, 1] and float targets [N].
 
     ``loss``: ``mse`` or ``huber`` (delta 1, on the standardised target). Metrics: ``mse`` and ``mae``
-    (and ``huber``), each on the target as stored; ``scale`` multiplies the ``mae_original`` metric
-    back to the original unit (e.g. the age standard deviation in years), 1 when the target is not
-    standardised.
+    (and ``huber``), each on the target as stored.
     """
     if loss not in ("mse", "huber"):
         raise ValueError(f"unknown regression loss {loss!r}; valid: huber, mse")
@@ -106,7 +98,5 @@ def regression(name: str, loss: str = "mse", hv_metric: str = "mse", scale: floa
     ]
     if loss == "huber":
         metrics.append(Metric("huber", _huber_per_sample, higher_is_better=False))
-    if scale != 1.0:
-        metrics.append(Metric("mae_original", functools.partial(_scaled_absolute_error, scale=scale), False))
     loss_fn = _mse if loss == "mse" else _huber
     return Objective(name=name, loss_fn=loss_fn, metrics=tuple(metrics), hv_metric=hv_metric, outputs=1)

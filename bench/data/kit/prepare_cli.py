@@ -1,5 +1,5 @@
-"""The command line every ``datasets/<name>/prepare.py`` shares: a ``--data-root`` option, the lines
-the preparation reports, and user errors as one ``error:`` line with exit status 2."""
+"""What every preparation's command line shares: the data root it works in, the lines it reports,
+and user errors as one ``error:`` line with exit status 2."""
 
 from __future__ import annotations
 
@@ -10,13 +10,6 @@ from pathlib import Path
 
 from bench.core.env import default_data_root
 from bench.core.errors import UserError
-
-
-def parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the shared ``--data-root`` option (add the script's own options)."""
-    out = argparse.ArgumentParser(description=description)
-    out.add_argument("--data-root", type=Path, help="data root (default: $PFLBENCH_DATA, else ~/.cache/pfl-bench)")
-    return out
 
 
 def run(
