@@ -19,7 +19,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from bench.core.errors import MissingDataError, UserError
@@ -34,12 +33,12 @@ from bench.data.multimnist import (
     MNIST_URLS,
     SplitTensors,
     build_from_arrays,
+    build_splits,
     cache_path,
     cached_splits,
+    load_cached,
     mnist_raw_dir,
     multimnist_spec,
-    pool,
-    split_train_val,
 )
 
 FASHION_TASKS = ("top-left", "bottom-right")
@@ -126,12 +125,7 @@ def build_mixed(
     """``multifashion-mnist`` splits: per part, as many (digit, item) pairs as MNIST images (60k train,
     split 50k / 10k into train / val; 10k test); each pair draws its digit from the MNIST pool and its
     item from the Fashion-MNIST pool of the same part."""
-    generator = torch.Generator().manual_seed(seed)
-    digits, items = pool(mnist, "train"), pool(fashion, "train")
-    splits = split_train_val(*make_multimnist_from_pools(*digits, *items, digits[0].shape[0], generator), generator)
-    digits, items = pool(mnist, "test"), pool(fashion, "test")
-    splits["test"] = make_multimnist_from_pools(*digits, *items, digits[0].shape[0], generator)
-    return splits
+    return build_splits(make_multimnist_from_pools, [mnist, fashion], seed)
 
 
 def build_multifashion_mnist(root: Path, seed: int = GENERATION_SEED) -> SplitTensors:
@@ -141,20 +135,14 @@ def build_multifashion_mnist(root: Path, seed: int = GENERATION_SEED) -> SplitTe
 
 
 BUILDERS = {"multifashion": build_multifashion, "multifashion-mnist": build_multifashion_mnist}
-TASKS = {"multifashion": FASHION_TASKS, "multifashion-mnist": MIXED_TASKS}
-
-
-def _load(name: str, root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
-    x, y = cached_splits(cache_path(root, name), BUILDERS[name])[split]
-    return x, {task: y[:, i] for i, task in enumerate(TASKS[name])}
 
 
 def load_multifashion(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
-    return _load("multifashion", root, split)
+    return load_cached(cache_path(root, "multifashion"), build_multifashion, FASHION_TASKS, split)
 
 
 def load_multifashion_mnist(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
-    return _load("multifashion-mnist", root, split)
+    return load_cached(cache_path(root, "multifashion-mnist"), build_multifashion_mnist, MIXED_TASKS, split)
 
 
 def prepare(root: Path, name: str) -> Path:

