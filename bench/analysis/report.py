@@ -22,6 +22,7 @@ from bench.analysis import figures
 from bench.analysis.aggregate import mean_pm_std, run_table, seed_summary
 from bench.analysis.convergence import convergence_table, time_to_fraction_table
 from bench.analysis.footprint import footprint_table
+from bench.analysis.front_aware import front_aware_section
 from bench.analysis.front_metrics import front_metric_summary, front_metric_tables
 from bench.analysis.paper import DEFAULT_DIRECTORY, load_paper, paper_dataset, paper_hypervolumes, paper_points
 from bench.analysis.records import Run, scan, variant_labels
@@ -330,6 +331,9 @@ def build_report(runs_dir: Path, out: Path, paper_dir: Path | None, seeds: list[
                 "IGD+, spacing, spread, non-dominated points and spans per run (csv) and per method (md, tex)",
             )
         )
+    aware_files, aware_lines = front_aware_section(runs, sorted(table["dataset"].unique()), tables_dir)
+    if aware_files:
+        files.append((aware_files, "normalised, loss-space and gain HV, Δp, controllability, alignment per run (csv)"))
     memory = memory_display(footprint)
     files.append(
         (
@@ -410,6 +414,7 @@ def build_report(runs_dir: Path, out: Path, paper_dir: Path | None, seeds: list[
             alternatives,
             metrics_display,
             reference_notes,
+            aware_lines,
         ),
     )
     return {"runs": len(runs), "usable": int(table["usable"].sum()), "seconds": seconds}
@@ -430,6 +435,7 @@ def report_markdown(
     alternatives: Sequence[Alternative] = (),
     front_metrics: pd.DataFrame | None = None,
     reference_notes: Sequence[str] = (),
+    front_aware: Sequence[str] = (),
 ) -> str:
     load_all()
     references = ", ".join(
@@ -457,6 +463,7 @@ def report_markdown(
         markdown(hv),
         *alternatives_markdown(alternatives),
         *front_metrics_markdown(front_metrics, reference_notes),
+        *front_aware,
         "## Failed, incomplete or missing runs",
         "",
         problems_markdown(table, summary),

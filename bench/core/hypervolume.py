@@ -16,7 +16,7 @@ from pymoo.indicators.hv import HV
 from bench.core.spec import DatasetSpec, HypervolumeDefinition
 
 
-def hypervolume(points: np.ndarray | Sequence[Sequence[float]], reference: Sequence[float]) -> float:
+def hypervolume(points: np.ndarray | Sequence[Sequence[float]], reference: np.ndarray | Sequence[float]) -> float:
     """Hypervolume dominated by ``points`` (minimisation, shape [N, M]) and bounded by ``reference``."""
     pts = np.asarray(points, dtype=float)
     ref = np.asarray(reference, dtype=float)
