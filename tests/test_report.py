@@ -40,6 +40,20 @@ def runs_dir(tmp_path: Path) -> Path:
     return root
 
 
+def test_runs_table_says_which_commit_threads_and_device_made_each_run(tmp_path: Path):
+    import json
+
+    resumed = write_run(tmp_path, "palora", 0, PALORA_FRONT)
+    summary = json.loads((resumed / "summary.json").read_text())
+    summary["first_attempt"] = {"git_sha": "abc1234", "torch_threads": 2}
+    summary["resumed"] = [{"git_sha": "def5678", "torch_threads": 4}, {"git_sha": "def5678", "torch_threads": 4}]
+    (resumed / "summary.json").write_text(json.dumps(summary))
+    write_run(tmp_path, "pamal", 0, PAMAL_FRONT)  # a record without the keys
+    table = run_table(scan(tmp_path)).set_index("method")
+    assert table.loc["palora", ["commit", "threads", "device", "resumed"]].tolist() == ["abc1234", 2, "cpu", 2]
+    assert pd.isna(table.loc["pamal", "commit"]) and table.loc["pamal", "resumed"] == 0
+
+
 def test_hypervolume_is_recomputed_and_every_run_is_listed(runs_dir: Path):
     table = run_table(scan(runs_dir)).set_index(["method", "seed"])
     assert len(table) == 8

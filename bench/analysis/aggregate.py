@@ -20,6 +20,20 @@ from bench.core.registry import DATASETS, load_all
 
 RUN_COLUMNS = ["dataset", "method", "label", "variant", "seed", "run_id", "status", "usable", "kind", "points"]
 RUN_COLUMNS += ["hypervolume", "steps", "train_seconds", "eval_seconds", "wall_seconds", "seconds_per_step"]
+RUN_COLUMNS += ["commit", "threads", "device", "resumed"]
+
+
+def provenance(summary: dict[str, Any]) -> dict[str, Any]:
+    """Where a run's numbers come from: the commit and torch threads of the attempt that took step 0,
+    the device, and how many times it resumed (each resume's own commit and threads are in its
+    ``summary.json``). Records without these keys give blanks."""
+    first = summary.get("first_attempt") or {}
+    return {
+        "commit": first.get("git_sha"),
+        "threads": first.get("torch_threads"),
+        "device": summary.get("device"),
+        "resumed": len(summary.get("resumed") or []),
+    }
 
 
 def run_table(runs: list[Run], hv: str | None = None) -> pd.DataFrame:
@@ -52,6 +66,7 @@ def run_table(runs: list[Run], hv: str | None = None) -> pd.DataFrame:
                 eval_seconds=summary["eval_seconds"],
                 wall_seconds=summary["wall_seconds"],
                 seconds_per_step=summary["seconds_per_step"],
+                **provenance(summary),
             )
         rows.append(row)
     return pd.DataFrame(rows, columns=RUN_COLUMNS)
