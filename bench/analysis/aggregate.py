@@ -117,3 +117,9 @@ def mean_pm_std(mean: float, std: float, n: int, digits: int = 4) -> str:
     if n == 1 or np.isnan(std):
         return f"{mean:.{digits}f} (1)"
     return f"{mean:.{digits}f} ± {std:.{digits}f} ({n})"
+
+
+def cells(summary: pd.DataFrame, column: str, digits: int) -> list[str]:
+    """``mean ± std (n)`` strings of ``column`` from its ``_mean`` and ``_std`` columns."""
+    means, stds = summary[f"{column}_mean"], summary[f"{column}_std"]
+    return [mean_pm_std(m, s, n, digits) for m, s, n in zip(means, stds, summary["n_seeds"], strict=True)]

@@ -11,6 +11,7 @@ are not preferences.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pandas as pd
 
 from bench.analysis import hv_variants as hv
 from bench.analysis import preference as pref
-from bench.analysis.aggregate import mean_pm_std
+from bench.analysis.aggregate import cells
 from bench.analysis.front_metrics import front_metric_summary
 from bench.analysis.records import Run, variant_labels
 from bench.analysis.tables import markdown, write_table
@@ -42,22 +43,40 @@ COLUMNS = {
 
 def one_hot_task(ray: list[float]) -> int | None:
     """k where ``ray`` is e_k, else None."""
-    ones = [k for k, w in enumerate(ray) if w == 1.0]
-    return ones[0] if len(ones) == 1 and sum(w != 0.0 for w in ray) == 1 else None
+    nonzero = [k for k, w in enumerate(ray) if w != 0.0]
+    return nonzero[0] if len(nonzero) == 1 and ray[nonzero[0]] == 1.0 else None
 
 
-def single_task_ends(runs: list[Run], spec: DatasetSpec, reference_method: str = REFERENCE_METHOD) -> np.ndarray:
-    """[K, M] minimisation-form points of ``reference_method``'s usable runs at one-hot rays, each
-    row's task in column ``M`` (appended), pooled over seeds."""
-    rows = []
+@dataclasses.dataclass(frozen=True)
+class SingleTaskModels:
+    """What the single-task ends give every run of a dataset: the box of the data-driven reference
+    and each task's single-task error (mean over the ends of that task)."""
+
+    ends: int
+    ideal: np.ndarray
+    reference: np.ndarray
+    errors: np.ndarray
+
+
+def single_task_models(
+    runs: list[Run], spec: DatasetSpec, reference_method: str = REFERENCE_METHOD
+) -> SingleTaskModels | None:
+    """From the minimisation-form points of ``reference_method``'s usable runs at one-hot rays,
+    pooled over seeds; None without such points."""
+    points, tasks = [], []
     for run in runs:
         if run.usable and run.summary is not None and run.dataset == spec.name and run.method == reference_method:
-            points = minimization_points(run.summary["front"], spec)
-            for entry, point in zip(run.summary["front"], points, strict=True):
+            for entry, point in zip(run.summary["front"], minimization_points(run.summary["front"], spec), strict=True):
                 task = one_hot_task(entry["ray"])
                 if task is not None:
-                    rows.append([*point, task])
-    return np.asarray(rows, dtype=float).reshape(len(rows), spec.num_tasks + 1)
+                    points.append(point)
+                    tasks.append(task)
+    if not points:
+        return None
+    ends, of_task = np.asarray(points, dtype=float), np.asarray(tasks)
+    ideal, nadir = hv.single_task_box(ends)
+    errors = [ends[of_task == k, k].mean() if (of_task == k).any() else math.nan for k in range(ends.shape[1])]
+    return SingleTaskModels(len(ends), ideal, hv.data_driven_reference(ideal, nadir), np.asarray(errors))
 
 
 def losses_of(front: list[dict[str, Any]], spec: DatasetSpec) -> np.ndarray | None:
@@ -68,7 +87,7 @@ def losses_of(front: list[dict[str, Any]], spec: DatasetSpec) -> np.ndarray | No
     return np.asarray([[entry["metrics"][name]["loss"] for name in names] for entry in front], dtype=float)
 
 
-def run_metrics(run: Run, spec: DatasetSpec, ends: np.ndarray) -> dict[str, float]:
+def run_metrics(run: Run, spec: DatasetSpec, single: SingleTaskModels | None) -> dict[str, float]:
     """Every front-aware metric of one run (see the module docstring)."""
     front = run.summary["front"] if run.summary is not None else []
     points = minimization_points(front, spec)
@@ -78,12 +97,10 @@ def run_metrics(run: Run, spec: DatasetSpec, ends: np.ndarray) -> dict[str, floa
     losses = losses_of(front, spec)
     out["hv_loss"] = hv.loss_hypervolume(losses) if losses is not None and spec.num_tasks == 2 else math.nan
     out["hv_normalised"] = out["delta_p_best"] = out["delta_p_mean"] = math.nan
-    if len(ends) and points.shape[1] == spec.num_tasks:
-        ideal, nadir = hv.single_task_box(ends[:, :-1])
-        out["hv_normalised"] = hv.normalised_hypervolume(points, ideal, hv.data_driven_reference(ideal, nadir))
-        single = [ends[ends[:, -1] == k, k].mean() if (ends[:, -1] == k).any() else math.nan for k in range(len(ideal))]
-        if all(math.isfinite(s) and s > 0 for s in single):
-            deltas = pref.delta_p(points, np.asarray(single), np.zeros(len(single), dtype=bool))
+    if single is not None and points.shape[1] == len(single.ideal):
+        out["hv_normalised"] = hv.normalised_hypervolume(points, single.ideal, single.reference)
+        if np.all(single.errors > 0):  # NaN (a task without its end) compares False
+            deltas = pref.delta_p(points, single.errors, np.zeros(len(single.errors), dtype=bool))
             out["delta_p_best"], out["delta_p_mean"] = float(deltas.max()), float(deltas.mean())
     is_front = run.summary is not None and run.summary.get("kind") == "front" and len(rays) > 1
     if is_front and points.shape[1] == rays.shape[1]:
@@ -96,23 +113,21 @@ def front_aware_table(
 ) -> tuple[pd.DataFrame, str]:
     """One row per usable run of ``spec`` (label, kind, seed, every metric), and a line saying where
     the single-task ends came from."""
-    ends = single_task_ends(runs, spec, reference_method)
+    single = single_task_models(runs, spec, reference_method)
     labels = variant_labels(runs)
     rows = [
-        {"label": labels[run.variant], "kind": run.summary["kind"], "seed": run.seed, **run_metrics(run, spec, ends)}
+        {"label": labels[run.variant], "kind": run.summary["kind"], "seed": run.seed, **run_metrics(run, spec, single)}
         for run in runs
         if run.usable and run.summary is not None and run.dataset == spec.name
     ]
-    if len(ends):
-        ideal, nadir = hv.single_task_box(ends[:, :-1])
-        reference = hv.data_driven_reference(ideal, nadir)
+    if single is None:
+        note = f"{spec.name}: no {reference_method} run with one-hot rays, so no normalised HV and no Δp"
+    else:
         note = (
-            f"{spec.name}: single-task ends from {len(ends)} one-hot {reference_method} members; ideal "
-            f"{np.round(ideal, 4).tolist()}, data-driven reference {np.round(reference, 4).tolist()} "
+            f"{spec.name}: single-task ends from {single.ends} one-hot {reference_method} members; ideal "
+            f"{np.round(single.ideal, 4).tolist()}, data-driven reference {np.round(single.reference, 4).tolist()} "
             f"(nadir + {hv.DEFAULT_MARGIN} × (nadir − ideal))"
         )
-    else:
-        note = f"{spec.name}: no {reference_method} run with one-hot rays, so no normalised HV and no Δp"
     return pd.DataFrame(rows), note
 
 
@@ -136,12 +151,7 @@ def front_aware_section(runs: list[Run], datasets: list[str], tables_dir: Path) 
         metric_columns = [c for c in table.columns if c not in ("label", "kind", "seed")]
         display = pd.DataFrame({"dataset": dataset, "method": summary["label"], "kind": summary["kind"]})
         for column in metric_columns:
-            means, stds = summary[f"{column}_mean"], summary[f"{column}_std"]
-            digits = DIGITS.get(column, 4)
-            display[COLUMNS.get(column, column)] = [
-                "–" if pd.isna(m) else mean_pm_std(m, s, n, digits)
-                for m, s, n in zip(means, stds, summary["n_seeds"], strict=True)
-            ]
+            display[COLUMNS.get(column, column)] = cells(summary, column, DIGITS.get(column, 4))
         displays.append(display.sort_values(["kind", "method"]))
     if not per_run:
         return [], []

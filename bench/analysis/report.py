@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis import figures
-from bench.analysis.aggregate import mean_pm_std, run_table, seed_summary
+from bench.analysis.aggregate import cells, mean_pm_std, run_table, seed_summary
 from bench.analysis.convergence import convergence_table, time_to_fraction_table
 from bench.analysis.footprint import footprint_table
 from bench.analysis.front_aware import front_aware_section
@@ -62,12 +62,6 @@ def hypervolume_display(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
     display.insert(0, "kind", [kinds.get(label, "–") for label in display.index])
     display = display.reset_index().rename(columns={"label": "method"})
     return raw, display
-
-
-def cells(summary: pd.DataFrame, column: str, digits: int) -> list[str]:
-    """``mean ± std (n)`` strings of ``column`` from its ``_mean`` and ``_std`` columns."""
-    means, stds = summary[f"{column}_mean"], summary[f"{column}_std"]
-    return [mean_pm_std(m, s, n, digits) for m, s, n in zip(means, stds, summary["n_seeds"], strict=True)]
 
 
 def front_metrics_display(runs: list[Run], datasets: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
