@@ -1,6 +1,7 @@
 """A plug-in is one file: a copy of the checkout with one new method file and one new dataset file,
-and no other edit, passes the fast tests (the CLI, the contracts and the figures take their lists
-from the registries)."""
+and no other edit, passes the fast tests that take their lists from the registries: every test case
+named after either plug-in (the method and dataset contracts, the CLI, evaluation, the step options)
+and the whole of the files whose tests read a registry's full list inside one test."""
 
 from __future__ import annotations
 
@@ -97,6 +98,16 @@ TINY_SHAPES = register_dataset(
 )
 '''
 
+READ_WHOLE_REGISTRIES = (
+    "test_cli.py",
+    "test_evaluate.py",
+    "test_figures.py",
+    "test_registry.py",
+    "test_user_errors.py",
+    "test_paper_data.py",
+)
+"""Test files with tests that loop over ``METHODS.names()`` or ``DATASETS.names()`` in one body."""
+
 PLUGINS = {"methods/half_cosmos.py": METHOD, "bench/data/tiny_shapes.py": DATASET}
 """The new files, by their path in the checkout."""
 
@@ -124,5 +135,11 @@ def test_one_new_method_file_and_one_new_dataset_file_pass_the_fast_tests(tmp_pa
     listed = run_in(copy, "-m", "bench", "list", timeout=120)
     assert listed.returncode == 0, listed.stderr
     assert "  half-cosmos " in listed.stdout and "  tiny-shapes " in listed.stdout
-    done = run_in(copy, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", timeout=3600)
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    fast = ("-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider", "-rA")
+    named = run_in(copy, *fast, "-k", "half-cosmos or tiny-shapes", timeout=1800)
+    assert named.returncode == 0, named.stdout[-6000:] + named.stderr[-2000:]
+    passed = [line for line in named.stdout.splitlines() if line.startswith("PASSED")]
+    for plugin in ("half-cosmos", "tiny-shapes"):
+        assert sum(plugin in line for line in passed) >= 4, (plugin, passed)  # tiny-shapes has 4 cases
+    whole = run_in(copy, *fast, *(f"tests/{name}" for name in READ_WHOLE_REGISTRIES), timeout=1800)
+    assert whole.returncode == 0, whole.stdout[-6000:] + whole.stderr[-2000:]
