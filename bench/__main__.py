@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "the state of every run of a sweep spec or a runs folder, from its records",
     ),
     "report": ("bench.analysis.report", "regenerate tables and figures from run records"),
+    "tune": (
+        "bench.analysis.tuning_cli",
+        "select each method's settings from a tuning sweep's validation curves; write the tuned grid's spec",
+    ),
     "profile": ("bench.benchmarks.profile", "time and memory of a method's training step against the plain backbone"),
     "prepare": ("bench.data.kit.preparation", "put a dataset's files under the data root and check them"),
     "list": ("bench.train.command", "the registered methods, datasets and backbones with their descriptions"),

@@ -41,11 +41,13 @@ def write_run(
     curve: list[float] | None = None,
     epochs: int = 2,
     front: list[dict[str, Any]] | None = None,
+    settings: tuple[str, ...] = (),
 ) -> Path:
     """One run directory like :func:`bench.train.runner.run_experiment` writes. ``curve``: the validation
     front at evaluation e is the test front with each accuracy scaled by ``curve[e]``. ``front``
-    replaces the accuracy front made from ``points`` (for datasets with other metrics)."""
-    cfg = resolve(method, dataset, seed=seed, assignments=[f"train.epochs={epochs}"])
+    replaces the accuracy front made from ``points`` (for datasets with other metrics). ``settings``:
+    more ``key=value`` assignments (a variant of the method)."""
+    cfg = resolve(method, dataset, seed=seed, assignments=[f"train.epochs={epochs}", *settings])
     record = RunRecord(root / cfg.run_id())
     record.write_config(cfg.to_dict(), "cpu")
     front = front or accuracy_front(points, tasks)

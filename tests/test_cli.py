@@ -167,7 +167,7 @@ def test_bench_command_mistakes_are_one_line(capsys, argv: list):
     if argv:
         assert err.startswith("error: ") and err.count("\n") == 1 and "valid" in err
     else:
-        assert err.startswith("usage: python -m bench {run,sweep,status,report,profile,prepare,list}")
+        assert err.startswith("usage: python -m bench {run,sweep,status,report,tune,profile,prepare,list}")
 
 
 def help_of(capsys, main_function, argv: list) -> str:

@@ -130,21 +130,34 @@ def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def variant_labels(runs: list[Run]) -> dict[str, str]:
-    """A readable label per variant: the method's name, plus the settings that tell its variants
-    apart when one method ran with several configurations on the same dataset."""
+def settable(key: str) -> str:
+    """A record's config key as ``--set`` takes it: ``method_hparams.window`` -> ``method.window``."""
+    return "method." + key.removeprefix("method_hparams.") if key.startswith("method_hparams.") else key
+
+
+def variant_settings(runs: list[Run]) -> dict[str, dict[str, Any]]:
+    """Per variant: the settings that tell it apart from the other variants its method ran with on the
+    same dataset, by the dotted key ``--set`` takes (``train.lr``, ``method.window``); empty for a
+    method's only variant."""
     by_method: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for run in runs:
         flat = {k: v for k, v in flat_config(identity_of(run.config)).items() if k != "seed"}
         by_method.setdefault((run.dataset, run.method), {})[run.variant] = flat
-    labels = {}
-    for (_, method), variants in by_method.items():
-        if len(variants) == 1:
-            labels.update(dict.fromkeys(variants, method))
-            continue
+    settings: dict[str, dict[str, Any]] = {}
+    for variants in by_method.values():
         keys = sorted({k for flat in variants.values() for k in flat})
         differing = [k for k in keys if len({json.dumps(flat.get(k)) for flat in variants.values()}) > 1]
         for variant, flat in variants.items():
-            settings = ", ".join(f"{k.split('method_hparams.')[-1]}={flat.get(k)}" for k in differing)
-            labels[variant] = f"{method} ({settings})"
+            settings[variant] = {settable(k): flat.get(k) for k in differing}
+    return settings
+
+
+def variant_labels(runs: list[Run]) -> dict[str, str]:
+    """A readable label per variant: the method's name, plus the settings that tell its variants
+    apart when one method ran with several configurations on the same dataset."""
+    method_of = {run.variant: run.method for run in runs}
+    labels = {}
+    for variant, settings in variant_settings(runs).items():
+        shown = ", ".join(f"{k.removeprefix('method.')}={v}" for k, v in settings.items())
+        labels[variant] = f"{method_of[variant]} ({shown})" if shown else method_of[variant]
     return labels

@@ -10,6 +10,9 @@ variants = [{}, {"method.rank" = 4}]   # optional: extra settings, one grid axis
 [set]                        # optional: settings for every run, as --set would give them
 "train.epochs" = 1
 
+[per_method.palora]          # optional: settings for one method's runs (over [set], under variants)
+"train.lr" = 0.003
+
 [cluster]                    # optional: defaults below; `profile` reads another TOML file's [cluster]
 profile = "profiles/template.toml"     # relative to this spec
 partition = "gpu"
@@ -37,7 +40,7 @@ from bench.core.env import check_device_name
 from bench.core.errors import ConfigError
 from bench.train.config import RunConfig, apply_overrides, read_toml, resolve
 
-TABLES = ("grid", "set", "cluster", "run")
+TABLES = ("grid", "set", "per_method", "cluster", "run")
 GRID_KEYS = ("methods", "datasets", "seeds", "variants")
 REQUEST_LABELS = {
     "partition": "partition",
@@ -143,6 +146,8 @@ class SweepSpec:
     """The profile file under the spec's own ``[cluster]`` keys (None: none)."""
     own_cluster: tuple[str, ...] = ()
     """The keys the spec's ``[cluster]`` table sets itself (they override the profile's)."""
+    per_method: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    """``[per_method.<name>]``: settings for that method's runs only."""
 
     def request_lines(self, runs: int) -> list[str]:
         """The SLURM request for ``runs`` runs, one setting a line, as the dry run shows it."""
@@ -165,7 +170,8 @@ class SweepSpec:
         out = []
         for dataset, method, variant, seed in itertools.product(self.datasets, self.methods, self.variants, self.seeds):
             try:
-                out.append(resolve(method, dataset, seed, overrides={**self.settings, **variant}))
+                own = self.per_method.get(method, {})
+                out.append(resolve(method, dataset, seed, overrides={**self.settings, **own, **variant}))
             except ConfigError as err:
                 raise ConfigError(f"{self.path}: {method} on {dataset}: {err}") from None
         return out
@@ -202,7 +208,7 @@ def load_spec(path: Path, profile: Path | None = None) -> SweepSpec:
         raise ConfigError(f"sweep spec {path} not found; examples are in slurm/*.toml")
     table = read_toml(path)
     _check_keys(table, TABLES, str(path))
-    for name in ("set", "cluster", "run"):
+    for name in ("set", "per_method", "cluster", "run"):
         if not isinstance(table.get(name, {}), Mapping):
             raise ConfigError(f"{path}: [{name}] must be a table of settings, got {name} = {table[name]!r}")
     grid = table.get("grid")
@@ -221,6 +227,14 @@ def load_spec(path: Path, profile: Path | None = None) -> SweepSpec:
     variants = grid.get("variants", [{}])
     if not isinstance(variants, list) or not variants or not all(isinstance(v, Mapping) for v in variants):
         raise ConfigError(f"{path}: [grid] variants must be a list of tables of settings, got {variants!r}")
+    methods = _string_list(grid, "methods", str(path))
+    if bad := [name for name, values in table.get("per_method", {}).items() if not isinstance(values, Mapping)]:
+        raise ConfigError(f"{path}: [per_method.{bad[0]}] must be a table of settings")
+    per_method = {name: dict(values) for name, values in table.get("per_method", {}).items()}
+    if stray := sorted(set(per_method) - set(methods)):
+        raise ConfigError(
+            f"{path}: [per_method] names {', '.join(stray)}, not in [grid] methods ({', '.join(methods)})"
+        )
     own = dict(table.get("cluster", {}))
     profile_path = _profile_path(path, own.pop("profile", None), profile)
     cluster = {**_profile_table(profile_path), **own} if profile_path else own
@@ -228,7 +242,7 @@ def load_spec(path: Path, profile: Path | None = None) -> SweepSpec:
     return SweepSpec(
         name=path.stem,
         path=path,
-        methods=_string_list(grid, "methods", str(path)),
+        methods=methods,
         datasets=_string_list(grid, "datasets", str(path)),
         seeds=tuple(seeds),
         variants=tuple(dict(v) for v in variants),
@@ -237,6 +251,7 @@ def load_spec(path: Path, profile: Path | None = None) -> SweepSpec:
         run=_settings(RunOptions, "run", table.get("run", {}), path),
         profile=profile_path,
         own_cluster=tuple(own),
+        per_method=per_method,
     )
 
 

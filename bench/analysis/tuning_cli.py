@@ -1,0 +1,80 @@
+"""``python -m bench tune SPEC --runs DIR --out DIR``: select the ``tuned`` protocol's settings
+(:mod:`bench.analysis.tuning`) from the tuning sweep's validation curves, write the tuning table
+(``tuning.{csv,md,tex}``) and the tuned grid's sweep spec (``SPEC`` with ``-tune`` -> ``-tuned``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.analysis.records import scan
+from bench.analysis.tables import write_table
+from bench.analysis.tuning import LAST_FRACTION, PLATEAU_GAIN, display, select, trial_table, tuned_spec_text
+from bench.core.atomic import write_text
+from bench.core.cli import Parser, help_text
+from bench.core.errors import ConfigError
+from bench.train.config import read_toml
+
+CAPTION = (
+    "Tuning on validation only: each trial's final validation hypervolume (mean over the tuning seeds) "
+    f"and its gain over the last {LAST_FRACTION:.0%} of training (plateaued below {PLATEAU_GAIN})."
+)
+
+
+def tuned_path(spec: Path) -> Path:
+    """``slurm/multifashion-tune.toml`` -> ``slurm/multifashion-tuned.toml``."""
+    if not spec.stem.endswith("-tune"):
+        raise ConfigError(f"{spec}: a tuning spec's name ends in -tune (e.g. slurm/multifashion-tune.toml)")
+    return spec.with_name(f"{spec.stem}d.toml")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0-4`` or ``0,1,2``."""
+    try:
+        if "-" in text:
+            low, high = (int(part) for part in text.split("-"))
+            return list(range(low, high + 1))
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: give a range such as 0-4 or a list such as 0,1,2") from None
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> int:
+    parser = Parser(prog=prog, description=help_text(__doc__))
+    parser.add_argument("spec", type=Path, help="the tuning sweep spec, e.g. slurm/multifashion-tune.toml")
+    parser.add_argument("--runs", type=Path, required=True, metavar="DIR", help="the tuning sweep's --out folder")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the tuning table")
+    parser.add_argument("--seeds", default="0-4", help="seeds of the tuned grid (default: 0-4)")
+    args = parser.parse_args(argv)
+    try:
+        if not args.spec.is_file():
+            raise ConfigError(f"tuning spec {args.spec} not found; e.g. slurm/multifashion-tune.toml")
+        target = tuned_path(args.spec)
+        if not args.runs.is_dir():
+            raise ConfigError(f"--runs {args.runs} is not a folder; give the tuning sweep's --out folder")
+        runs = scan(args.runs)
+        if not runs:
+            raise ConfigError(f"no run records under {args.runs}; run the tuning sweep first")
+        with np.errstate(all="ignore"):
+            selection = select(trial_table(runs))
+        write_table(selection, display(selection), args.out, "tuning", CAPTION)
+        final = selection[selection["selected"] & selection["complete"]]
+        if len(final):
+            text = tuned_spec_text(read_toml(args.spec), selection, parse_seeds(args.seeds), str(args.spec))
+            write_text(target, text)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    waiting = sorted(set(selection["method"]) - set(final["method"]))
+    written = f", {target}" if len(final) else " (no method's choice is final yet: no tuned spec written)"
+    print(f"tuning: {len(final)} method(s) selected -> {args.out}/tuning.md{written}")
+    if waiting:
+        print(f"  not final (a trial still running or failed): {', '.join(waiting)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

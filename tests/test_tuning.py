@@ -1,0 +1,159 @@
+"""The ``tuned`` protocol's selection reads validation only, picks each method's best trial, applies the
+budget rule, and writes a tuned grid spec that the sweep runs as selected."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from bench.analysis.records import scan
+from bench.analysis.tuning import PLATEAU_GAIN, last_gain, select, selected_settings, trial_table
+from bench.analysis.tuning_cli import main
+from bench.core.errors import ConfigError
+from bench.sweep.spec import load_spec
+from tests.fake_runs import write_run
+
+POINTS = [(0.9, 0.5), (0.8, 0.8), (0.5, 0.9)]
+LRS = (0.001, 0.003, 0.01)
+CURVES = {
+    0.001: [0.70, 0.80, 0.85, 0.90, 0.95],
+    0.003: [0.80, 0.90, 0.97, 0.99, 1.00],
+    0.01: [0.9, 0.92, 0.93, 0.93, 0.93],
+}
+"""Validation accuracy scale per evaluation: lr 3e-3 ends highest on validation."""
+
+
+def write_trials(root: Path, method: str = "palora", seeds: tuple[int, ...] = (0,)) -> dict[float, list[Path]]:
+    """One run per (lr, seed) whose validation curve is :data:`CURVES`; the test front is then made the
+    *reverse* of the validation order (lr 1e-2 best on test), so a selection that peeked would differ."""
+    dirs: dict[float, list[Path]] = {}
+    for lr in LRS:
+        for seed in seeds:
+            d = write_run(root, method, seed, POINTS, curve=CURVES[lr], epochs=5, settings=(f"train.lr={lr}",))
+            summary = json.loads((d / "summary.json").read_text())
+            test_scale = {0.001: 0.5, 0.003: 0.6, 0.01: 1.0}[lr]
+            for entry in summary["front"]:
+                for metrics in entry["metrics"].values():
+                    metrics["accuracy"] *= test_scale
+            (d / "summary.json").write_text(json.dumps(summary))
+            dirs.setdefault(lr, []).append(d)
+    return dirs
+
+
+def test_last_gain_is_the_final_value_less_the_last_one_at_80_percent():
+    curve = pd.DataFrame({"step": [10, 20, 30, 40, 50], "hypervolume": [0.1, 0.2, 0.3, 0.45, 0.5]})
+    final, gain = last_gain(curve)
+    assert final == 0.5 and gain == pytest.approx(0.5 - 0.45)  # 80% of step 50 is step 40
+    assert last_gain(curve.iloc[[4, 0, 2, 1, 3]])[1] == pytest.approx(0.05)  # order of rows does not matter
+    assert pd.isna(last_gain(curve.iloc[[0]])[1])  # a single evaluation has no earlier one
+
+
+def test_selection_picks_the_best_validation_trial_not_the_best_test_trial(tmp_path: Path):
+    write_trials(tmp_path, seeds=(0, 1))
+    selection = select(trial_table(scan(tmp_path)))
+    chosen = selection[selection["selected"]]
+    assert len(chosen) == 1 and json.loads(chosen["settings"].iloc[0]) == {"train.lr": 0.003}
+    assert selection["seeds"].tolist() == ["0 1"] * 3 and selection["complete"].all()
+    # the validation value that chose it: HV of the last validation front, errors (0.1, 0.5), (0.2, 0.2),
+    # (0.5, 0.1) against (1, 1): 0.1 * 0.5 + 0.3 * 0.8 + 0.5 * 0.9
+    assert chosen["val_hv"].iloc[0] == pytest.approx(0.74)
+    assert chosen["val_hv"].iloc[0] > selection.loc[~selection["selected"], "val_hv"].max()
+
+
+class Poisoned(dict):
+    """A summary any read of which fails: the test front must never reach the selection."""
+
+    def __getitem__(self, key: Any) -> Any:
+        raise AssertionError(f"the selection read summary[{key!r}]")
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        raise AssertionError(f"the selection read summary.get({key!r})")
+
+
+def test_no_test_metric_reaches_the_selection(tmp_path: Path):
+    """Poisoned test data (summary.json unreadable, test rows in metrics.jsonl that favour another
+    trial) leave the selection exactly as the clean records give it."""
+    write_trials(tmp_path)
+    clean = select(trial_table(scan(tmp_path)))
+    for run_dir in tmp_path.iterdir():
+        rows = [
+            {"step": 50, "epoch": 5, "split": "test", "ray_index": k, "ray": [0.5, 0.5], "objective": task,
+             "metric": "accuracy", "value": 1.0 if "0.01" in (run_dir / "config.json").read_text() else 0.0}
+            for k in range(3) for task in ("top-left", "bottom-right")
+        ]  # fmt: skip
+        with (run_dir / "metrics.jsonl").open("a") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+    runs = [dataclasses.replace(run, summary=Poisoned(run.summary or {})) for run in scan(tmp_path)]
+    assert all(run.usable for run in runs)
+    pd.testing.assert_frame_equal(select(trial_table(runs)), clean)
+
+
+def test_budget_rule_and_provisional_choices(tmp_path: Path):
+    write_trials(tmp_path)
+    write_run(tmp_path, "mean", 0, [(0.8, 0.8)], curve=CURVES[0.01], epochs=5, settings=("train.lr=0.001",))
+    write_run(tmp_path, "mean", 0, [(0.8, 0.8)], epochs=5, settings=("train.lr=0.003",), status="FAILED: diverged")
+    selection = select(trial_table(scan(tmp_path))).set_index(["method", "settings"])
+    gains = selection["gain"]
+    # palora lr 1e-3: 0.95^2 - 0.90^2 at the middle point (0.8, 0.8) dominates: HV gain of a scaled front
+    assert gains[("palora", '{"train.lr": 0.001}')] > PLATEAU_GAIN
+    assert not selection.loc[("palora", '{"train.lr": 0.001}'), "plateaued"]
+    assert selection.loc[("palora", '{"train.lr": 0.01}'), "gain"] == pytest.approx(0.0, abs=1e-12)
+    assert selection.loc[("palora", '{"train.lr": 0.01}'), "plateaued"]
+    failed = selection.loc[("mean", '{"train.lr": 0.003}')]
+    assert failed["failed"] == "seed 0: FAILED: diverged" and not failed["selected"]
+    assert not selection.loc["mean", "complete"].any()  # a failed trial: the choice is provisional
+    assert selected_settings(select(trial_table(scan(tmp_path)))) == {"palora": {"train.lr": 0.003}}
+
+
+def test_tune_command_writes_the_table_and_a_spec_the_sweep_runs_as_selected(tmp_path: Path, capsys):
+    runs = tmp_path / "runs"
+    write_trials(runs)
+    spec = tmp_path / "toy-tune.toml"
+    spec.write_text(
+        "[grid]\nmethods = ['palora', 'mean']\ndatasets = ['multimnist-mini']\nseeds = [0]\n"
+        "variants = [{'train.lr' = 0.001}, {'train.lr' = 0.003}, {'train.lr' = 0.01}]\n"
+        "[set]\n'train.epochs' = 5\n[cluster]\nruns_per_gpu = 2\n"
+    )
+    assert main([str(spec), "--runs", str(runs), "--out", str(tmp_path / "tables"), "--seeds", "0-4"]) == 0
+    out = capsys.readouterr().out
+    assert "1 method(s) selected" in out and "not final (a trial still running or failed): " not in out
+    table = pd.read_csv(tmp_path / "tables" / "tuning.csv")
+    assert table["selected"].sum() == 1 and (tmp_path / "tables" / "tuning.md").is_file()
+    tuned = load_spec(tmp_path / "toy-tuned.toml")
+    assert tuned.methods == ("palora",) and tuned.seeds == (0, 1, 2, 3, 4) and tuned.cluster.runs_per_gpu == 2
+    configs = tuned.configs()
+    assert [c.train.lr for c in configs] == [0.003] * 5 and all(c.train.epochs == 5 for c in configs)
+    # the tuned grid's seed 0 is the tuning trial itself: same config, same run id, not trained again
+    assert configs[0].run_id() in {d.name for d in runs.iterdir()}
+
+
+def test_tune_command_rejects_bad_input_in_one_line(tmp_path: Path, capsys):
+    assert main([str(tmp_path / "nope-tune.toml"), "--runs", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: tuning spec")
+    spec = tmp_path / "grid.toml"
+    spec.write_text("[grid]\nmethods = ['ls']\ndatasets = ['multimnist-mini']\n")
+    assert main([str(spec), "--runs", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert "ends in -tune" in capsys.readouterr().err
+
+
+def test_per_method_settings_sit_between_set_and_variants(tmp_path: Path):
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        "[grid]\nmethods = ['ls', 'palora']\ndatasets = ['multimnist-mini']\n"
+        "variants = [{}, {'train.epochs' = 3}]\n"
+        "[set]\n'train.lr' = 0.002\n'train.epochs' = 1\n"
+        "[per_method.palora]\n'train.lr' = 0.005\n'train.epochs' = 2\n"
+    )
+    got = [(c.method, c.train.lr, c.train.epochs) for c in load_spec(spec).configs()]
+    assert got == [("ls", 0.002, 1), ("ls", 0.002, 3), ("palora", 0.005, 2), ("palora", 0.005, 3)]
+    spec.write_text(spec.read_text().replace("[per_method.palora]", "[per_method.pamal]"))
+    with pytest.raises(ConfigError, match=r"\[per_method\] names pamal, not in \[grid\] methods"):
+        load_spec(spec)
+    spec.write_text("[grid]\nmethods = ['ls']\ndatasets = ['multimnist-mini']\n[per_method]\nls = 3\n")
+    with pytest.raises(ConfigError, match=r"\[per_method.ls\] must be a table"):
+        load_spec(spec)
