@@ -1,0 +1,240 @@
+"""Comparing methods over seeds: bootstrap intervals, corrected pairwise tests, letter groups and the
+probability of improvement, and the plain findings that follow from them (spec/evaluation.md, Statistics).
+
+Seeds are the unit of replication and methods are not paired across seeds, so every comparison treats
+two methods' runs as independent samples. A frame holds one dataset: columns ``label``, ``seed`` and a
+value column; higher is better unless ``higher_is_better=False``. Only ``scipy.stats`` is used.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import combinations
+from string import ascii_letters
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+ALPHA = 0.05
+PAIR_COLUMNS = ["a", "b", "n_a", "n_b", "difference", "p", "p_holm", "separated"]
+
+
+def mean_interval(
+    values: Sequence[float] | np.ndarray, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
+    """The mean and its bootstrap interval (BCa, Efron 1987; the percentile method where BCa is
+    degenerate). Identical values give ``(x, x, x)``; a single value gives ``(x, nan, nan)``."""
+    x = np.asarray(values, dtype=float)
+    if x.size == 0 or not np.isfinite(x).all():
+        raise ValueError(f"expected one or more finite values, found {x.tolist()}: drop missing runs first")
+    mean = float(x.mean())
+    if x.size == 1:
+        return mean, float("nan"), float("nan")
+    if np.all(x == x[0]):
+        return mean, mean, mean
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)  # near-identical values: 0/0 in BCa
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ci = stats.bootstrap(
+                (x,), np.mean, confidence_level=confidence, n_resamples=n_resamples, method=method, rng=seed
+            ).confidence_interval
+        if np.isfinite([ci.low, ci.high]).all():
+            break
+    return mean, float(ci.low), float(ci.high)
+
+
+def holm(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (Holm 1979): the i-th smallest of m is multiplied by m - i + 1,
+    made monotone by a running maximum and capped at 1. NaN entries stay NaN and do not count in m."""
+    p = np.asarray(pvalues, dtype=float)
+    adjusted = np.full_like(p, np.nan)
+    tested = np.flatnonzero(~np.isnan(p))
+    order = tested[np.argsort(p[tested], kind="stable")]
+    m = len(order)
+    scaled = p[order] * (m - np.arange(m))
+    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return adjusted
+
+
+def _best_first(means: Mapping[str, float], higher_is_better: bool) -> list[str]:
+    """Labels by mean, best first; equal means by label."""
+    return sorted(means, key=lambda k: (-means[k] if higher_is_better else means[k], k))
+
+
+def _by_label(table: pd.DataFrame, value: str, higher_is_better: bool) -> dict[str, np.ndarray]:
+    """Each label's finite values, best mean first."""
+    clean = table.dropna(subset=[value])
+    samples = {str(k): g[value].to_numpy(dtype=float) for k, g in clean.groupby("label")}
+    means = {label: float(x.mean()) for label, x in samples.items()}
+    return {label: samples[label] for label in _best_first(means, higher_is_better)}
+
+
+def pairwise(table: pd.DataFrame, value: str, higher_is_better: bool = True, alpha: float = ALPHA) -> pd.DataFrame:
+    """Every unordered pair of labels, the better mean as ``a``: sizes, ``mean_a - mean_b``, Welch's
+    two-sided t-test p (Welch 1947), its Holm adjustment over all pairs, and ``separated`` (adjusted p
+    below ``alpha``). A side with fewer than 2 seeds gives NaN p and is never separated.
+
+    Welch and not a rank test: with 5 against 5 seeds an exact rank or permutation test cannot go below
+    p = 2/252 ≈ 0.008, which no Holm correction over many pairs can pass; Welch also allows unequal
+    variances. Two constant samples give p = 0 when their values differ and NaN when they agree."""
+    samples = _by_label(table, value, higher_is_better)
+    rows = []
+    for a, b in combinations(samples, 2):
+        x, y = samples[a], samples[b]
+        p = float("nan")
+        if len(x) >= 2 and len(y) >= 2:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                p = float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+        rows.append({"a": a, "b": b, "n_a": len(x), "n_b": len(y), "difference": x.mean() - y.mean(), "p": p})
+    pairs = pd.DataFrame(rows, columns=PAIR_COLUMNS[:-2])
+    pairs["p_holm"] = holm(pairs["p"].to_numpy(dtype=float))
+    pairs["separated"] = pairs["p_holm"] < alpha
+    return pairs
+
+
+def groups(
+    means: Mapping[str, float], separated_pairs: Iterable[tuple[str, str]], higher_is_better: bool = True
+) -> dict[str, str]:
+    """A compact letter display by insert-absorb (Piepho 2004, J. Comp. Graph. Stat. 13(2)): labels that
+    share a letter are not separated; ``a`` is the group of the best mean, later letters follow the means."""
+    rank = {label: i for i, label in enumerate(_best_first(means, higher_is_better))}
+    columns: list[frozenset[str]] = [frozenset(rank)]
+    for i, j in separated_pairs:
+        split = [c for c in columns if i in c and j in c]
+        kept = [c for c in columns if not (i in c and j in c)]
+        for c in split:
+            kept += [c - {i}, c - {j}]
+        columns = [
+            c for n, c in enumerate(kept) if c and not any(c < d or (c == d and m < n) for m, d in enumerate(kept))
+        ]
+    columns.sort(key=lambda c: sorted(rank[label] for label in c))
+    if len(columns) > len(ascii_letters):
+        raise ValueError(f"{len(columns)} letter groups needed, at most {len(ascii_letters)} can be written")
+    return {label: "".join(ascii_letters[n] for n, c in enumerate(columns) if label in c) for label in rank}
+
+
+def _poi(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    diff = np.moveaxis(x, axis, -1)[..., :, None] - np.moveaxis(y, axis, -1)[..., None, :]
+    return np.asarray((diff > 0).mean(axis=(-2, -1)) + 0.5 * (diff == 0).mean(axis=(-2, -1)))
+
+
+def probability_of_improvement(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """P(X_a > X_b) + P(X_a = X_b) / 2 over all pairs of runs, i.e. the Mann-Whitney U of ``a`` over
+    ``n_a n_b`` (Agarwal et al., NeurIPS 2021, rliable), with a percentile bootstrap interval that
+    resamples the two samples independently; ``(p, nan, nan)`` when a side has a single run."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size == 0 or y.size == 0:
+        raise ValueError(f"expected runs on both sides, found {x.size} and {y.size}")
+    point = float(_poi(x, y))
+    if x.size < 2 or y.size < 2:
+        return point, float("nan"), float("nan")
+    ci = stats.bootstrap(
+        (x, y), _poi, confidence_level=confidence, n_resamples=n_resamples, method="percentile", rng=seed
+    ).confidence_interval
+    return point, float(ci.low), float(ci.high)
+
+
+def improvements(
+    table: pd.DataFrame,
+    value: str,
+    headline: Iterable[tuple[str, str]],
+    higher_is_better: bool = True,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """The probability that ``a`` improves on ``b`` (:func:`probability_of_improvement`) for each headline
+    pair; with ``higher_is_better=False`` an improvement is a lower value."""
+    samples = _by_label(table, value, higher_is_better)
+    sign = 1.0 if higher_is_better else -1.0
+    rows = []
+    for a, b in headline:
+        missing = [label for label in (a, b) if label not in samples]
+        if missing:
+            raise ValueError(f"no {value} runs for {missing}; labels with runs: {sorted(samples)}")
+        poi, low, high = probability_of_improvement(sign * samples[a], sign * samples[b], confidence, n_resamples, seed)
+        rows.append(
+            {"a": a, "b": b, "n_a": len(samples[a]), "n_b": len(samples[b])}
+            | {"poi": poi, "ci_low": low, "ci_high": high}
+        )
+    return pd.DataFrame(rows, columns=["a", "b", "n_a", "n_b", "poi", "ci_low", "ci_high"])
+
+
+def summary_table(
+    table: pd.DataFrame,
+    value: str,
+    higher_is_better: bool = True,
+    confidence: float = 0.95,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per label, best mean first: runs, mean, bootstrap interval (:func:`mean_interval`) and the letter
+    groups of the corrected pairwise tests (:func:`pairwise`, :func:`groups`)."""
+    samples = _by_label(table, value, higher_is_better)
+    pairs = pairwise(table, value, higher_is_better)
+    means = {label: float(x.mean()) for label, x in samples.items()}
+    letters = groups(
+        means, zip(pairs["a"][pairs["separated"]], pairs["b"][pairs["separated"]], strict=True), higher_is_better
+    )
+    rows = [
+        dict(zip(["mean", "ci_low", "ci_high"], mean_interval(x, confidence, n_resamples, seed), strict=True))
+        | {"label": label, "n": len(x), "group": letters[label]}
+        for label, x in samples.items()
+    ]
+    return pd.DataFrame(rows, columns=["label", "n", "mean", "ci_low", "ci_high", "group"])
+
+
+def _p_text(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3g}"
+
+
+def findings(
+    summary: pd.DataFrame,
+    pairs: pd.DataFrame,
+    improvement_rows: pd.DataFrame,
+    value_name: str,
+    higher_is_better: bool = True,
+    confidence: float = 0.95,
+) -> list[str]:
+    """Plain sentences that state what :func:`summary_table`, :func:`pairwise` and :func:`improvements`
+    found, and nothing more: methods the corrected tests do not separate are never called tied."""
+    if summary.empty:
+        return [f"No runs report {value_name}: nothing to compare."]
+    level, best = f"{confidence:.0%}", summary.iloc[0]
+    extreme = "highest" if higher_is_better else "lowest"
+    spread = f"{level} CI {best['ci_low']:.4g}–{best['ci_high']:.4g}, " if best["n"] >= 2 else ""
+    seeds = f"{best['n']} seed" + ("s" if best["n"] != 1 else "")
+    lead = f"{best['label']} has the {extreme} mean {value_name} ({best['mean']:.4g}, {spread}{seeds})"
+    mine = pairs[(pairs["a"] == best["label"]) & pairs["p"].notna()]
+    close = list(mine["b"][~mine["separated"]])
+    if close:
+        lead += f"; the corrected tests do not separate it from {', '.join(close)}"
+    elif len(mine):
+        lead += "; the corrected tests separate it from every other method tested"
+    sentences = [lead + "."]
+    tested = pairs[pairs["p"].notna()]
+    for row in tested[tested["separated"]].itertuples():
+        sentences.append(
+            f"{row.a} beats {row.b} on {value_name} (mean difference {row.difference:+.4g}; "
+            f"Welch, Holm-adjusted {_p_text(row.p_holm)})."
+        )
+    if len(tested) and not tested["separated"].any():
+        count = f"{len(tested)} pair" + ("s" if len(tested) != 1 else "")
+        sentences.append(f"The corrected tests (Welch, Holm over {count}) separate no two methods.")
+    relation = ">" if higher_is_better else "<"
+    for row in improvement_rows.itertuples():
+        interval = f"{level} CI {row.ci_low:.2f}–{row.ci_high:.2f}" if np.isfinite(row.ci_low) else "no interval"
+        sentences.append(f"P({row.a} {relation} {row.b}) = {row.poi:.2f} ({interval}; {row.n_a} × {row.n_b} runs).")
+    for row in summary[summary["n"] < 2].itertuples():
+        sentences.append(f"No test is possible for {row.label}: it has {row.n} seed, a test needs at least 2.")
+    return sentences

@@ -1,0 +1,262 @@
+"""The statistics for comparing methods over seeds: known values, closed forms, and cross-checks against
+``scipy.stats`` computed independently of ``bench.analysis.statistics``."""
+
+from __future__ import annotations
+
+import warnings
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bench.analysis.statistics import (
+    findings,
+    groups,
+    holm,
+    improvements,
+    mean_interval,
+    pairwise,
+    probability_of_improvement,
+    summary_table,
+)
+
+FAST = 2000
+
+
+def frame(samples: dict[str, list[float]], value: str = "hypervolume") -> pd.DataFrame:
+    """A long table: one row per (label, seed)."""
+    rows = [{"label": k, "seed": s, value: v} for k, vs in samples.items() for s, v in enumerate(vs)]
+    return pd.DataFrame(rows)
+
+
+SAMPLES = {
+    "A": [0.80, 0.81, 0.82, 0.805, 0.815],
+    "B": [0.79, 0.80, 0.81, 0.795, 0.805],
+    "C": [0.60, 0.61, 0.62, 0.605, 0.615],
+}
+
+
+# mean_interval ---------------------------------------------------------------------------------------------
+
+
+def test_mean_interval_is_scipy_bca_with_the_same_seed():
+    x = np.array([0.3, 0.5, 0.45, 0.7, 0.52, 0.61])
+    mean, low, high = mean_interval(x, n_resamples=FAST, seed=3)
+    ci = stats.bootstrap((x,), np.mean, n_resamples=FAST, method="BCa", rng=3).confidence_interval
+    assert mean == pytest.approx(0.513333333, abs=1e-9)
+    assert (low, high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert low < mean < high
+    assert mean_interval(x, n_resamples=FAST, seed=3) == (mean, low, high)
+
+
+def test_mean_interval_is_close_to_the_normal_closed_form_for_many_values():
+    x = np.random.default_rng(0).normal(10.0, 2.0, size=400)
+    mean, low, high = mean_interval(x, n_resamples=FAST)
+    half = 1.959964 * x.std(ddof=1) / np.sqrt(x.size)
+    assert mean == pytest.approx(x.mean())
+    assert (high - low) / 2 == pytest.approx(half, rel=0.1)
+
+
+def test_mean_interval_degenerate_cases():
+    assert mean_interval([2.0, 2.0, 2.0]) == (2.0, 2.0, 2.0)
+    mean, low, high = mean_interval([3.0])
+    assert mean == 3.0 and np.isnan(low) and np.isnan(high)
+    for bad in ([], [1.0, float("nan")]):
+        with pytest.raises(ValueError, match="finite values"):
+            mean_interval(bad)
+
+
+def test_mean_interval_falls_back_to_percentile_when_bca_is_degenerate():
+    x = np.array([1.0, 1.0, 1.0 + 2.2e-16])  # the jackknife acceleration is 0/0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bca = stats.bootstrap((x,), np.mean, n_resamples=FAST, method="BCa", rng=0).confidence_interval
+    assert np.isnan(bca.low) or np.isnan(bca.high)
+    ci = stats.bootstrap((x,), np.mean, n_resamples=FAST, method="percentile", rng=0).confidence_interval
+    assert mean_interval(x, n_resamples=FAST)[1:] == (ci.low, ci.high)
+
+
+# holm ------------------------------------------------------------------------------------------------------
+
+
+def test_holm_known_values():
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, 0.005]), [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm([0.5, 0.6]), [1.0, 1.0])  # capped
+    np.testing.assert_allclose(holm([0.02]), [0.02])
+
+
+def test_holm_leaves_nan_out_of_the_count():
+    adjusted = holm([0.01, float("nan"), 0.04])
+    assert np.isnan(adjusted[1])
+    np.testing.assert_allclose(adjusted[[0, 2]], [0.02, 0.04])
+
+
+def test_holm_matches_its_definition_on_random_pvalues():
+    p = np.random.default_rng(1).uniform(0, 0.2, size=9)
+    order = np.argsort(p)
+    step = {i: min(1.0, (len(p) - rank) * p[i]) for rank, i in enumerate(order)}
+    expected = [max(step[j] for j in order[: list(order).index(i) + 1]) for i in range(len(p))]
+    np.testing.assert_allclose(holm(p), expected)
+
+
+# pairwise --------------------------------------------------------------------------------------------------
+
+
+def test_pairwise_is_welch_with_holm_over_all_pairs():
+    pairs = pairwise(frame(SAMPLES), "hypervolume")
+    assert list(zip(pairs["a"], pairs["b"], strict=True)) == [("A", "B"), ("A", "C"), ("B", "C")]
+    for row in pairs.itertuples():
+        x, y = np.array(SAMPLES[row.a]), np.array(SAMPLES[row.b])
+        se2 = x.var(ddof=1) / 5 + y.var(ddof=1) / 5
+        df = se2**2 / ((x.var(ddof=1) / 5) ** 2 / 4 + (y.var(ddof=1) / 5) ** 2 / 4)
+        t = (x.mean() - y.mean()) / np.sqrt(se2)
+        assert row.p == pytest.approx(2 * stats.t.sf(abs(t), df))
+        assert row.difference == pytest.approx(x.mean() - y.mean())
+        assert (row.n_a, row.n_b) == (5, 5)
+    np.testing.assert_allclose(pairs["p_holm"], holm(pairs["p"]))
+    assert list(pairs["separated"]) == [False, True, True]
+    assert pairs["p"].iloc[0] == pytest.approx(0.0805162, abs=1e-6)  # A = B + 0.01: t = 2 on 8 degrees of freedom
+
+
+def test_pairwise_with_one_seed_is_never_separated():
+    pairs = pairwise(frame({"A": [1.0, 1.1, 1.2], "B": [5.0]}), "hypervolume")
+    assert np.isnan(pairs["p"].iloc[0]) and np.isnan(pairs["p_holm"].iloc[0])
+    assert not pairs["separated"].iloc[0]
+
+
+def test_pairwise_lower_is_better_puts_the_lower_mean_first():
+    pairs = pairwise(frame(SAMPLES), "hypervolume", higher_is_better=False)
+    assert list(pairs["a"]) == ["C", "C", "B"] and (pairs["difference"] < 0).all()
+
+
+def test_why_welch_an_exact_rank_test_of_five_against_five_cannot_pass_holm():
+    p = stats.mannwhitneyu([6, 7, 8, 9, 10], [1, 2, 3, 4, 5], method="exact").pvalue
+    assert p == pytest.approx(2 / 252)
+    assert holm([p] * 10).min() > 0.05
+
+
+# groups ----------------------------------------------------------------------------------------------------
+
+
+def test_groups_hand_made_cases():
+    means = {"A": 3.0, "B": 2.0, "C": 1.0}
+    assert groups(means, [("A", "C")]) == {"A": "a", "B": "ab", "C": "b"}
+    assert groups(means, []) == {"A": "a", "B": "a", "C": "a"}
+    assert groups(means, [("A", "B"), ("A", "C"), ("B", "C")]) == {"A": "a", "B": "b", "C": "c"}
+    four = {"A": 4.0, "B": 3.0, "C": 2.0, "D": 1.0}
+    assert groups(four, [("A", "C"), ("A", "D"), ("B", "D")]) == {"A": "a", "B": "ab", "C": "bc", "D": "c"}
+
+
+def test_groups_letter_a_goes_to_the_best_mean_either_direction():
+    means = {"A": 3.0, "B": 2.0, "C": 1.0}
+    assert groups(means, [("A", "C")], higher_is_better=False) == {"C": "a", "B": "ab", "A": "b"}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_groups_share_a_letter_exactly_when_not_separated(seed: int):
+    rng = np.random.default_rng(seed)
+    labels = [f"m{i}" for i in range(6)]
+    means = dict(zip(labels, rng.normal(size=6), strict=True))
+    separated = {pair for pair in combinations(labels, 2) if rng.random() < 0.5}
+    letters = groups(means, separated)
+    for i, j in combinations(labels, 2):
+        assert bool(set(letters[i]) & set(letters[j])) == ((i, j) not in separated)
+    best = max(means, key=means.__getitem__)
+    assert "a" in letters[best]
+
+
+# probability of improvement --------------------------------------------------------------------------------
+
+
+def test_probability_of_improvement_known_values():
+    assert probability_of_improvement([3, 4], [1, 2], n_resamples=FAST) == (1.0, 1.0, 1.0)
+    assert probability_of_improvement([1, 3], [2, 2], n_resamples=FAST)[0] == 0.5
+    assert probability_of_improvement([1, 2, 3], [2], n_resamples=FAST)[0] == pytest.approx(0.5)
+    assert np.isnan(probability_of_improvement([1, 2, 3], [2])[1])
+
+
+def test_probability_of_improvement_is_mann_whitney_u_over_nm():
+    rng = np.random.default_rng(2)
+    a, b = rng.integers(0, 6, size=7).astype(float), rng.integers(0, 6, size=5).astype(float)  # with ties
+    poi = probability_of_improvement(a, b, n_resamples=FAST)[0]
+    assert poi == pytest.approx(stats.mannwhitneyu(a, b).statistic / (7 * 5))
+    assert poi + probability_of_improvement(b, a, n_resamples=FAST)[0] == pytest.approx(1.0)
+
+
+def test_probability_of_improvement_interval_is_an_independent_two_sample_percentile_bootstrap():
+    a, b = [0.81, 0.79, 0.84, 0.80, 0.83], [0.80, 0.78, 0.79, 0.82, 0.77]
+
+    def u_over_nm(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+        return stats.mannwhitneyu(x, y, axis=axis).statistic / (len(a) * len(b))
+
+    ci = stats.bootstrap((a, b), u_over_nm, n_resamples=FAST, method="percentile", rng=5).confidence_interval
+    poi, low, high = probability_of_improvement(a, b, n_resamples=FAST, seed=5)
+    assert poi == pytest.approx(20 / 25)  # 4 + 2.5 + 5 + 3.5 + 5 wins (a tie counts one half)
+    assert (low, high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert 0 <= low <= poi <= high <= 1
+
+
+def test_improvements_lower_is_better_counts_lower_values():
+    table = frame({"A": [1.0, 2.0, 3.0], "B": [2.5, 3.5, 4.5]})
+    rows = improvements(table, "hypervolume", [("A", "B")], higher_is_better=False, n_resamples=FAST)
+    assert rows["poi"].iloc[0] == pytest.approx(np.mean([[x < y for y in [2.5, 3.5, 4.5]] for x in [1, 2, 3]]))
+    with pytest.raises(ValueError, match=r"labels with runs: \['A', 'B'\]"):
+        improvements(table, "hypervolume", [("A", "Z")])
+
+
+# summary and findings --------------------------------------------------------------------------------------
+
+
+def test_summary_table_orders_best_first_and_drops_missing_runs():
+    table = frame(SAMPLES | {"D": [0.70]})
+    table.loc[len(table)] = {"label": "D", "seed": 1, "hypervolume": float("nan")}
+    summary = summary_table(table, "hypervolume", n_resamples=FAST)
+    assert list(summary["label"]) == ["A", "B", "D", "C"]
+    assert list(summary["n"]) == [5, 5, 1, 5]
+    assert list(summary["group"]) == ["a", "a", "ab", "b"]
+    for row in summary.itertuples():
+        expected = mean_interval(table[table["label"] == row.label]["hypervolume"].dropna(), n_resamples=FAST)
+        np.testing.assert_allclose([row.mean, row.ci_low, row.ci_high], expected)
+    lowest = summary_table(frame(SAMPLES), "hypervolume", higher_is_better=False, n_resamples=FAST)
+    assert list(lowest["label"]) == ["C", "B", "A"] and list(lowest["group"]) == ["a", "b", "b"]
+
+
+def test_findings_state_the_tests_and_nothing_more():
+    table = frame(SAMPLES | {"D": [0.70]})
+    summary = summary_table(table, "hypervolume", n_resamples=FAST)
+    pairs = pairwise(table, "hypervolume")
+    poi = improvements(table, "hypervolume", [("A", "B")], n_resamples=FAST)
+    lines = findings(summary, pairs, poi, "hypervolume")
+    a = summary.iloc[0]
+    assert lines[0] == (
+        f"A has the highest mean hypervolume (0.81, 95% CI {a['ci_low']:.4g}–{a['ci_high']:.4g}, 5 seeds); "
+        "the corrected tests do not separate it from B."
+    )
+    assert lines[1] == "A beats C on hypervolume (mean difference +0.2; Welch, Holm-adjusted p < 0.001)."
+    assert lines[2] == "B beats C on hypervolume (mean difference +0.19; Welch, Holm-adjusted p < 0.001)."
+    row = poi.iloc[0]
+    # A = B + 0.01: 19 wins and 3 ties of 25 pairs of runs
+    assert lines[3] == f"P(A > B) = 0.82 (95% CI {row.ci_low:.2f}–{row.ci_high:.2f}; 5 × 5 runs)."
+    assert lines[4] == "No test is possible for D: it has 1 seed, a test needs at least 2."
+    assert len(lines) == 5
+    assert not any(word in line.lower() for line in lines for word in ("tied", "tie ", "equal"))
+
+
+def test_findings_when_nothing_is_separated_or_testable():
+    table = frame({"A": [1.0, 2.0, 3.0], "B": [1.5, 2.5, 1.5]})
+    pairs = pairwise(table, "hypervolume", higher_is_better=False)
+    summary = summary_table(table, "hypervolume", higher_is_better=False, n_resamples=FAST)
+    lines = findings(summary, pairs, improvements(table, "hypervolume", []), "loss", higher_is_better=False)
+    assert lines[0].startswith("B has the lowest mean loss (1.833, 95% CI ")
+    assert lines[0].endswith("; the corrected tests do not separate it from A.")
+    assert lines[1] == "The corrected tests (Welch, Holm over 1 pair) separate no two methods."
+    single = frame({"A": [1.0], "B": [2.0]})
+    summary, pairs = summary_table(single, "hypervolume"), pairwise(single, "hypervolume")
+    lines = findings(summary, pairs, improvements(single, "hypervolume", []), "hv")
+    assert lines == [
+        "B has the highest mean hv (2, 1 seed).",
+        "No test is possible for B: it has 1 seed, a test needs at least 2.",
+        "No test is possible for A: it has 1 seed, a test needs at least 2.",
+    ]
