@@ -206,15 +206,16 @@ def test_bench_dispatches_to_each_command(capsys, tmp_path: Path):
     from bench.__main__ import COMMANDS
     from bench.__main__ import main as bench_main
 
-    assert set(COMMANDS) == {"run", "sweep", "status", "report", "profile", "prepare", "list"}
+    assert set(COMMANDS) == {"run", "sweep", "status", "report", "tune", "profile", "prepare", "list"}
     assert bench_main(["run", "--method", "palora", "--workers", "-1"]) == 2
     assert capsys.readouterr().err.startswith("error: --workers must be >= 0")
     assert bench_main(["status", str(tmp_path / "missing.toml")]) == 2
     assert bench_main(["sweep", str(tmp_path / "missing.toml")]) == 2
     assert bench_main(["report", "--runs", str(tmp_path / "nowhere")]) == 2
+    assert bench_main(["tune", str(tmp_path / "missing-tune.toml"), "--runs", ".", "--out", "."]) == 2
     assert bench_main(["prepare", "nope"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 4 and all(line.startswith("error: ") for line in err)
+    assert len(err) == 5 and all(line.startswith("error: ") for line in err)
     assert f"valid datasets: {', '.join(DATASETS.names())}" in err[-1]
     with pytest.raises(SystemExit) as done:
         bench_main(["run", "--help"])
