@@ -19,8 +19,8 @@ from bench.core.errors import ConfigError
 from bench.train.config import read_toml
 
 CAPTION = (
-    "Tuning on validation only: each trial's final validation hypervolume (mean over the tuning seeds) "
-    f"and its gain over the last {LAST_FRACTION:.0%} of training (plateaued below {PLATEAU_GAIN})."
+    f"Tuning on validation only: each trial's validation hypervolume over the last {LAST_FRACTION:.0%} of "
+    f"training (mean over the tuning seeds) and its fitted gain there (plateaued below {PLATEAU_GAIN})."
 )
 
 
