@@ -13,8 +13,10 @@ from bench.analysis.aggregate import mean_pm_std, run_table, seed_summary
 from bench.analysis.convergence import hypervolume_curve, time_to_fraction
 from bench.analysis.footprint import footprint_table
 from bench.analysis.records import scan, variant_labels
-from bench.analysis.report import build_report, hypervolume_display, main
+from bench.analysis.report import build_report, main
+from bench.analysis.sections_tables import hypervolume_display
 from bench.analysis.tables import latex, markdown
+from bench.core.errors import ConfigError
 from tests.fake_runs import write_run
 
 # errors (0.1, 0.5), (0.2, 0.2), (0.5, 0.1) vs (1, 1): 0.1*0.5 + 0.3*0.8 + 0.5*0.9 = 0.74
@@ -164,11 +166,23 @@ def test_report_writes_tables_figures_and_names_problems(runs_dir: Path, tmp_pat
     for name in ("hypervolume", "memory", "time"):
         for ext in ("csv", "md", "tex"):
             assert (out / "tables" / f"{name}.{ext}").stat().st_size > 0
-    for dataset in ("multimnist-mini", "multimnist3"):
-        for figure in ("fronts", "convergence", "memory", "hv_vs_overhead"):
+    two_tasks = ("attainment", "preference")  # drawn for two objectives only
+    for dataset, drawn in (("multimnist-mini", two_tasks), ("multimnist3", ())):
+        for figure in (*drawn, "convergence", "memory", "hv_vs_overhead"):
             for ext in ("png", "pdf"):
                 assert (out / "figures" / dataset / f"{figure}.{ext}").stat().st_size > 1000, (dataset, figure)
+    assert not (out / "figures" / "multimnist3" / "attainment.png").exists()
     report = (out / "REPORT.md").read_text()
+    # every figure shown with its caption, naming its dataset
+    assert "![attainment](figures/multimnist-mini/attainment.png)" in report
+    assert "*multimnist-mini, custom protocol, seeds 0, 1, 2: empirical attainment" in report  # 2 epochs: custom
+    assert "*multimnist3: validation hypervolume (reference point (1.0, 1.0, 1.0))" in report
+    assert "a proxy of the tables' test hypervolume" in report
+    # statistics, then findings last
+    assert "## Statistics over seeds" in report and report.rstrip().splitlines()[-1].startswith("- ")
+    assert report.index("## Findings") > report.index("## Files")
+    assert "- multimnist-mini: " in report.split("## Findings")[1]
+    assert (out / "fronts.csv").is_file() and (out / "runs.jsonl").is_file()
     assert "seed 1): FAILED: RuntimeError: boom" in report
     assert "multimnist-mini, pamal: no run record for seed(s) 2" in report
     assert "| palora | front | 0.7400 ± 0.0000 (2) |" in report
@@ -305,3 +319,33 @@ def test_without_out_the_report_goes_to_a_fresh_folder_and_results_is_untouched(
     assert len(reports) == 2 and all((r / "REPORT.md").is_file() for r in reports)
     assert committed.read_text() == "committed report"
     assert f"-> reports/{reports[-1].name}/REPORT.md" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_report_regenerates_from_its_archive_alone(runs_dir: Path, tmp_path: Path):
+    """A report's tables and its REPORT.md (but for the line that says how and when it was made) come
+    back the same from its archive (fronts.csv, runs.jsonl, the curves) with the run records gone."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    build_report(runs_dir, first, None, None)
+    moved = tmp_path / "gone"
+    runs_dir.rename(moved)
+    stats = build_report(None, second, None, None, archive=first)
+    assert stats["runs"] == 8 and stats["usable"] == 7
+    tables = sorted(p.relative_to(first) for p in (first / "tables").iterdir())
+    assert tables == sorted(p.relative_to(second) for p in (second / "tables").iterdir()) and len(tables) > 10
+    for name in tables:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    for name in ("fronts.csv", "runs.jsonl"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    figures = sorted(p.relative_to(first) for p in (first / "figures").rglob("*.pdf"))
+    assert figures == sorted(p.relative_to(second) for p in (second / "figures").rglob("*.pdf"))
+    for name in figures:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+    def body(folder: Path) -> list[str]:
+        return [line for line in (folder / "REPORT.md").read_text().splitlines() if not line.startswith("Generated")]
+
+    assert body(first) == body(second)
+    (first / "runs.jsonl").unlink()
+    with pytest.raises(ConfigError, match="runs.jsonl not found"):
+        build_report(None, tmp_path / "third", None, None, archive=first)

@@ -67,9 +67,11 @@ def front_rows(run: Run, layout: Layout, identity: dict[str, Any]) -> list[dict[
     ]
 
 
-def write_archive(runs: list[Run], folder: Path, protocol_of: Callable[[Run], str] | None = None) -> list[Path]:
-    """``folder/fronts.csv`` and ``folder/runs.jsonl`` of ``runs``, each written atomically; ``protocol_of``
-    names each run's protocol (default: ``official``)."""
+def fronts_and_lines(
+    runs: list[Run], protocol_of: Callable[[Run], str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """``fronts.csv`` as a frame and the lines of ``runs.jsonl``; ``protocol_of`` names each run's
+    protocol (default: ``official``)."""
     protocol_of = protocol_of or official
     labels = variant_labels(runs)
     rows, lines = [], []
@@ -88,8 +90,20 @@ def write_archive(runs: list[Run], folder: Path, protocol_of: Callable[[Run], st
             summary = {**summary, "front": {"file": FRONTS, "tasks": layout}}
         line = {"run_id": run.run_id, "protocol": protocol, "status": run.status, "config": run.config}
         lines.append(json.dumps(line | {"summary": summary}) + "\n")
+    return pd.DataFrame(rows, columns=[*IDENTITY, *rays, *values]), lines
+
+
+def fronts_table(runs: list[Run], protocol_of: Callable[[Run], str] | None = None) -> pd.DataFrame:
+    """Every usable run's test front, one row per ray, as ``fronts.csv`` holds it."""
+    return fronts_and_lines(runs, protocol_of)[0]
+
+
+def write_archive(runs: list[Run], folder: Path, protocol_of: Callable[[Run], str] | None = None) -> list[Path]:
+    """``folder/fronts.csv`` and ``folder/runs.jsonl`` of ``runs``, each written atomically; ``protocol_of``
+    names each run's protocol (default: ``official``)."""
+    fronts, lines = fronts_and_lines(runs, protocol_of)
     folder = Path(folder)
-    atomic.write_text(folder / FRONTS, pd.DataFrame(rows, columns=[*IDENTITY, *rays, *values]).to_csv(index=False))
+    atomic.write_text(folder / FRONTS, fronts.to_csv(index=False))
     atomic.write_text(folder / RUNS, "".join(lines))
     return [folder / FRONTS, folder / RUNS]
 

@@ -1,0 +1,75 @@
+"""What every section of the report reads: the runs (from run records or from an archive), the tables
+derived from them once, and where the report writes. A section (:mod:`bench.analysis.section`) takes
+this and nothing else."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+
+from bench.analysis.aggregate import run_table, seed_summary
+from bench.analysis.convergence import time_to_fraction_table
+from bench.analysis.footprint import footprint_table
+from bench.analysis.paper import load_paper
+from bench.analysis.records import Run
+from bench.core.registry import DATASETS
+
+
+@dataclasses.dataclass
+class ReportContext:
+    """The report's inputs. ``source`` says where the runs came from (``--runs runs/``, ``--archive
+    results/``); ``curves`` is the validation hypervolume of every evaluation (the convergence table)."""
+
+    source: str
+    out: Path
+    runs: list[Run]
+    curves: pd.DataFrame
+    protocol_of: Callable[[Run], str]
+    paper_dir: Path | None = None
+    seeds: list[int] | None = None
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.out / "tables"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.out / "figures"
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """One row per run (:func:`bench.analysis.aggregate.run_table`) with its protocol."""
+        protocols = {run.run_id: self.protocol_of(run) for run in self.runs}
+        table = run_table(self.runs)
+        table.insert(1, "protocol", table["run_id"].map(protocols))
+        return table
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        return seed_summary(self.table, self.seeds)
+
+    @cached_property
+    def footprint(self) -> pd.DataFrame:
+        return footprint_table(self.runs)
+
+    @cached_property
+    def to95(self) -> pd.DataFrame:
+        return time_to_fraction_table(self.curves)
+
+    @cached_property
+    def paper(self) -> pd.DataFrame:
+        return load_paper(self.paper_dir)
+
+    @cached_property
+    def datasets(self) -> list[str]:
+        """The registered datasets the runs are on, sorted."""
+        return sorted(d for d in self.table["dataset"].unique() if d in DATASETS)
+
+    @cached_property
+    def protocols(self) -> list[str]:
+        """The protocols of the usable runs, sorted."""
+        return sorted(set(self.table.loc[self.table["usable"], "protocol"]))

@@ -1,0 +1,82 @@
+"""The report's figures, per dataset, each with its caption in REPORT.md: attainment surfaces of the
+test fronts over seeds, error against preference, convergence (validation proxy), memory, and
+hypervolume against parameter cost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib import pyplot as plt
+
+from bench.analysis import figures
+from bench.analysis.archive import fronts_table
+from bench.analysis.attainment import attainment_figure, caption_attainment
+from bench.analysis.context import ReportContext
+from bench.analysis.front_aware import single_task_models
+from bench.analysis.paper import paper_dataset, paper_hypervolumes
+from bench.analysis.preference_figure import caption_preference, preference_figure
+from bench.analysis.section import Section
+from bench.core.registry import DATASETS
+from bench.core.spec import DatasetSpec
+
+Drawn = tuple[str, plt.Figure | None, str]
+"""A figure's file name, the figure (None: nothing to draw) and its caption."""
+
+
+def validation_proxy(ctx: ReportContext, dataset: str) -> str:
+    """How the validation curves were evaluated (rays and pairs), from the runs' configs."""
+    settings = {
+        (run.config.get("train", {}).get("val_points_per_edge", 0), run.config.get("train", {}).get("val_samples", 0))
+        for run in ctx.runs
+        if run.dataset == dataset and run.usable
+    }
+    shown = "; ".join(
+        f"{rays or 'all'} rays per edge, {pairs or 'all'} validation samples" for rays, pairs in sorted(settings)
+    )
+    return f"a proxy of the tables' test hypervolume, evaluated on {shown}" if shown else "a proxy"
+
+
+def dataset_figures(ctx: ReportContext, spec: DatasetSpec) -> list[Drawn]:
+    fronts = fronts_table([r for r in ctx.runs if r.dataset == spec.name], ctx.protocol_of)
+    protocol = ", ".join(sorted(set(fronts["protocol"]))) or "–"
+    seeds = sorted(set(fronts["seed"]))
+    single = single_task_models(ctx.runs, spec)
+    ends = None if single is None else [float(v) for v in single.errors]
+    curves = ctx.curves[ctx.curves["dataset"] == spec.name]
+    cost = ctx.footprint[ctx.footprint["dataset"] == spec.name]
+    published = paper_hypervolumes(ctx.paper, spec).assign(dataset=paper_dataset(spec))
+    reference = tuple(spec.hv_reference)
+    return [
+        ("attainment", attainment_figure(fronts, spec, single_task=ends), caption_attainment(spec, protocol, seeds)),
+        ("preference", preference_figure(fronts, spec), caption_preference(spec, protocol, seeds)),
+        (
+            "convergence",
+            figures.convergence_figure(curves, spec),
+            f"{spec.name}: validation hypervolume (reference point {reference}) during training, mean over seeds "
+            f"with a ±1 std band, dashed: single models; {validation_proxy(ctx, spec.name)}",
+        ),
+        ("memory", figures.memory_figure(cost, spec), figures.caption("memory", spec)),
+        (
+            "hv_vs_overhead",
+            figures.hv_vs_overhead_figure(ctx.summary[ctx.summary["dataset"] == spec.name], cost, published, spec),
+            figures.caption("hv_vs_overhead", spec),
+        ),
+    ]
+
+
+def figures_section(ctx: ReportContext) -> Section:
+    lines = ["## Figures", ""]
+    files: list[tuple[list[Path], str]] = []
+    for dataset in ctx.datasets:
+        spec = DATASETS.get(dataset)
+        lines += [f"### {dataset}", ""]
+        with np.errstate(all="ignore"):
+            drawn = dataset_figures(ctx, spec)
+        for name, fig, caption in drawn:
+            paths = figures.save(fig, ctx.figures_dir / dataset, name)
+            if paths:
+                png = next(p for p in paths if p.suffix == ".png")
+                lines += [f"![{name}]({png.relative_to(ctx.out)})", "", f"*{caption}.*", ""]
+                files.append((paths, f"{dataset}: the {name} figure, captioned above"))
+    return Section(lines, files) if files else Section()
