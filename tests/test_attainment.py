@@ -177,6 +177,22 @@ def test_far_single_task_ends_get_a_zoom_panel_and_a_dense_cluster_an_inset():
     assert fig.get_figwidth() == pytest.approx(FULL)
 
 
+def test_a_whole_method_far_off_gets_a_zoom_panel_on_the_rest():
+    """A method that diverged (all its points far from the rest, a third of the points) would squash
+    every other front into a corner: the zoom shows the rest, the main axes still show every point."""
+    table = realistic(SPEC)
+    table = table[table["label"].isin(["palora", "pamal", "phn-ls"])].copy()
+    far = table["label"] == "phn-ls"
+    table.loc[far, "top-left_accuracy"], table.loc[far, "bottom-right_accuracy"] = 0.57, 0.60
+    fig = attainment_figure(table, SPEC)
+    assert fig is not None
+    main, zoom = fig.axes[0], next(ax for ax in fig.axes if ax.get_gid() == "zoom")
+    values = objective_table(table, SPEC)[["top-left", "bottom-right"]].to_numpy()
+    assert_inside(main, values)
+    assert_inside(zoom, values[~far.to_numpy()])
+    assert zoom.get_xlim()[1] < 0.3 and zoom.get_ylim()[1] < 0.3
+
+
 def test_without_far_points_one_column_panel_with_the_inset_off_every_point():
     table = realistic(SPEC)
     table = table[table["label"] != "ls"]

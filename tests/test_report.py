@@ -99,6 +99,12 @@ def test_hypervolume_table_snapshot(runs_dir: Path):
     assert r"method & kind & multimnist-mini \\" in tex
 
 
+def test_missing_cells_are_dashes_in_markdown_and_latex():
+    frame = pd.DataFrame({"a": [1.5, np.nan], "b": ["x", None]})
+    assert markdown(frame).splitlines()[2:] == ["| 1.5 | x |", "| – | – |"]
+    assert r"1.5 & x \\" in latex(frame, "c", "t") and r"-- & -- \\" in latex(frame, "c", "t")
+
+
 def test_latex_escapes_specials():
     display = pd.DataFrame({"method": ["a_b & c%"], "x": ["1 × 2 – 3"]})
     assert r"a\_b \& c\% & 1 $\times$ 2 -- 3 \\" in latex(display, "c", "l")

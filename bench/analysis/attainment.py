@@ -164,15 +164,31 @@ def reference_shown(points: np.ndarray, reference: np.ndarray) -> bool:
     return bool(np.all((reference >= low - REFERENCE_REACH * span) & (reference <= high + REFERENCE_REACH * span)))
 
 
+def below_gap(points: np.ndarray) -> np.ndarray:
+    """Per axis, the largest value below the widest gap between sorted values when that gap is more
+    than half the axis's range and at least half the points lie below it (a whole method far off, such
+    as one that diverged), else the largest value."""
+    out = points.max(axis=0).astype(float)
+    for k in range(points.shape[1]):
+        values = np.sort(points[:, k])
+        gaps = np.diff(values)
+        if len(gaps) and gaps.max() > 0.5 * (values[-1] - values[0]):
+            cut = int(gaps.argmax())
+            if cut + 1 >= len(values) / 2:
+                out[k] = values[cut]
+    return out
+
+
 def bulk_window(points: np.ndarray, keep: np.ndarray, box: np.ndarray) -> np.ndarray | None:
     """A zoom window on the bulk of ``points`` when a few far points (typically the single-task ends of
     linear scalarization) squeeze it into less than :data:`BULK_AREA` of the axes ``box``; else None.
     The bulk, on each axis: from the least value to the largest within half their range beyond the
-    :data:`BULK_QUANTILE` (so a front's own ends stay in), and every point of ``keep``."""
+    :data:`BULK_QUANTILE` (so a front's own ends stay in) and below a wide gap (:func:`below_gap`), and
+    every point of ``keep``."""
     if len(points) < 10:
         return None
     low, quantile = points.min(axis=0), np.quantile(points, BULK_QUANTILE, axis=0)
-    reach = quantile + 0.5 * (quantile - low)
+    reach = np.minimum(quantile + 0.5 * (quantile - low), below_gap(points))
     high = np.array([points[points[:, k] <= reach[k], k].max() for k in range(2)])
     if len(keep):
         high = np.maximum(high, keep.max(axis=0))

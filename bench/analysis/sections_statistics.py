@@ -25,6 +25,21 @@ def dataset_statistics(per_run: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     return summary_table(per_run, VALUE), pairs, improvements(per_run, VALUE, headline)
 
 
+def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "dataset": pairs["dataset"],
+            "better mean": pairs["a"],
+            "other": pairs["b"],
+            "runs": [f"{a} × {b}" for a, b in zip(pairs["n_a"], pairs["n_b"], strict=True)],
+            "difference": [f"{d:+.4f}" for d in pairs["difference"]],
+            "Welch p": [f"{p:.3g}" for p in pairs["p"]],
+            "Holm p": [f"{p:.3g}" for p in pairs["p_holm"]],
+            "separated": ["yes" if s else "no" for s in pairs["separated"]],
+        }
+    )
+
+
 def statistics_section(ctx: ReportContext) -> Section:
     usable = ctx.table[ctx.table["usable"] & ctx.table["dataset"].isin(ctx.datasets)]
     summaries, all_pairs, all_poi, sentences = [], [], [], []
@@ -53,7 +68,9 @@ def statistics_section(ctx: ReportContext) -> Section:
     files = write_table(
         summary, display, ctx.tables_dir, "statistics", "Test hypervolume: mean, 95% bootstrap CI, groups"
     )
-    files += write_table(pairs, pairs, ctx.tables_dir, "pairwise", "Welch tests of every pair, Holm-adjusted")
+    files += write_table(
+        pairs, pairs_display(pairs), ctx.tables_dir, "pairwise", "Welch tests of every pair, Holm-adjusted"
+    )
     lines = [
         "## Statistics over seeds",
         "",

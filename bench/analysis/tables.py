@@ -26,11 +26,16 @@ LATEX_SPECIALS = {
 LATEX_UNICODE = {"±": r"$\pm$", "×": r"$\times$", "–": "--", "−": "$-$"}
 
 
+def text_rows(display: pd.DataFrame) -> list[list[str]]:
+    """Every cell as text, a missing one (NaN, None) as an en dash."""
+    return [["–" if pd.isna(cell) else str(cell) for cell in row] for row in display.itertuples(index=False)]
+
+
 def markdown(display: pd.DataFrame) -> str:
     """A GitHub markdown table of the frame's string cells (``|`` escaped)."""
     header = [str(c) for c in display.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in display.astype(str).itertuples(index=False):
+    for row in text_rows(display):
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
     return "\n".join(lines) + "\n"
 
@@ -45,7 +50,7 @@ def latex_escape(text: str) -> str:
 def latex(display: pd.DataFrame, caption: str, label: str) -> str:
     """A booktabs ``table`` environment: first column left-aligned, the others right-aligned."""
     columns = "l" + "r" * (len(display.columns) - 1)
-    body = [" & ".join(latex_escape(c) for c in row) + r" \\" for row in display.astype(str).itertuples(index=False)]
+    body = [" & ".join(latex_escape(c) for c in row) + r" \\" for row in text_rows(display)]
     return "\n".join(
         [
             r"\begin{table}[t]",
