@@ -32,7 +32,7 @@ def test_protocol_of_a_recorded_run(tmp_path: Path):
 
 
 def test_the_tuned_budget_is_the_tuning_specs_shared_settings():
-    for spec in sorted((ROOT / "slurm").glob("*-tune.toml")):
+    for spec in sorted((ROOT / "slurm").glob("*-tune*.toml")):  # stage one, stage two, the tuned grid
         settings = {k: v for k, v in load_spec(spec).settings.items() if k not in NOT_IDENTITY}
         assert settings == TUNED_BUDGET, spec
     assert (ROOT / "slurm" / "multifashion-tune.toml").is_file()

@@ -13,7 +13,15 @@ import pandas as pd
 import pytest
 
 from bench.analysis.records import scan
-from bench.analysis.tuning import PLATEAU_GAIN, last_gain, select, selected_settings, trial_table
+from bench.analysis.tuning import (
+    PLATEAU_GAIN,
+    TuningSpec,
+    last_gain,
+    select,
+    selected_settings,
+    stage_two,
+    trial_table,
+)
 from bench.analysis.tuning_cli import main
 from bench.core.errors import ConfigError
 from bench.sweep.spec import load_spec
@@ -27,6 +35,16 @@ CURVES = {
     0.01: [0.9, 0.92, 0.93] + [0.93] * 7,  # plateaued lower
 }
 """Validation accuracy scale per evaluation (steps 10..100): lr 3e-3 ends highest on validation."""
+
+
+SPEC = TuningSpec(
+    methods=("palora", "mean"),
+    datasets=("multimnist-mini",),
+    seeds=(0,),
+    variants=tuple({"train.lr": lr} for lr in LRS),
+    settings={"train.epochs": 10},
+    per_method={},
+)
 
 
 def write_trials(root: Path, method: str = "palora", seeds: tuple[int, ...] = (0,)) -> dict[float, list[Path]]:
@@ -46,6 +64,15 @@ def write_trials(root: Path, method: str = "palora", seeds: tuple[int, ...] = (0
     return dirs
 
 
+def write_stage_two(root: Path, scale: float = 1.0) -> None:
+    """PaLoRA's stage two at the selected lr 3e-3: windows 3 and 4, validation curves ending at ``scale``."""
+    for window in (3, 4):
+        curve = [c * scale for c in CURVES[0.003]]
+        write_run(
+            root, "palora", 0, POINTS, curve=curve, epochs=10, settings=("train.lr=0.003", f"method.window={window}")
+        )
+
+
 def test_last_gain_is_the_mean_and_fitted_rise_over_the_last_20_percent():
     steps = np.arange(10, 101, 10)
     linear = pd.DataFrame({"step": steps, "hypervolume": steps / 1000})
@@ -61,15 +88,34 @@ def test_last_gain_is_the_mean_and_fitted_rise_over_the_last_20_percent():
 
 
 def test_selection_picks_the_best_validation_trial_not_the_best_test_trial(tmp_path: Path):
-    write_trials(tmp_path, seeds=(0, 1))
-    selection = select(trial_table(scan(tmp_path)))
+    write_trials(tmp_path)
+    spec = dataclasses.replace(SPEC, methods=("palora",))
+    trials = trial_table(scan(tmp_path), spec)
+    # stage one done: stage two asks for PaLoRA's windows 3 and 4 at the selected lr, not yet run
+    second = trials[trials["stage"] == 2]
+    assert [json.loads(t) for t in second["settings"]] == [
+        {"method.window": 3, "train.lr": 0.003},
+        {"method.window": 4, "train.lr": 0.003},
+    ]
+    assert (second["status"] == "NOT RUN").all()
+    selection = select(trials)
     chosen = selection[selection["selected"]]
     assert len(chosen) == 1 and json.loads(chosen["settings"].iloc[0]) == {"train.lr": 0.003}
-    assert selection["seeds"].tolist() == ["0 1"] * 3 and selection["complete"].all()
-    # the validation value that chose it: HV of the last validation front, errors (0.1, 0.5), (0.2, 0.2),
-    # (0.5, 0.1) against (1, 1): 0.1 * 0.5 + 0.3 * 0.8 + 0.5 * 0.9
+    assert not selection["complete"].any()  # provisional until stage two has run
+    # the validation value that chose it: HV of the validation front over the last evaluations, errors
+    # (0.1, 0.5), (0.2, 0.2), (0.5, 0.1) against (1, 1): 0.1 * 0.5 + 0.3 * 0.8 + 0.5 * 0.9
     assert chosen["val_hv"].iloc[0] == pytest.approx(0.74)
     assert chosen["val_hv"].iloc[0] > selection.loc[~selection["selected"], "val_hv"].max()
+
+    write_stage_two(tmp_path, scale=0.99)
+    selection = select(trial_table(scan(tmp_path), spec))
+    assert selection["complete"].all() and len(selection) == 5
+    assert json.loads(selection.loc[selection["selected"], "settings"].iloc[0]) == {"train.lr": 0.003}
+    assert stage_two("pcgrad", 0.003) == [{"train.lr": 0.0015}, {"train.lr": 0.006}]
+    assert stage_two("phn-ls", 0.01) == [
+        {"train.lr": 0.01, "method.alpha": 0.2},
+        {"train.lr": 0.01, "method.alpha": 0.5},
+    ]
 
 
 class Poisoned(dict):
@@ -86,7 +132,7 @@ def test_no_test_metric_reaches_the_selection(tmp_path: Path):
     """Poisoned test data (summary.json unreadable, test rows in metrics.jsonl that favour another
     trial) leave the selection exactly as the clean records give it."""
     write_trials(tmp_path)
-    clean = select(trial_table(scan(tmp_path)))
+    clean = select(trial_table(scan(tmp_path), SPEC))
     for run_dir in tmp_path.iterdir():
         rows = [
             {"step": 100, "epoch": 10, "split": "test", "ray_index": k, "ray": [0.5, 0.5], "objective": task,
@@ -97,43 +143,58 @@ def test_no_test_metric_reaches_the_selection(tmp_path: Path):
             f.writelines(json.dumps(row) + "\n" for row in rows)
     runs = [dataclasses.replace(run, summary=Poisoned(run.summary or {})) for run in scan(tmp_path)]
     assert all(run.usable for run in runs)
-    pd.testing.assert_frame_equal(select(trial_table(runs)), clean)
+    pd.testing.assert_frame_equal(select(trial_table(runs, SPEC)), clean)
 
 
 def test_budget_rule_and_provisional_choices(tmp_path: Path):
     write_trials(tmp_path)
     write_run(tmp_path, "mean", 0, [(0.8, 0.8)], curve=CURVES[0.01], epochs=10, settings=("train.lr=0.001",))
-    write_run(tmp_path, "mean", 0, [(0.8, 0.8)], epochs=10, settings=("train.lr=0.003",), status="FAILED: diverged")
-    selection = select(trial_table(scan(tmp_path))).set_index(["method", "settings"])
-    gains = selection["gain"]
-    assert gains[("palora", '{"train.lr": 0.001}')] > PLATEAU_GAIN
+    diverged = "FAILED: diverged: non-finite loss at step 7 (epoch 1)"
+    write_run(tmp_path, "mean", 0, [(0.8, 0.8)], epochs=10, settings=("train.lr=0.003",), status=diverged)
+    selection = select(trial_table(scan(tmp_path), SPEC)).set_index(["method", "settings"])
+    assert selection.loc[("palora", '{"train.lr": 0.001}'), "gain"] > PLATEAU_GAIN  # still rising
     assert not selection.loc[("palora", '{"train.lr": 0.001}'), "plateaued"]
     assert selection.loc[("palora", '{"train.lr": 0.01}'), "gain"] == pytest.approx(0.0, abs=1e-12)
     assert selection.loc[("palora", '{"train.lr": 0.01}'), "plateaued"]
     failed = selection.loc[("mean", '{"train.lr": 0.003}')]
-    assert failed["failed"] == "seed 0: FAILED: diverged" and not failed["selected"]
-    assert not selection.loc["mean", "complete"].any()  # a failed trial: the choice is provisional
-    assert selected_settings(select(trial_table(scan(tmp_path)))) == {"palora": {"train.lr": 0.003}}
+    assert failed["not_usable"] == f"seed 0: {diverged}" and not failed["selected"]
+    assert selection.loc[("mean", '{"train.lr": 0.01}'), "not_usable"] == "seed 0: NOT RUN"
+    assert not selection.loc["mean", "complete"].any() and set(selection.loc["mean", "stage"]) == {1}
+    # the lr 1e-2 trial run: stage one has an outcome everywhere (a divergence is one) and stage two follows
+    write_run(tmp_path, "mean", 0, [(0.7, 0.7)], curve=CURVES[0.01], epochs=10, settings=("train.lr=0.01",))
+    trials = trial_table(scan(tmp_path), SPEC)
+    second = trials[(trials["method"] == "mean") & (trials["stage"] == 2)]
+    assert [json.loads(t) for t in second["settings"]] == [{"train.lr": 0.0005}, {"train.lr": 0.002}]
+    assert selected_settings(select(trials)) == {}  # nothing final before stage two has run
 
 
-def test_tune_command_writes_the_table_and_a_spec_the_sweep_runs_as_selected(tmp_path: Path, capsys):
+def test_tune_command_writes_the_table_and_specs_the_sweep_runs_as_selected(tmp_path: Path, capsys):
     runs = tmp_path / "runs"
     write_trials(runs)
     spec = tmp_path / "toy-tune.toml"
     spec.write_text(
-        "[grid]\nmethods = ['palora', 'mean']\ndatasets = ['multimnist-mini']\nseeds = [0]\n"
+        "[grid]\nmethods = ['palora']\ndatasets = ['multimnist-mini']\nseeds = [0]\n"
         "variants = [{'train.lr' = 0.001}, {'train.lr' = 0.003}, {'train.lr' = 0.01}]\n"
         "[set]\n'train.epochs' = 10\n[cluster]\nruns_per_gpu = 2\n"
     )
-    assert main([str(spec), "--runs", str(runs), "--out", str(tmp_path / "tables"), "--seeds", "0-4"]) == 0
-    out = capsys.readouterr().out
-    assert "1 method(s) selected" in out and "not final (a trial still running or failed): " not in out
+    argv = [str(spec), "--runs", str(runs), "--out", str(tmp_path / "tables"), "--seeds", "0-4"]
+    assert main(argv) == 0
+    assert "0 method(s) selected" in capsys.readouterr().out and not (tmp_path / "toy-tuned.toml").exists()
+    second = load_spec(tmp_path / "toy-tune-2.toml")  # stage two, as the sweep will run it
+    assert [(c.train.lr, c.hparams.window, c.train.epochs) for c in second.configs()] == [
+        (0.003, 3, 10),
+        (0.003, 4, 10),
+    ]
+    assert second.cluster.runs_per_gpu == 2
+    write_stage_two(runs, scale=1.01)  # windows 3 and 4 tie, a little above lr 3e-3 alone
+    assert main(argv) == 0
+    assert "1 method(s) selected" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "tables" / "tuning.csv")
-    assert table["selected"].sum() == 1 and (tmp_path / "tables" / "tuning.md").is_file()
+    assert table["selected"].sum() == 1 and len(table) == 5 and (tmp_path / "tables" / "tuning.md").is_file()
     tuned = load_spec(tmp_path / "toy-tuned.toml")
-    assert tuned.methods == ("palora",) and tuned.seeds == (0, 1, 2, 3, 4) and tuned.cluster.runs_per_gpu == 2
+    assert tuned.methods == ("palora",) and tuned.seeds == (0, 1, 2, 3, 4)
     configs = tuned.configs()
-    assert [c.train.lr for c in configs] == [0.003] * 5 and all(c.train.epochs == 10 for c in configs)
+    assert [(c.train.lr, c.hparams.window) for c in configs] == [(0.003, 3)] * 5  # the first of the tie
     # the tuned grid's seed 0 is the tuning trial itself: same config, same run id, not trained again
     assert configs[0].run_id() in {d.name for d in runs.iterdir()}
 
@@ -157,7 +218,17 @@ def test_per_method_settings_sit_between_set_and_variants(tmp_path: Path):
     )
     got = [(c.method, c.train.lr, c.train.epochs) for c in load_spec(spec).configs()]
     assert got == [("ls", 0.002, 1), ("ls", 0.002, 3), ("palora", 0.005, 2), ("palora", 0.005, 3)]
-    spec.write_text(spec.read_text().replace("[per_method.palora]", "[per_method.pamal]"))
+    spec.write_text(spec.read_text() + "variants = [{'method.window' = 3}, {'method.window' = 4}]\n")
+    got = [(c.method, c.train.epochs, getattr(c.hparams, "window", None)) for c in load_spec(spec).configs()]
+    assert got == [("ls", 1, None), ("ls", 3, None), ("palora", 2, 3), ("palora", 2, 4)]  # its own variants
+    spec.write_text(spec.read_text().replace("variants = [{'method.window' = 3}", "variants = [3"))
+    with pytest.raises(ConfigError, match=r"\[per_method.palora\] variants must be a list of tables"):
+        load_spec(spec)
+    spec.write_text(
+        spec.read_text()
+        .replace("[per_method.palora]", "[per_method.pamal]")
+        .replace("variants = [3", "variants = [{'method.window' = 3}")
+    )
     with pytest.raises(ConfigError, match=r"\[per_method\] names pamal, not in \[grid\] methods"):
         load_spec(spec)
     spec.write_text("[grid]\nmethods = ['ls']\ndatasets = ['multimnist-mini']\n[per_method]\nls = 3\n")

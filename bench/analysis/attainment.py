@@ -34,7 +34,8 @@ from matplotlib.patches import Patch
 
 from bench.analysis.figures import COLUMN, FULL, axis_label, faded, fit_axes_height, seed_names
 from bench.analysis.front_metrics import non_dominated
-from bench.analysis.style import label_style, method_legend, ordered, paper_rc
+from bench.analysis.published_marks import draw_published, published_legend, published_sources, shown_published
+from bench.analysis.style import label_style, method_legend, method_of, ordered, paper_rc
 from bench.core.hypervolume import minimization_points
 from bench.core.spec import DatasetSpec
 
@@ -150,6 +151,11 @@ def extended(vertices: np.ndarray, upper: np.ndarray | Sequence[float]) -> np.nd
     return np.vstack([[vertices[0, 0], upper[1]], vertices, [upper[0], vertices[-1, 1]]])
 
 
+def median_line(runs: list[np.ndarray]) -> np.ndarray:
+    """The median attainment surface of ``runs`` drawn out to their largest values (:func:`extended`)."""
+    return extended(attainment_surface(runs, MEDIAN), np.concatenate(runs).max(axis=0))
+
+
 def padded(low: np.ndarray, high: np.ndarray, share: float = PAD) -> np.ndarray:
     """The box [[x0, y0], [x1, y1]] from ``low`` to ``high`` with a margin of ``share`` of its span."""
     low, high = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
@@ -245,6 +251,7 @@ def attainment_figure(
     spec: DatasetSpec,
     reference: Sequence[float] | None = None,
     single_task: Sequence[float] | None = None,
+    published: pd.DataFrame | None = None,
 ) -> plt.Figure | None:
     """Per Pareto-front method (a label with more than one ray), the median attainment surface over
     seeds as a staircase line and the 25%-75% band, drawn out to the method's own largest values;
@@ -252,9 +259,12 @@ def attainment_figure(
     markers, one per seed, with no surface. Also marked: the hypervolume ``reference`` point
     (default: the dataset's; an arrow at the border where it is far off, :data:`REFERENCE_REACH`) and,
     when given, ``single_task``: each task's objective value of a model trained on that task alone,
-    as a dotted line (vertical for the first task, horizontal for the second).
+    as a dotted line (vertical for the first task, horizontal for the second). ``published``
+    (:func:`bench.analysis.paper.paper_points`), on the dataset it was published for only: hollow
+    markers, a dashed median surface through a published front
+    (:func:`bench.analysis.published_marks.draw_published`).
 
-    Every point is inside the (first) axes: no axis cut. Where a few far points squeeze the rest
+    Every point, published ones included, is inside the (first) axes: no axis cut. Where a few far points squeeze the rest
     (:func:`bulk_window`), a second panel beside it enlarges the bulk; a dense cluster of single models
     (:func:`cluster_window`) is enlarged in an inset in a free corner of the most enlarged panel, or in
     a panel of its own where no corner is free. Zoomed regions are outlined in the panel they enlarge.
@@ -282,7 +292,10 @@ def attainment_figure(
         lab: {q: extended(attainment_surface(r, q), own[lab].max(axis=0)) for q in (MEDIAN, *BAND)}
         for lab, r in runs.items()
     }
-    points = table[names].to_numpy(float)
+    shown = shown_published(published, spec)
+    theirs = shown[names].to_numpy(float).reshape(-1, 2)
+    ours = {method_of(lab) for lab in labels}
+    points = np.concatenate([table[names].to_numpy(float), theirs])
     show_reference = reference_shown(points, ref)
     ends = None if single_task is None else np.asarray(single_task, dtype=float)
     everything = np.concatenate(
@@ -298,7 +311,8 @@ def attainment_figure(
         boxes.append(bulk)
     cluster = cluster_window(single_points, len(singles), boxes[-1])
     lines = [s[q] for s in surfaces.values() for q in (MEDIAN, *BAND)]
-    marked = np.concatenate([points, *([ref[None, :]] if show_reference else [])])
+    pointer = [] if show_reference or bulk is not None else [arrow_region(ref, box)]  # the inset goes beside it
+    marked = np.concatenate([points, *([ref[None, :]] if show_reference else []), *pointer])
     place = None if cluster is None else inset_place(cluster, marked, lines, boxes[-1])
     if cluster is not None and place is None:
         boxes.append(cluster)
@@ -330,7 +344,8 @@ def attainment_figure(
                 markeredgecolor=kw["markeredgecolor"],
                 **style,
             )
-            dots.set_gid(f"points:{lab}")
+            dots.set_gid(f"method:{lab}")
+        draw_published(ax, shown, names, ours, median_line)
         if ends is not None:
             ax.axvline(ends[0], color="0.35", linestyle=":", linewidth=0.8, zorder=0, gid="single-task:0")
             ax.axhline(ends[1], color="0.35", linestyle=":", linewidth=0.8, zorder=0, gid="single-task:1")
@@ -378,19 +393,35 @@ def attainment_figure(
             marks.append((Line2D([], [], linestyle="none", marker="*", markersize=6.5, color="black"), "HV reference"))
         if ends is not None:
             marks.append((Line2D([], [], color="0.35", linestyle=":", linewidth=0.8), "single task"))
-        extra = [("marks", seed_marks + marks)]  # one block: a column figure has no room for two
+        extra = [("marks", seed_marks + marks), *published_legend(shown, ours)]
         method_legend(fig, labels, kinds, extra, names=seed_names(seeds))
         fit_axes_height(fig, axes[0], AXES_HEIGHT)
     return fig
 
 
-def point_to_reference(ax: plt.Axes, reference: np.ndarray, box: np.ndarray) -> None:
-    """An arrow at the border of ``ax`` towards a reference point that lies outside it, with its value."""
-    where = (reference - box[0]) / (box[1] - box[0])
-    direction = where - 0.5
+def arrow_geometry(reference: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where :func:`point_to_reference` draws, in axes fraction: the arrow's tip and tail, and the side
+    of the tail its label extends to (-1, 0 or 1 per axis)."""
+    direction = (reference - box[0]) / (box[1] - box[0]) - 0.5
     direction = direction / max(float(np.abs(direction).max()), 1e-12)
     tip = 0.5 + 0.49 * direction
     tail = tip - 0.13 * direction / max(float(np.linalg.norm(direction)), 1e-12)
+    side = -np.sign(direction) * (np.abs(direction) > 0.3)
+    return tip, tail, side
+
+
+def arrow_region(reference: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """Points (data coordinates of ``box``) along the arrow and over its label, for an inset to avoid."""
+    tip, tail, side = arrow_geometry(reference, box)
+    label = tail + np.array([0.3, 0.12]) * np.where(side == 0, [[-0.5], [0.5]], [[0.0], [1.0]] * side)
+    corners = np.array([[x, y] for x in label[:, 0] for y in label[:, 1]])
+    fractions = np.vstack([np.linspace(tail, tip, 5), corners])
+    return box[0] + fractions * (box[1] - box[0])
+
+
+def point_to_reference(ax: plt.Axes, reference: np.ndarray, box: np.ndarray) -> None:
+    """An arrow at the border of ``ax`` towards a reference point that lies outside it, with its value."""
+    tip, tail, side = arrow_geometry(reference, box)
     text = f"HV reference\n({', '.join(f'{v:g}' for v in reference)})"
     ax.annotate(
         text,
@@ -398,8 +429,8 @@ def point_to_reference(ax: plt.Axes, reference: np.ndarray, box: np.ndarray) -> 
         xytext=tuple(tail),
         xycoords="axes fraction",
         textcoords="axes fraction",
-        ha="right" if direction[0] > 0.3 else "left" if direction[0] < -0.3 else "center",
-        va="top" if direction[1] > 0.3 else "bottom" if direction[1] < -0.3 else "center",
+        ha={-1.0: "right", 1.0: "left"}.get(float(side[0]), "center"),
+        va={-1.0: "top", 1.0: "bottom"}.get(float(side[1]), "center"),
         fontsize=6.5,
         color="0.3",
         arrowprops={"arrowstyle": "->", "color": "0.3", "linewidth": 0.7, "shrinkA": 0, "shrinkB": 0},
@@ -408,10 +439,22 @@ def point_to_reference(ax: plt.Axes, reference: np.ndarray, box: np.ndarray) -> 
 
 
 def caption_attainment(
-    spec: DatasetSpec, protocol: str, seeds: Sequence[int], reference: Sequence[float] | None = None
+    spec: DatasetSpec,
+    protocol: str,
+    seeds: Sequence[int],
+    reference: Sequence[float] | None = None,
+    published: pd.DataFrame | None = None,
 ) -> str:
-    """What :func:`attainment_figure` shows, for the report's text."""
+    """What :func:`attainment_figure` shows, for the report's text; ``published`` as given to it."""
     ref = tuple(spec.hv_default.reference if reference is None else reference)
+    shown = shown_published(published, spec)
+    theirs = (
+        f"Hollow markers are published numbers ({published_sources(shown)}), one per seed, in the method's "
+        "colour where it ran here and grey where it did not; a dashed line is a published front's median "
+        "surface. "
+        if len(shown)
+        else ""
+    )
     axes = " and ".join(axis_label(spec, k) for k in range(min(2, len(spec.hypervolume_objectives))))
     return (
         f"{spec.name}, {protocol} protocol, seeds {', '.join(str(s) for s in seeds)}: empirical attainment of the "
@@ -420,7 +463,8 @@ def caption_attainment(
         "and the band lies between the 25% and 75% surfaces; small translucent markers are every seed's ray "
         "points, muted markers the single models (one per seed). Every point lies inside the left axes; a panel "
         "beside them, where present, enlarges the region outlined there, and an inset the cluster of single "
-        "models; dotted lines, where present, are single-task models' errors on their own task. The hypervolume "
+        "models; dotted lines, where present, are single-task models' errors on their own task. "
+        f"{theirs}The hypervolume "
         f"reference point is {tuple(float(v) for v in ref)} "
         "(a star, or an arrow at the border where it lies beyond the points)."
     )

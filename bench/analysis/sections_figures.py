@@ -14,7 +14,7 @@ from bench.analysis.archive import fronts_table
 from bench.analysis.attainment import attainment_figure, caption_attainment
 from bench.analysis.context import ReportContext
 from bench.analysis.front_aware import single_task_models
-from bench.analysis.paper import paper_dataset, paper_hypervolumes
+from bench.analysis.paper import paper_dataset, paper_hypervolumes, paper_points
 from bench.analysis.preference_figure import caption_preference, preference_figure
 from bench.analysis.section import Section
 from bench.core.registry import DATASETS
@@ -46,9 +46,14 @@ def dataset_figures(ctx: ReportContext, spec: DatasetSpec) -> list[Drawn]:
     curves = ctx.curves[ctx.curves["dataset"] == spec.name]
     cost = ctx.footprint[ctx.footprint["dataset"] == spec.name]
     published = paper_hypervolumes(ctx.paper, spec).assign(dataset=paper_dataset(spec))
+    theirs = paper_points(ctx.paper, spec)
     reference = tuple(spec.hv_reference)
     return [
-        ("attainment", attainment_figure(fronts, spec, single_task=ends), caption_attainment(spec, protocol, seeds)),
+        (
+            "attainment",
+            attainment_figure(fronts, spec, single_task=ends, published=theirs),
+            caption_attainment(spec, protocol, seeds, published=theirs),
+        ),
         ("preference", preference_figure(fronts, spec), caption_preference(spec, protocol, seeds)),
         (
             "convergence",

@@ -15,6 +15,7 @@ The tuning table reports every trial's gain.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -22,15 +23,75 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.convergence import hypervolume_curve
-from bench.analysis.records import Run, variant_settings
+from bench.analysis.records import Run
 from bench.core.registry import DATASETS, load_all
+from bench.train.config import resolve
 
 PLATEAU_GAIN = 0.003
 """Largest validation-HV gain over the last :data:`LAST_FRACTION` of training of a plateaued run."""
 LAST_FRACTION = 0.2
 
-TRIAL_COLUMNS = ["dataset", "method", "variant", "settings", "seed", "run_id", "status", "evaluations"]
+STAGE_TWO_KNOBS: dict[str, tuple[str, tuple[Any, ...]]] = {
+    "phn-ls": ("method.alpha", (0.2, 0.5)),
+    "phn-epo": ("method.alpha", (0.2, 0.5)),
+    "cosmos": ("method.reg_coefficient", (2.0, 32.0)),
+    "palora": ("method.window", (3, 4)),
+    "padora": ("method.window", (3, 4)),
+    "pamal": ("method.window", (2, 3)),
+}
+"""Stage two for the methods whose papers tune a knob of their own: two more values of it (the preset's
+is stage one's) at the learning rate stage one selected. PHN's Dirichlet alpha (0.2 in Navon et al.
+2021), COSMOS's cosine penalty (Ruchte and Grabocka 2021), the ray window of PaLoRA, PaDoRA and PaMaL."""
+LR_REFINEMENT = (0.5, 2.0)
+"""Stage two for every other method, so each method gets the same five trials: the selected learning
+rate halved and doubled."""
+
+TRIAL_COLUMNS = ["dataset", "method", "stage", "settings", "seed", "run_id", "status", "evaluations"]
 TRIAL_COLUMNS += ["final_step", "val_hv", "gain"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TuningSpec:
+    """What a tuning sweep spec (``slurm/*-tune.toml``) asks for: stage one's trials are its ``variants``
+    on every method, datasets and seeds, over its ``[set]`` and ``[per_method]`` settings."""
+
+    methods: tuple[str, ...]
+    datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    variants: tuple[dict[str, Any], ...]
+    settings: dict[str, Any]
+    per_method: dict[str, dict[str, Any]]
+
+    @classmethod
+    def from_toml(cls, table: dict[str, Any]) -> TuningSpec:
+        grid = table.get("grid", {})
+        own = {m: {k: v for k, v in s.items() if k != "variants"} for m, s in table.get("per_method", {}).items()}
+        return cls(
+            tuple(grid.get("methods", ())),
+            tuple(grid.get("datasets", ())),
+            tuple(grid.get("seeds", (0,))),
+            tuple(dict(v) for v in grid.get("variants", ({},))),
+            dict(table.get("set", {})),
+            own,
+        )
+
+    def run_id(self, method: str, dataset: str, seed: int, trial: dict[str, Any]) -> str:
+        """The run id of one trial's run, as the sweep names it."""
+        overrides = {**self.settings, **self.per_method.get(method, {}), **trial}
+        return resolve(method, dataset, seed, overrides=overrides).run_id()
+
+
+def stage_two(method: str, lr: float) -> list[dict[str, Any]]:
+    """A method's two stage-two trials around stage one's learning rate ``lr``."""
+    if method in STAGE_TWO_KNOBS:
+        key, values = STAGE_TWO_KNOBS[method]
+        return [{"train.lr": lr, key: value} for value in values]
+    return [{"train.lr": float(f"{lr * factor:.3g}")} for factor in LR_REFINEMENT]
+
+
+def is_result(status: str) -> bool:
+    """A trial that ran to an outcome: completed, or diverged (a setting that does not train)."""
+    return status == "COMPLETED" or "diverged" in status
 
 
 def last_gain(curve: pd.DataFrame) -> tuple[float, float]:
@@ -45,54 +106,69 @@ def last_gain(curve: pd.DataFrame) -> tuple[float, float]:
     return mean, float(slope * LAST_FRACTION * final_step)
 
 
-def trial_table(runs: list[Run]) -> pd.DataFrame:
-    """One row per tuning run: its settings (those that differ between the method's trials), status,
-    validation HV and gain over the last 20% (:func:`last_gain`); NaN for a run that did not complete
-    or has no curve."""
-    load_all()
-    settings = variant_settings(runs)
+def trial_row(run: Run | None, identity: dict[str, Any]) -> dict[str, Any]:
+    """One trial run's row: status, validation HV and gain (:func:`last_gain`) from its validation curve."""
+    row = {**identity, "status": "NOT RUN", "evaluations": 0, "final_step": np.nan, "val_hv": np.nan, "gain": np.nan}
+    if run is None:
+        return row
+    row["status"] = run.status
+    curve = hypervolume_curve(run) if run.usable and run.dataset in DATASETS else pd.DataFrame()
+    if not curve.empty:
+        value, gain = last_gain(curve)
+        row.update(evaluations=len(curve), final_step=float(curve["step"].max()), val_hv=value, gain=gain)
+    return row
+
+
+def stage_rows(
+    spec: TuningSpec, by_id: dict[str, Run], dataset: str, method: str, stage: int, trials: list[dict[str, Any]]
+) -> pd.DataFrame:
+    """The rows of one stage's trials of a method, every seed."""
     rows = []
-    for run in runs:
-        row: dict[str, Any] = {
-            "dataset": run.dataset,
-            "method": run.method,
-            "variant": run.variant,
-            "settings": json.dumps(settings.get(run.variant, {}), sort_keys=True),
-            "seed": run.seed,
-            "run_id": run.run_id,
-            "status": run.status,
-            "evaluations": 0,
-            "final_step": np.nan,
-            "val_hv": np.nan,
-            "gain": np.nan,
-        }
-        curve = hypervolume_curve(run) if run.usable and run.dataset in DATASETS else pd.DataFrame()
-        if not curve.empty:
-            value, gain = last_gain(curve)
-            row.update(evaluations=len(curve), final_step=float(curve["step"].max()), val_hv=value, gain=gain)
-        rows.append(row)
+    for trial in trials:
+        for seed in spec.seeds:
+            run_id = spec.run_id(method, dataset, seed, trial)
+            identity = {"dataset": dataset, "method": method, "stage": stage}
+            identity |= {"settings": json.dumps(trial, sort_keys=True), "seed": seed, "run_id": run_id}
+            rows.append(trial_row(by_id.get(run_id), identity))
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
 
 
+def trial_table(runs: list[Run], spec: TuningSpec) -> pd.DataFrame:
+    """One row per (trial, seed) the tuning asks for: stage one's for every method, and stage two's
+    (:func:`stage_two`) for each method whose stage one has an outcome on every trial."""
+    load_all()
+    by_id = {run.run_id: run for run in runs}
+    parts = []
+    for dataset in spec.datasets:
+        for method in spec.methods:
+            first = stage_rows(spec, by_id, dataset, method, 1, list(spec.variants))
+            parts.append(first)
+            if first["status"].map(is_result).all() and first["val_hv"].notna().any():
+                best = first.groupby("settings", sort=False)["val_hv"].mean().idxmax()
+                lr = json.loads(best).get("train.lr", resolve(method, dataset).train.lr)
+                parts.append(stage_rows(spec, by_id, dataset, method, 2, stage_two(method, lr)))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=TRIAL_COLUMNS)
+
+
 def select(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per (dataset, method, settings): mean validation HV and gain over the seeds that completed, and
-    ``selected`` on each method's best. ``complete``: every trial of the method completed, so the
-    choice is final; a method with a trial still running or failed is marked provisional."""
+    """Per (dataset, method, trial): mean validation HV and gain over the seeds that completed, and
+    ``selected`` on each method's best. ``complete``: both stages have an outcome on every trial, so the
+    choice is final; otherwise it is provisional."""
     rows = []
-    for (dataset, method), group in trials.groupby(["dataset", "method"], sort=True):
-        complete = bool(group["val_hv"].notna().all())
-        for (variant, settings), trial in group.groupby(["variant", "settings"], sort=False):
+    for (dataset, method), group in trials.groupby(["dataset", "method"], sort=False):
+        complete = bool(group["status"].map(is_result).all()) and set(group["stage"]) == {1, 2}
+        for (stage, settings), trial in group.groupby(["stage", "settings"], sort=False):
             done = trial[trial["val_hv"].notna()]
             rows.append(
                 {
                     "dataset": dataset,
                     "method": method,
-                    "variant": variant,
+                    "stage": stage,
                     "settings": settings,
                     "seeds": " ".join(str(s) for s in sorted(done["seed"])),
                     "val_hv": float(done["val_hv"].mean()) if len(done) else np.nan,
                     "gain": float(done["gain"].mean()) if len(done) else np.nan,
-                    "failed": "; ".join(
+                    "not_usable": "; ".join(
                         f"seed {r.seed}: {r.status}" for r in trial[trial["val_hv"].isna()].itertuples()
                     ),
                     "complete": complete,
@@ -125,6 +201,7 @@ def display(selection: pd.DataFrame) -> pd.DataFrame:
         {
             "dataset": selection["dataset"],
             "method": selection["method"],
+            "stage": selection["stage"],
             "settings": [shown(s) for s in selection["settings"]],
             "seeds": selection["seeds"],
             "validation HV": [f"{v:.4f}" if v == v else "–" for v in selection["val_hv"]],
@@ -137,29 +214,72 @@ def display(selection: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def tuned_spec_text(base: dict[str, Any], selection: pd.DataFrame, seeds: list[int], source: str) -> str:
-    """A sweep spec (TOML) of the ``tuned`` grid: the tuning spec ``base`` (its ``[set]`` and
-    ``[cluster]``) with each method at its selected settings (``[per_method.<name>]``) and ``seeds``.
-    Only methods whose choice is final are listed."""
-    chosen = selected_settings(selection)
-    methods = [m for m in base["grid"]["methods"] if m in chosen]
-    lines = [
-        f"# The `tuned` grid, written by `python -m bench.tune {source}` from validation only:",
-        "# each method at the trial settings with the highest validation hypervolume over the last 20%",
-        "# (results/tables/tuning.md). Do not edit: rerun bench.tune.",
-        "[grid]",
-        f"methods = {json.dumps(methods)}",
-        f"datasets = {json.dumps(base['grid']['datasets'])}",
-        f"seeds = {json.dumps(seeds)}",
-        "",
-        "[set]",
-        *(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in base.get("set", {}).items()),
-    ]
+def toml_value(value: Any) -> str:
+    """A TOML scalar, or an inline table of scalars, from JSON's spelling (TOML shares it for these)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+def spec_text(
+    header: list[str],
+    base: dict[str, Any],
+    methods: list[str],
+    seeds: list[int],
+    per_method: dict[str, dict[str, Any]],
+) -> str:
+    """A sweep spec over the tuning spec ``base``'s datasets, ``[set]``, ``[cluster]`` and ``[run]``,
+    for ``methods`` and ``seeds``, each method with its ``[per_method]`` table (settings, and
+    ``variants`` where a method has trials of its own)."""
+    lines = [*(f"# {line}" for line in header), "[grid]", f"methods = {json.dumps(methods)}"]
+    lines += [f"datasets = {json.dumps(base['grid']['datasets'])}", f"seeds = {json.dumps(seeds)}", "", "[set]"]
+    lines += [f"{json.dumps(k)} = {toml_value(v)}" for k, v in base.get("set", {}).items()]
     for table in ("cluster", "run"):
         if base.get(table):
-            lines += ["", f"[{table}]", *(f"{k} = {json.dumps(v)}" for k, v in base[table].items())]
+            lines += ["", f"[{table}]", *(f"{k} = {toml_value(v)}" for k, v in base[table].items())]
     for method in methods:
-        if chosen[method]:
+        if per_method.get(method):
             lines += ["", f"[per_method.{json.dumps(method)}]"]
-            lines += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in chosen[method].items()]
+            for key, value in per_method[method].items():
+                shown = "[" + ", ".join(map(toml_value, value)) + "]" if key == "variants" else toml_value(value)
+                lines.append(f"{json.dumps(key) if key != 'variants' else key} = {shown}")
     return "\n".join(lines) + "\n"
+
+
+def own_settings(base: dict[str, Any], method: str) -> dict[str, Any]:
+    """The tuning spec's ``[per_method]`` settings of ``method`` (not its variants)."""
+    return {k: v for k, v in base.get("per_method", {}).get(method, {}).items() if k != "variants"}
+
+
+def stage_two_spec_text(base: dict[str, Any], trials: pd.DataFrame, source: str) -> str | None:
+    """The sweep spec of stage two: each method whose stage one is done, with its two stage-two trials
+    as its own variants (None while no method's stage one is done)."""
+    second = trials[trials["stage"] == 2]
+    methods = [m for m in base["grid"]["methods"] if m in set(second["method"])]
+    if not methods:
+        return None
+    per_method = {
+        m: own_settings(base, m)
+        | {"variants": [json.loads(t) for t in dict.fromkeys(second.loc[second["method"] == m, "settings"])]}
+        for m in methods
+    }
+    header = [
+        f"Stage two of the `tuned` protocol, written by `python -m bench tune {source}`: at the learning",
+        "rate stage one selected on validation, two values of a method's own knob, or that rate halved",
+        "and doubled (bench/analysis/tuning.py). Do not edit: rerun bench tune.",
+    ]
+    return spec_text(header, base, methods, list(base["grid"].get("seeds", [0])), per_method)
+
+
+def tuned_spec_text(base: dict[str, Any], selection: pd.DataFrame, seeds: list[int], source: str) -> str:
+    """A sweep spec (TOML) of the ``tuned`` grid: the tuning spec ``base`` with each method whose choice is
+    final at its selected settings (``[per_method.<name>]``), on ``seeds``."""
+    chosen = selected_settings(selection)
+    methods = [m for m in base["grid"]["methods"] if m in chosen]
+    header = [
+        f"The `tuned` grid, written by `python -m bench tune {source}` from validation only:",
+        "each method at the trial with the highest validation hypervolume over the last 20% of training",
+        "(tables/tuning.md). Do not edit: rerun bench tune.",
+    ]
+    per_method = {m: own_settings(base, m) | chosen[m] for m in methods}
+    return spec_text(header, base, methods, seeds, per_method)

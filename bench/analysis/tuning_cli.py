@@ -1,6 +1,8 @@
 """``python -m bench tune SPEC --runs DIR --out DIR``: select the ``tuned`` protocol's settings
-(:mod:`bench.analysis.tuning`) from the tuning sweep's validation curves, write the tuning table
-(``tuning.{csv,md,tex}``) and the tuned grid's sweep spec (``SPEC`` with ``-tune`` -> ``-tuned``).
+(:mod:`bench.analysis.tuning`) from the tuning sweep's validation curves and write the tuning table
+(``tuning.{csv,md,tex}``), stage two's sweep spec (``SPEC`` with ``-tune`` -> ``-tune-2``) for the
+methods whose stage one is done, and the tuned grid's spec (``-tune`` -> ``-tuned``) for the methods
+whose choice is final. Run it again as the sweeps complete.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ import numpy as np
 
 from bench.analysis.records import scan
 from bench.analysis.tables import write_table
-from bench.analysis.tuning import LAST_FRACTION, PLATEAU_GAIN, display, select, trial_table, tuned_spec_text
+from bench.analysis.tuning import (
+    LAST_FRACTION,
+    PLATEAU_GAIN,
+    TuningSpec,
+    display,
+    select,
+    stage_two_spec_text,
+    trial_table,
+    tuned_spec_text,
+)
 from bench.core.atomic import write_text
 from bench.core.cli import Parser, help_text
 from bench.core.errors import ConfigError
@@ -24,11 +35,11 @@ CAPTION = (
 )
 
 
-def tuned_path(spec: Path) -> Path:
-    """``slurm/multifashion-tune.toml`` -> ``slurm/multifashion-tuned.toml``."""
+def derived_paths(spec: Path) -> tuple[Path, Path]:
+    """``slurm/multifashion-tune.toml`` -> (``slurm/multifashion-tune-2.toml``, ``slurm/multifashion-tuned.toml``)."""
     if not spec.stem.endswith("-tune"):
         raise ConfigError(f"{spec}: a tuning spec's name ends in -tune (e.g. slurm/multifashion-tune.toml)")
-    return spec.with_name(f"{spec.stem}d.toml")
+    return spec.with_name(f"{spec.stem}-2.toml"), spec.with_name(f"{spec.stem}d.toml")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -52,27 +63,29 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
     try:
         if not args.spec.is_file():
             raise ConfigError(f"tuning spec {args.spec} not found; e.g. slurm/multifashion-tune.toml")
-        target = tuned_path(args.spec)
+        second, target = derived_paths(args.spec)
         if not args.runs.is_dir():
             raise ConfigError(f"--runs {args.runs} is not a folder; give the tuning sweep's --out folder")
-        runs = scan(args.runs)
-        if not runs:
-            raise ConfigError(f"no run records under {args.runs}; run the tuning sweep first")
+        base = read_toml(args.spec)
         with np.errstate(all="ignore"):
-            selection = select(trial_table(runs))
+            trials = trial_table(scan(args.runs), TuningSpec.from_toml(base))
+            selection = select(trials)
         write_table(selection, display(selection), args.out, "tuning", CAPTION)
+        written = []
+        if (text := stage_two_spec_text(base, trials, str(args.spec))) is not None:
+            write_text(second, text)
+            written.append(str(second))
         final = selection[selection["selected"] & selection["complete"]]
         if len(final):
-            text = tuned_spec_text(read_toml(args.spec), selection, parse_seeds(args.seeds), str(args.spec))
-            write_text(target, text)
+            write_text(target, tuned_spec_text(base, selection, parse_seeds(args.seeds), str(args.spec)))
+            written.append(str(target))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     waiting = sorted(set(selection["method"]) - set(final["method"]))
-    written = f", {target}" if len(final) else " (no method's choice is final yet: no tuned spec written)"
-    print(f"tuning: {len(final)} method(s) selected -> {args.out}/tuning.md{written}")
+    print(f"tuning: {len(final)} method(s) selected -> {args.out}/tuning.md" + "".join(f", {w}" for w in written))
     if waiting:
-        print(f"  not final (a trial still running or failed): {', '.join(waiting)}")
+        print(f"  not final (a trial of stage one or two not yet run to an outcome): {', '.join(waiting)}")
     return 0
 
 

@@ -12,6 +12,7 @@ variants = [{}, {"method.rank" = 4}]   # optional: extra settings, one grid axis
 
 [per_method.palora]          # optional: settings for one method's runs (over [set], under variants)
 "train.lr" = 0.003
+variants = [{"method.window" = 3}, {"method.window" = 4}]   # optional: this method's own variants
 
 [cluster]                    # optional: defaults below; `profile` reads another TOML file's [cluster]
 profile = "profiles/template.toml"     # relative to this spec
@@ -148,6 +149,8 @@ class SweepSpec:
     """The keys the spec's ``[cluster]`` table sets itself (they override the profile's)."""
     per_method: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     """``[per_method.<name>]``: settings for that method's runs only."""
+    method_variants: Mapping[str, tuple[Mapping[str, Any], ...]] = dataclasses.field(default_factory=dict)
+    """``[per_method.<name>] variants``: that method's variants, in place of the grid's."""
 
     def request_lines(self, runs: int) -> list[str]:
         """The SLURM request for ``runs`` runs, one setting a line, as the dry run shows it."""
@@ -168,7 +171,13 @@ class SweepSpec:
     def configs(self) -> list[RunConfig]:
         """Every run of the grid, resolved (dataset-major, then method, variant, seed)."""
         out = []
-        for dataset, method, variant, seed in itertools.product(self.datasets, self.methods, self.variants, self.seeds):
+        runs = [
+            (dataset, method, variant, seed)
+            for dataset, method in itertools.product(self.datasets, self.methods)
+            for variant in self.method_variants.get(method, self.variants)
+            for seed in self.seeds
+        ]
+        for dataset, method, variant, seed in runs:
             try:
                 own = self.per_method.get(method, {})
                 out.append(resolve(method, dataset, seed, overrides={**self.settings, **own, **variant}))
@@ -230,7 +239,17 @@ def load_spec(path: Path, profile: Path | None = None) -> SweepSpec:
     methods = _string_list(grid, "methods", str(path))
     if bad := [name for name, values in table.get("per_method", {}).items() if not isinstance(values, Mapping)]:
         raise ConfigError(f"{path}: [per_method.{bad[0]}] must be a table of settings")
-    per_method = {name: dict(values) for name, values in table.get("per_method", {}).items()}
+    per_method = {
+        name: {k: v for k, v in values.items() if k != "variants"}
+        for name, values in table.get("per_method", {}).items()
+    }
+    method_variants = {}
+    for name, values in table.get("per_method", {}).items():
+        if "variants" in values:
+            own = values["variants"]
+            if not isinstance(own, list) or not own or not all(isinstance(v, Mapping) for v in own):
+                raise ConfigError(f"{path}: [per_method.{name}] variants must be a list of tables of settings")
+            method_variants[name] = tuple(dict(v) for v in own)
     if stray := sorted(set(per_method) - set(methods)):
         raise ConfigError(
             f"{path}: [per_method] names {', '.join(stray)}, not in [grid] methods ({', '.join(methods)})"
@@ -252,6 +271,7 @@ def load_spec(path: Path, profile: Path | None = None) -> SweepSpec:
         profile=profile_path,
         own_cluster=tuple(own),
         per_method=per_method,
+        method_variants=method_variants,
     )
 
 
