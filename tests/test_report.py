@@ -17,6 +17,7 @@ from bench.analysis.report import build_report, main
 from bench.analysis.sections_tables import hypervolume_display
 from bench.analysis.tables import latex, markdown
 from bench.core.errors import ConfigError
+from bench.train.config import identity_of
 from tests.fake_runs import write_run
 
 # errors (0.1, 0.5), (0.2, 0.2), (0.5, 0.1) vs (1, 1): 0.1*0.5 + 0.3*0.8 + 0.5*0.9 = 0.74
@@ -145,6 +146,14 @@ def test_variants_of_one_method_get_their_settings_in_the_label(tmp_path: Path):
     write_run(tmp_path, "mean", 0, [(0.8, 0.8)], epochs=3)
     labels = sorted(variant_labels(scan(tmp_path)).values())
     assert labels == ["mean (train.epochs=2)", "mean (train.epochs=3)"]
+    # a key at the value that records made before it existed ran at is left out of the identity; the
+    # label still names that value
+    write_run(tmp_path / "pamal", "pamal", 0, PAMAL_FRONT, settings=("method.regulariser=official",))
+    write_run(tmp_path / "pamal", "pamal", 0, PAMAL_FRONT, settings=("method.regulariser=paper",))
+    runs = scan(tmp_path / "pamal")
+    (paper,) = [r for r in runs if r.config["method_hparams"]["regulariser"] == "paper"]
+    assert "regulariser" not in identity_of(paper.config)["method_hparams"]
+    assert sorted(variant_labels(runs).values()) == ["pamal (regulariser=official)", "pamal (regulariser=paper)"]
 
 
 def test_unreadable_and_unfinished_records_are_reported_not_dropped(tmp_path: Path):

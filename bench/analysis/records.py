@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.train.config import identity_of
+from bench.train.config import ADDED_LATER, identity_of
 from bench.train.record import ATTEMPTS, read_status
 
 
@@ -146,9 +146,11 @@ def variant_settings(runs: list[Run]) -> dict[str, dict[str, Any]]:
     settings: dict[str, dict[str, Any]] = {}
     for variants in by_method.values():
         keys = sorted({k for flat in variants.values() for k in flat})
-        differing = [k for k in keys if len({json.dumps(flat.get(k)) for flat in variants.values()}) > 1]
+        differing = [
+            k for k in keys if len({json.dumps(flat.get(k, ADDED_LATER.get(k))) for flat in variants.values()}) > 1
+        ]
         for variant, flat in variants.items():
-            settings[variant] = {settable(k): flat.get(k) for k in differing}
+            settings[variant] = {settable(k): flat.get(k, ADDED_LATER.get(k)) for k in differing}
     return settings
 
 

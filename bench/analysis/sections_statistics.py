@@ -42,6 +42,7 @@ def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def statistics_section(ctx: ReportContext) -> Section:
     usable = ctx.table[ctx.table["usable"] & ctx.table["dataset"].isin(ctx.datasets)]
+    usable = usable.drop_duplicates(["dataset", "label", "seed"])  # one run per seed, as the HV table counts
     summaries, all_pairs, all_poi, sentences = [], [], [], []
     for dataset, per_run in usable.groupby("dataset", sort=True):
         summary, pairs, poi = dataset_statistics(per_run[["label", "seed", VALUE]])
