@@ -42,11 +42,13 @@ def write_run(
     epochs: int = 2,
     front: list[dict[str, Any]] | None = None,
     settings: tuple[str, ...] = (),
+    train_ray_histogram: dict[str, Any] | None = None,
 ) -> Path:
     """One run directory like :func:`bench.train.runner.run_experiment` writes. ``curve``: the validation
     front at evaluation e is the test front with each accuracy scaled by ``curve[e]``. ``front``
     replaces the accuracy front made from ``points`` (for datasets with other metrics). ``settings``:
-    more ``key=value`` assignments (a variant of the method)."""
+    more ``key=value`` assignments (a variant of the method). ``train_ray_histogram``: the summary's
+    ``{"bins": B, "counts": {task: [B counts]}}`` (none when not given)."""
     cfg = resolve(method, dataset, seed=seed, assignments=[f"train.epochs={epochs}", *settings])
     record = RunRecord(root / cfg.run_id())
     record.write_config(cfg.to_dict(), "cpu")
@@ -84,6 +86,7 @@ def write_run(
             "peak_memory_bytes": {"train": 2**30, "eval": 2**30, "kind": "process_peak_rss"},
             "device": "cpu",
         }
+        | ({"train_ray_histogram": train_ray_histogram} if train_ray_histogram is not None else {})
     )
     record.set_status(status)
     return record.directory

@@ -19,11 +19,13 @@ from bench.analysis.attainment import (
     attainment_surface,
     caption_attainment,
     extended,
+    median_line,
     nondominated_staircase,
     objective_table,
     runs_needed,
 )
 from bench.analysis.front_metrics import non_dominated
+from bench.analysis.paper import load_paper, paper_points
 from bench.analysis.style import COLUMN, FULL, label_style
 from bench.core.registry import DATASETS
 from tests.tidy_fronts import GRID, realistic, rows
@@ -138,7 +140,7 @@ def test_every_point_is_drawn_inside_the_main_axes_in_its_methods_colour():
     main = fig.axes[0]
     values = objective_table(table, SPEC)
     assert_inside(main, values[["top-left", "bottom-right"]].to_numpy())
-    dots = drawn(main, "points:")
+    dots = drawn(main, "method:")
     assert set(dots) == set(table["label"])
     for label, line in dots.items():
         mine = values[values["label"] == label][["top-left", "bottom-right"]].to_numpy()
@@ -251,3 +253,53 @@ def test_the_caption_states_dataset_protocol_seeds_lines_bands_and_reference():
     for part in ("multimnist", "paper protocol", "seeds 0, 1, 2", "median (50%)", "25% and 75%", "(1.0, 1.0)"):
         assert part in text, part
     assert "(2.0, 2.0)" in caption_attainment(SPEC, "mini", [0], (2, 2))
+
+
+def test_single_models_that_do_not_overlap_get_no_zoom():
+    """Two single models close together, but no two markers on top of each other: no inset, no panel."""
+    table = pd.DataFrame(rows("palora", SPEC, GRID, [0, 1], lambda lam, seed: (0.05 + 0.1 * lam, 0.15 - 0.1 * lam)))
+    for n, name in enumerate(["mean", "mgda"]):
+        table = pd.concat(
+            [table, pd.DataFrame(rows(name, SPEC, [0.5], [0, 1], lambda lam, s, n=n: (0.1 + 0.006 * (n + 2 * s), 0.1)))]
+        )
+    fig = attainment_figure(table, SPEC)
+    assert fig is not None
+    assert len(fig.axes) == 1 and not fig.axes[0].child_axes
+    assert fig.get_figwidth() == pytest.approx(COLUMN)
+
+
+def test_published_points_are_hollow_inside_the_axes_and_in_every_panel():
+    table, theirs = realistic(SPEC), paper_points(load_paper(), SPEC)
+    fig = attainment_figure(table, SPEC, published=theirs)
+    assert fig is not None
+    main, zoom = fig.axes[0], next(ax for ax in fig.axes if ax.get_gid() == "zoom")
+    assert_inside(main, theirs[["top-left", "bottom-right"]].to_numpy(float))
+    for ax in (main, zoom):
+        marks = drawn(ax, "published:")
+        assert set(marks) == set(theirs["method"])
+        for method, line in marks.items():
+            mine = theirs[theirs["method"] == method][["top-left", "bottom-right"]].to_numpy(float)
+            np.testing.assert_allclose(np.column_stack(line.get_data()), mine)
+            assert line.get_markerfacecolor() == "none" and line.get_linestyle() == "None"
+        (surface,) = drawn(ax, "published-surface:").values()  # the one published front: pamal's median
+        runs = [
+            g[["top-left", "bottom-right"]].to_numpy(float)
+            for _, g in theirs[theirs["method"] == "pamal"].groupby("seed")
+        ]
+        np.testing.assert_allclose(np.column_stack(surface.get_data()), median_line(runs))
+        assert surface.get_linestyle() == "--"
+    (x0, x1), (y0, y1) = zoom.get_xlim(), zoom.get_ylim()
+    values = theirs[["top-left", "bottom-right"]].to_numpy(float)
+    assert ((values[:, 0] > x0) & (values[:, 0] < x1) & (values[:, 1] > y0) & (values[:, 1] < y1)).any()
+    mini = DATASETS.get("multimnist-mini")  # the same numbers, not published for this dataset: not drawn
+    assert not drawn(attainment_figure(table, mini, published=paper_points(load_paper(), mini)).axes[0], "published:")
+
+
+def test_the_caption_names_hollow_markers_only_where_published_numbers_are_drawn():
+    theirs = paper_points(load_paper(), SPEC)
+    assert "Hollow markers are published numbers (official-code)" in caption_attainment(
+        SPEC, "paper", [0], published=theirs
+    )
+    assert "published" not in caption_attainment(SPEC, "paper", [0])
+    mini = DATASETS.get("multimnist-mini")
+    assert "published" not in caption_attainment(mini, "paper", [0], published=paper_points(load_paper(), mini))

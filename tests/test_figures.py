@@ -13,11 +13,13 @@ import pytest
 from matplotlib.text import Text
 
 from bench.analysis import figures
+from bench.analysis.attainment import attainment_figure
 from bench.analysis.paper import load_paper, paper_hypervolumes, paper_points
 from bench.analysis.style import (
     COLUMN,
     FALLBACK_COLORS,
     FULL,
+    PUBLISHED_COLOR,
     STYLES,
     label_style,
     legend_rows,
@@ -26,6 +28,7 @@ from bench.analysis.style import (
 )
 from bench.core.registry import DATASETS, METHODS
 from bench.core.spec import DatasetSpec
+from tests.tidy_fronts import realistic, rows
 
 MINI = DATASETS.get("multimnist-mini")  # published numbers belong to "multimnist"
 FULL_SET = DATASETS.get("multimnist")  # the published dataset itself
@@ -38,26 +41,18 @@ def kind(label: str) -> str:
 
 
 def fronts_frame(labels: list[str], spec: DatasetSpec = MINI, seeds: int = 2) -> pd.DataFrame:
-    names = [o.name for o in spec.hypervolume_objectives]
+    """A tidy fronts table: five rays per front method, one per single model, errors near 0.05-0.16."""
     rng = np.random.default_rng(0)
-    rows = []
+    table = []
     for n, label in enumerate(labels):
-        rays = 5 if kind(label) == "front" else 1
-        for seed in range(seeds):
-            for k in range(rays):
-                t = k / max(rays - 1, 1)
-                point = [0.05 + 0.1 * t + 0.01 * n, 0.15 - 0.1 * t + 0.01 * n, 0.1][: len(names)]
-                point = np.array(point) + rng.normal(0, 0.002, len(names))
-                rows.append(
-                    {
-                        "label": label,
-                        "kind": kind(label),
-                        "seed": seed,
-                        "ray_index": k,
-                        **dict(zip(names, point, strict=True)),
-                    }
-                )
-    return pd.DataFrame(rows)
+        rays = [k / 4 for k in range(5)] if kind(label) == "front" else [0.5]
+
+        def errors(lam: float, seed: int, n: int = n) -> tuple[float, ...]:
+            point = [0.05 + 0.1 * lam + 0.01 * n, 0.15 - 0.1 * lam + 0.01 * n, 0.1][: spec.num_tasks]
+            return tuple(float(v) for v in np.array(point) + rng.normal(0, 0.002, len(point)))
+
+        table += rows(label, spec, rays, range(seeds), errors)
+    return pd.DataFrame(table)
 
 
 def curves_frame(labels: list[str], eval_share: float = 0.02) -> pd.DataFrame:
@@ -126,15 +121,21 @@ def method_artists(fig: plt.Figure, prefix: str = "method:") -> dict[str, tuple[
 
 
 def all_figures(labels: list[str]) -> dict[str, plt.Figure]:
-    empty = paper_points(load_paper(), MINI).iloc[0:0]
     return {
-        "fronts": figures.fronts_figure(fronts_frame(labels), empty, MINI),
+        "attainment": attainment_figure(fronts_frame(labels), MINI, published=paper_points(load_paper(), MINI)),
         "convergence": figures.convergence_figure(curves_frame(labels), MINI),
         "memory": figures.memory_figure(footprint_frame(labels), MINI),
         "hv_vs_overhead": figures.hv_vs_overhead_figure(
             summary_frame(labels), footprint_frame(labels), pd.DataFrame(), MINI
         ),
     }
+
+
+def expected_width(name: str, fig: plt.Figure) -> float:
+    """One column, except for several panels: the attainment figure's zoom panel, convergence, memory."""
+    if name == "attainment":
+        return FULL if len(fig.axes) > 1 else COLUMN
+    return COLUMN if name == "hv_vs_overhead" else FULL
 
 
 @pytest.fixture(autouse=True)
@@ -194,15 +195,20 @@ def test_published_points_only_on_the_published_datasets_own_axes():
     paper = load_paper()
     assert MINI.paper_dataset == "multimnist" and not paper_points(paper, MINI).empty
     labels = ["pamal", "mgda", "palora"]
-    mini = figures.fronts_figure(fronts_frame(labels), paper_points(paper, MINI), MINI)
+    mini = attainment_figure(fronts_frame(labels), MINI, published=paper_points(paper, MINI))
     assert method_artists(mini, "published:") == {}
     assert "published" not in " ".join(t.get_text() for t in mini.legends[0].get_texts())
-    own = figures.fronts_figure(fronts_frame(labels, FULL_SET), paper_points(paper, FULL_SET), FULL_SET)
+    theirs = paper_points(paper, FULL_SET)
+    own = attainment_figure(fronts_frame(labels, FULL_SET), FULL_SET, published=theirs)
     published = method_artists(own, "published:")
     assert {"pamal", "mgda"} <= set(published)
     assert published["pamal"] == (matplotlib.colors.to_hex(STYLES["pamal"].color), STYLES["pamal"].marker)
+    assert published["uw"] == (matplotlib.colors.to_hex(PUBLISHED_COLOR), "x")  # a method not run here
     legend = " ".join(t.get_text() for t in own.legends[0].get_texts())
     assert "official-code" in legend  # labelled with the source
+    (x0, x1), (y0, y1) = own.axes[0].get_xlim(), own.axes[0].get_ylim()  # every published point inside
+    assert ((theirs["top-left"] > x0) & (theirs["top-left"] < x1)).all()
+    assert ((theirs["bottom-right"] > y0) & (theirs["bottom-right"] < y1)).all()
 
     summary, footprint = summary_frame(labels), footprint_frame(labels)
     hv_mini = figures.hv_vs_overhead_figure(summary, footprint, paper_hypervolumes(paper, MINI), MINI)
@@ -235,7 +241,7 @@ def test_wall_time_panel_only_when_evaluations_take_a_material_share():
 
 
 def test_fronts_and_single_models_have_their_own_legend_blocks():
-    fig = figures.fronts_figure(fronts_frame(SUBSET_A), paper_points(load_paper(), MINI), MINI)
+    fig = attainment_figure(fronts_frame(SUBSET_A), MINI, published=paper_points(load_paper(), MINI))
     texts = [t.get_text() for t in fig.legends[0].get_texts()]
     fronts, points = texts.index("Pareto fronts"), texts.index("single models")
     assert {"palora", "pamal", "cosmos"} <= set(texts[fronts:points])
@@ -245,18 +251,23 @@ def test_fronts_and_single_models_have_their_own_legend_blocks():
 def test_sizes_fonts_and_no_titles_for_a_two_column_paper():
     for labels in (SUBSET_A, SUBSET_B):
         for name, fig in all_figures(labels).items():
-            width = fig.get_figwidth()
-            assert width == pytest.approx(COLUMN if name in ("fronts", "hv_vs_overhead") else FULL), name
+            assert fig.get_figwidth() == pytest.approx(expected_width(name, fig)), name
             assert fig._suptitle is None and all(not ax.get_title() for ax in fig.axes), name
             sizes = {t.get_fontsize() for t in fig.findobj(Text) if t.get_text() and t.get_visible()}
             assert min(sizes) >= 6.5 and max(sizes) <= 9, (name, sizes)
-    three = DATASETS.get("multimnist3")
-    fig = figures.fronts_figure(fronts_frame(SUBSET_A, three), paper_points(load_paper(), three), three)
-    assert fig.get_figwidth() == pytest.approx(FULL) and sum(ax.get_visible() for ax in fig.axes) == 3
+    crowded = attainment_figure(realistic(FULL_SET), FULL_SET)
+    assert crowded is not None and any(ax.child_axes for ax in crowded.axes)  # a zoom panel and an inset
+    assert crowded.get_figwidth() == pytest.approx(expected_width("attainment", crowded))
+    sizes = {t.get_fontsize() for t in crowded.findobj(Text) if t.get_text() and t.get_visible()}
+    assert min(sizes) >= 6.5 and max(sizes) <= 9, sizes
+    three = DATASETS.get("multimnist3")  # attainment surfaces are drawn for two objectives only
+    assert attainment_figure(fronts_frame(SUBSET_A, three), three, published=paper_points(load_paper(), three)) is None
 
 
 def test_saved_files_are_tight_vector_pdfs_and_pngs(tmp_path: Path):
-    fronts = figures.fronts_figure(fronts_frame(SUBSET_A), paper_points(load_paper(), MINI), MINI)
+    fronts = attainment_figure(fronts_frame(SUBSET_A), MINI)
+    assert fronts is not None
+    width = expected_width("attainment", fronts)
     made = figures.save(fronts, tmp_path, "fronts")
     made += figures.save(figures.convergence_figure(curves_frame(SUBSET_A), MINI), tmp_path, "convergence")
     assert figures.save(None, tmp_path, "nothing") == []
@@ -266,7 +277,7 @@ def test_saved_files_are_tight_vector_pdfs_and_pngs(tmp_path: Path):
         assert b"/Subtype /Image" not in pdf, path.name  # lines and markers stay vectors
         assert b"/Type3" not in pdf and b"/CIDFontType2" in pdf, path.name  # TrueType fonts
     image = plt.imread(tmp_path / "fronts.png")
-    assert image.shape[1] / 300 <= COLUMN + 0.1  # tight: no wider than one column at 300 dpi
+    assert image.shape[1] / 300 <= width + 0.1  # tight: no wider than the figure at 300 dpi
 
 
 def test_legend_rows_fit_the_width_and_keep_blocks_apart():

@@ -51,8 +51,10 @@ REFERENCE_REACH = 1.0
 of the data on each axis; farther away, an arrow at the border points to it (and the caption gives it),
 so a distant reference does not squash every front into a corner."""
 CLUSTER_SHARE = 0.15
-"""Single models whose points all lie in a box at most this share of the axes' span on both axes
-(at least two models, four points) are a dense cluster, enlarged in an inset."""
+MARKER_SHARE = 0.025
+"""Single models whose points all lie in a box at most :data:`CLUSTER_SHARE` of the axes' span on both
+axes (at least two models, four points), two of them closer than :data:`MARKER_SHARE` of it on both
+(about a marker's width: they overlap), are a dense cluster, enlarged in an inset."""
 BULK_QUANTILE = 0.95
 BULK_AREA = 0.25
 """A panel beside the first enlarges the bulk of the points (up to this quantile on each axis) when
@@ -205,12 +207,17 @@ def bulk_window(points: np.ndarray, keep: np.ndarray, box: np.ndarray) -> np.nda
 
 def cluster_window(points: np.ndarray, labels: int, box: np.ndarray) -> np.ndarray | None:
     """The zoom window [[x0, y0], [x1, y1]] on single models' ``points`` (of ``labels`` models) when
-    they form a dense cluster (:data:`CLUSTER_SHARE`) in axes with limits ``box``, else None."""
+    they form a dense cluster (:data:`CLUSTER_SHARE`, :data:`MARKER_SHARE`) in axes with limits ``box``,
+    else None."""
     if labels < 2 or len(points) < 4:
         return None
     span = box[1] - box[0]
     low, high = points.min(axis=0), points.max(axis=0)
     if np.any(high - low > CLUSTER_SHARE * span):
+        return None
+    apart = np.abs(points[:, None, :] - points[None, :, :]) / span
+    overlap = np.all(apart < MARKER_SHARE, axis=2) & ~np.eye(len(points), dtype=bool)
+    if not overlap.any():
         return None
     pad = np.maximum(0.25 * (high - low), 0.01 * span)
     return np.array([low - pad, high + pad])
@@ -264,10 +271,11 @@ def attainment_figure(
     markers, a dashed median surface through a published front
     (:func:`bench.analysis.published_marks.draw_published`).
 
-    Every point, published ones included, is inside the (first) axes: no axis cut. Where a few far points squeeze the rest
-    (:func:`bulk_window`), a second panel beside it enlarges the bulk; a dense cluster of single models
-    (:func:`cluster_window`) is enlarged in an inset in a free corner of the most enlarged panel, or in
-    a panel of its own where no corner is free. Zoomed regions are outlined in the panel they enlarge.
+    Every point, published ones included, is inside the (first) axes: no axis cut. Where a few far
+    points squeeze the rest (:func:`bulk_window`), a second panel beside it enlarges the bulk; a dense
+    cluster of single models (:func:`cluster_window`) is enlarged in an inset in a free corner of the
+    most enlarged panel (clear of every marker and of the arrow to a far reference point), or in a
+    panel of its own where no corner is free. Zoomed regions are outlined in the panel they enlarge.
 
     ``fronts``: a tidy fronts table (module docstring). None for a dataset whose hypervolume has other
     than two objectives, or for an empty table."""
@@ -373,7 +381,7 @@ def attainment_figure(
             draw(inset)
             inset.set_xlim(cluster[0, 0], cluster[1, 0])
             inset.set_ylim(cluster[0, 1], cluster[1, 1])
-            inset.tick_params(labelsize=5.5, length=2, pad=1)
+            inset.tick_params(labelsize=6.5, length=2, pad=1)
             for axis in (inset.xaxis, inset.yaxis):
                 axis.set_major_locator(matplotlib.ticker.MaxNLocator(3))
             inset.set_gid("inset")
@@ -393,7 +401,7 @@ def attainment_figure(
             marks.append((Line2D([], [], linestyle="none", marker="*", markersize=6.5, color="black"), "HV reference"))
         if ends is not None:
             marks.append((Line2D([], [], color="0.35", linestyle=":", linewidth=0.8), "single task"))
-        extra = [("marks", seed_marks + marks), *published_legend(shown, ours)]
+        extra = [("marks", seed_marks + marks + published_legend(shown, ours))]  # one block: room for three
         method_legend(fig, labels, kinds, extra, names=seed_names(seeds))
         fit_axes_height(fig, axes[0], AXES_HEIGHT)
     return fig

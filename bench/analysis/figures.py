@@ -1,8 +1,7 @@
 """Paper figures for one dataset, each saved as PNG and vector PDF (atomically), in the style of
-:mod:`bench.analysis.style` (one colour and marker per method, fronts apart from single models):
+:mod:`bench.analysis.style` (one colour and marker per method, fronts apart from single models); the
+fronts themselves are drawn by :mod:`bench.analysis.attainment`:
 
-- ``fronts``: test fronts in minimisation form (mean over seeds per ray, ±1 std bars), single-point
-  methods as muted markers, published points only on the published dataset's own axes;
 - ``convergence``: validation hypervolume against step and training time (mean, ±1 std band), and
   against wall time where evaluations take a material share of it;
 - ``memory``: parameters, training-state bytes by part, and peak training memory where it tells the
@@ -15,8 +14,6 @@ Figures carry no titles: :func:`caption` gives the text that says what each one 
 from __future__ import annotations
 
 import io
-import itertools
-import math
 from pathlib import Path
 
 import matplotlib
@@ -25,7 +22,6 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
-from matplotlib.artist import Artist
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
@@ -41,7 +37,6 @@ from bench.analysis.style import (
     method_style,
     ordered,
     paper_rc,
-    published_handles,
 )
 from bench.core.atomic import write_bytes
 from bench.core.spec import DatasetSpec
@@ -49,7 +44,6 @@ from bench.core.spec import DatasetSpec
 matplotlib.use("Agg")  # files only; also on machines without a display
 
 FORMATS = ("png", "pdf")
-MAX_FRONT_OBJECTIVES = 4
 PANEL_HEIGHT = 2.2
 """Height (inches) of one plot panel."""
 BAR_HEIGHT = 0.13
@@ -87,11 +81,6 @@ def caption(name: str, spec: DatasetSpec) -> str:
     """What figure ``name`` shows, for the report's text (the figures themselves have no titles)."""
     reference = tuple(spec.hv_reference)
     captions = {
-        "fronts": f"{spec.name}: test fronts in minimisation form (mean over seeds per ray, bars ±1 std); "
-        "lines with filled markers are Pareto front learning methods, muted markers single models"
-        + (", hollow markers published numbers" if shows_published(spec) else ""),
-        "convergence": f"{spec.name}: validation hypervolume (reference point {reference}) during training, "
-        "mean over seeds with a ±1 std band; dashed: single models",
         "memory": f"{spec.name}: parameters (marker: total, tick: at inference), training state (parameters, "
         "gradients, optimizer state) and, where it differs between methods, peak training memory; "
         "means over seeds",
@@ -128,15 +117,6 @@ def axis_label(spec: DatasetSpec, k: int) -> str:
     return f"{objective.name}: {what}"
 
 
-def view_limits(values: np.ndarray, reference: float) -> tuple[float, float]:
-    """Axis limits that show where the fronts are: from the smallest value to a high quantile, so a
-    handful of extreme points (LS models trained on one task) do not squash every front."""
-    values = values[np.isfinite(values)]
-    low, high = float(values.min()), float(min(np.quantile(values, 0.9), reference))
-    pad = 0.08 * max(high - low, 1e-6)
-    return low - pad, high + pad
-
-
 def fit_axes_height(fig: plt.Figure, ax: plt.Axes, height: float, rows: int = 1) -> None:
     """Grow or shrink the figure so that ``ax`` (one of ``rows`` rows) is ``height`` inches tall
     after the constrained layout has made room for legends and labels."""
@@ -154,101 +134,6 @@ def seed_names(counts: pd.Series) -> dict[str, str]:
     """Legend text: the label, with its seed count where it has fewer seeds than the others."""
     full = counts.max() if len(counts) else 0
     return {lab: lab if n == full else f"{lab} (n={n})" for lab, n in counts.items()}
-
-
-def fronts_figure(fronts: pd.DataFrame, paper: pd.DataFrame, spec: DatasetSpec) -> plt.Figure | None:
-    """``fronts``: rows (label, kind, seed, ray_index, <objective>...) in minimisation form;
-    ``paper``: :func:`bench.analysis.paper.paper_points` for this dataset (drawn only when
-    :func:`shows_published`)."""
-    names = [o.name for o in spec.hypervolume_objectives]
-    if len(names) > MAX_FRONT_OBJECTIVES or fronts.empty:
-        return None
-    if not shows_published(spec):
-        paper = paper.iloc[0:0]
-    pairs = list(itertools.combinations(range(len(names)), 2))
-    ncols = min(len(pairs), 3)
-    nrows = math.ceil(len(pairs) / ncols)
-    width = COLUMN if len(pairs) == 1 else FULL
-    kinds = fronts.groupby("label")["kind"].first().to_dict()
-    labels = ordered(list(kinds), kinds)
-    mean = fronts.groupby(["label", "ray_index"])[names].mean()
-    std = fronts.groupby(["label", "ray_index"])[names].std(ddof=1).fillna(0.0)
-    ours = {method_of(lab) for lab in labels}
-    with paper_rc():
-        fig, axes = plt.subplots(nrows, ncols, figsize=(width, width), squeeze=False, layout="constrained")
-        for ax in axes.flat[len(pairs) :]:
-            ax.set_visible(False)
-        for ax, (i, j) in zip(axes.flat, pairs, strict=False):
-            for lab in labels:
-                m, s = mean.loc[lab], std.loc[lab]
-                kw = label_style(lab, labels, kinds[lab])
-                is_front = kw["linestyle"] != "none" and len(m) > 1
-                if not is_front or len(names) > 2:
-                    kw["linestyle"] = "none"
-                bars = ax.errorbar(
-                    m[names[i]],
-                    m[names[j]],
-                    xerr=s[names[i]],
-                    yerr=s[names[j]],
-                    markersize=3.5 if is_front else 4.5,
-                    ecolor=faded(kw["color"], 0.45),
-                    elinewidth=0.5,
-                    zorder=2 if is_front else 3,
-                    **kw,
-                )
-                bars.lines[0].set_gid(f"method:{lab}")
-            for method, group in paper.groupby("method", sort=True):
-                g = group.groupby("ray_index")[names].mean()
-                is_front = len(g) > 1
-                own = method in ours
-                color = method_style(method).color if own else PUBLISHED_COLOR
-                (line,) = ax.plot(
-                    g[names[i]],
-                    g[names[j]],
-                    linestyle="--" if is_front and len(names) == 2 else "none",
-                    marker=method_style(method).marker if own else ("o" if is_front else "x"),
-                    markersize=3.5,
-                    markerfacecolor="none",
-                    markeredgewidth=0.7,
-                    color=color,
-                    linewidth=0.8,
-                    zorder=1,
-                )
-                line.set_gid(f"published:{method}")
-            points = fronts[[names[i], names[j]]].to_numpy(float)
-            theirs = paper[[names[i], names[j]]].to_numpy(float) if not paper.empty else np.empty((0, 2))
-            for axis, k, set_limits in ((0, i, ax.set_xlim), (1, j, ax.set_ylim)):
-                low, high = view_limits(points[:, axis], spec.hv_reference[k])
-                if len(theirs):
-                    low = min(low, float(theirs[:, axis].min()) - 0.08 * (high - low))
-                set_limits(low, high)
-            hidden = int(((points[:, 0] > ax.get_xlim()[1]) | (points[:, 1] > ax.get_ylim()[1])).sum())
-            if hidden:
-                ax.text(
-                    0.98,
-                    0.98,
-                    f"{hidden} of {len(points)} seed points\nbeyond the axes",
-                    transform=ax.transAxes,
-                    ha="right",
-                    va="top",
-                    fontsize=6.5,
-                    color="0.35",
-                )
-            ax.set_xlabel(axis_label(spec, i))
-            ax.set_ylabel(axis_label(spec, j))
-        extra: list[tuple[str, list[tuple[Artist, str]]]] = []
-        if not paper.empty:
-            per_method = paper.groupby("method")["ray_index"].nunique()
-            own = per_method.index.isin(list(ours))
-            header = f"published ({', '.join(sorted(paper['source'].unique()))})"
-            handles = published_handles(
-                bool(((per_method > 1) & own).any()), bool(((per_method <= 1) & own).any()), bool((~own).any())
-            )
-            extra.append((header, handles))
-        seeds = fronts.groupby("label")["seed"].nunique()
-        method_legend(fig, labels, kinds, extra, names=seed_names(seeds))
-        fit_axes_height(fig, axes.flat[0], PANEL_HEIGHT if len(pairs) == 1 else 0.8 * PANEL_HEIGHT, nrows)
-    return fig
 
 
 def evaluations_matter(stats: pd.DataFrame) -> bool:

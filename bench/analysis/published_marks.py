@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.artist import Artist
 
 from bench.analysis.figures import shows_published
-from bench.analysis.style import PUBLISHED_COLOR, method_style, published_handles
+from bench.analysis.style import PUBLISHED_COLOR, blank, method_style, published_handles
 from bench.core.spec import DatasetSpec
 
 Surface = Callable[[list[np.ndarray]], np.ndarray]
@@ -38,7 +38,9 @@ def is_front(group: pd.DataFrame) -> bool:
     return bool(group["ray_index"].nunique() > 1)
 
 
-def draw_published(ax: plt.Axes, shown: pd.DataFrame, names: list[str], ours: Collection[str], surface: Surface) -> None:
+def draw_published(
+    ax: plt.Axes, shown: pd.DataFrame, names: list[str], ours: Collection[str], surface: Surface
+) -> None:
     """Per published method, its points as hollow markers (gid ``published:<method>``) in the method's
     colour and marker when it is one of ``ours`` (grey circles or crosses otherwise); through a
     published front, ``surface`` of its seeds as a dashed line (gid ``published-surface:<method>``)."""
@@ -48,9 +50,9 @@ def draw_published(ax: plt.Axes, shown: pd.DataFrame, names: list[str], ours: Co
         if front:
             line = surface([g[names].to_numpy(float) for _, g in group.groupby("seed")])
             if len(line):
-                ax.plot(
-                    line[:, 0], line[:, 1], linestyle="--", color=color, linewidth=0.8, zorder=3.5
-                )[0].set_gid(f"published-surface:{method}")
+                ax.plot(line[:, 0], line[:, 1], linestyle="--", color=color, linewidth=0.8, zorder=3.5)[0].set_gid(
+                    f"published-surface:{method}"
+                )
         (marks,) = ax.plot(
             group[names[0]],
             group[names[1]],
@@ -65,8 +67,9 @@ def draw_published(ax: plt.Axes, shown: pd.DataFrame, names: list[str], ours: Co
         marks.set_gid(f"published:{method}")
 
 
-def published_legend(shown: pd.DataFrame, ours: Collection[str]) -> list[tuple[str, list[tuple[Artist, str]]]]:
-    """The legend block for the published points, its header naming their sources; none without any."""
+def published_legend(shown: pd.DataFrame, ours: Collection[str]) -> list[tuple[Artist, str]]:
+    """Legend entries for the published points, under a line that names their sources; none without
+    any. Entries, not a block of their own: a column-wide figure has no room for a fourth block."""
     if shown.empty:
         return []
     per_method = shown.groupby("method")["ray_index"].nunique()
@@ -74,7 +77,7 @@ def published_legend(shown: pd.DataFrame, ours: Collection[str]) -> list[tuple[s
     handles = published_handles(
         bool(((per_method > 1) & own).any()), bool(((per_method <= 1) & own).any()), bool((~own).any())
     )
-    return [(f"published ({', '.join(sorted(shown['source'].unique()))})", handles)]
+    return [(blank(), f"published\n({published_sources(shown)}):"), *handles]
 
 
 def published_sources(shown: pd.DataFrame) -> str:

@@ -1,6 +1,7 @@
 """The report's figures, per dataset, each with its caption in REPORT.md: attainment surfaces of the
-test fronts over seeds, error against preference, convergence (validation proxy), memory, and
-hypervolume against parameter cost."""
+test fronts over seeds (with published points on their own dataset), error against preference, the
+training rays' distribution, convergence (validation proxy), memory, and hypervolume against
+parameter cost."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from bench.analysis.context import ReportContext
 from bench.analysis.front_aware import single_task_models
 from bench.analysis.paper import paper_dataset, paper_hypervolumes, paper_points
 from bench.analysis.preference_figure import caption_preference, preference_figure
+from bench.analysis.ray_histogram import caption_ray_histogram, ray_histogram_figure
 from bench.analysis.section import Section
 from bench.core.registry import DATASETS
 from bench.core.spec import DatasetSpec
@@ -55,6 +57,7 @@ def dataset_figures(ctx: ReportContext, spec: DatasetSpec) -> list[Drawn]:
             caption_attainment(spec, protocol, seeds, published=theirs),
         ),
         ("preference", preference_figure(fronts, spec), caption_preference(spec, protocol, seeds)),
+        ("train_rays", ray_histogram_figure(ctx.runs, spec), caption_ray_histogram(spec, protocol, seeds)),
         (
             "convergence",
             figures.convergence_figure(curves, spec),

@@ -273,5 +273,5 @@ def published_handles(fronts: bool, points: bool, others: bool) -> list[tuple[Ar
     if points:
         out.append((Line2D([], [], marker="o", linestyle="none", **hollow), "single model"))
     if others:
-        out.append((Line2D([], [], marker="x", linestyle="none", color=PUBLISHED_COLOR), "method not run here"))
+        out.append((Line2D([], [], marker="x", linestyle="none", color=PUBLISHED_COLOR), "not run here"))
     return out
