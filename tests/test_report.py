@@ -14,7 +14,7 @@ from bench.analysis.convergence import hypervolume_curve, time_to_fraction
 from bench.analysis.footprint import footprint_table
 from bench.analysis.records import scan, variant_labels
 from bench.analysis.report import build_report, main
-from bench.analysis.sections_tables import hypervolume_display
+from bench.analysis.sections_tables import hypervolume_display, problems_markdown
 from bench.analysis.tables import latex, markdown
 from bench.core.errors import ConfigError
 from bench.train.config import identity_of
@@ -78,6 +78,18 @@ def test_seed_aggregation_names_failed_and_missing_seeds(runs_dir: Path):
     assert summary.loc["mean", "missing_seeds"] == ""
     explicit = seed_summary(run_table(scan(runs_dir)), seeds=[0, 1, 2, 3]).set_index("label")
     assert explicit.loc["mean", "missing_seeds"] == "3" and explicit.loc["pamal", "missing_seeds"] == "2 3"
+
+
+def test_a_seed_recorded_twice_is_counted_once_and_named(runs_dir: Path):
+    import shutil
+
+    first = next(d for d in sorted(runs_dir.iterdir()) if d.name.startswith("mean_") and "_s0_" in d.name)
+    shutil.copytree(first, runs_dir / f"{first.name}-copy")
+    table = run_table(scan(runs_dir))
+    summary = seed_summary(table).set_index("label")
+    assert summary.loc["mean", "n_seeds"] == 3 and summary.loc["mean", "hv_mean"] == pytest.approx(0.64, abs=1e-12)
+    text = problems_markdown(table, summary.reset_index())
+    assert f"multimnist-mini, mean, seed 0: 2 usable records (`{first.name}`, `{first.name}-copy`)" in text
 
 
 def test_mean_pm_std_formats():

@@ -241,6 +241,13 @@ def problems_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
         lines.append(f"- `{r.run_id}` ({r.dataset}, {r.label}, seed {r.seed}): {r.status}")
     for r in summary[summary["missing_seeds"] != ""].itertuples():
         lines.append(f"- {r.dataset}, {r.label}: no run record for seed(s) {r.missing_seeds}")
+    usable = table[table["usable"]]
+    for (dataset, label, seed), group in usable.groupby(["dataset", "label", "seed"], sort=True):
+        if len(group) > 1:
+            ids = ", ".join(f"`{run_id}`" for run_id in group["run_id"])
+            lines.append(
+                f"- {dataset}, {label}, seed {seed}: {len(group)} usable records ({ids}); the first is counted"
+            )
     return "\n".join(lines) + "\n" if lines else "None: every expected run completed.\n"
 
 
