@@ -132,10 +132,10 @@ def all_figures(labels: list[str]) -> dict[str, plt.Figure]:
 
 
 def expected_width(name: str, fig: plt.Figure) -> float:
-    """One column, except for several panels: the attainment figure's zoom panel, convergence, memory."""
+    """One column, except for several panels: the attainment figure's zoom panel, memory."""
     if name == "attainment":
         return FULL if len(fig.axes) > 1 else COLUMN
-    return COLUMN if name == "hv_vs_overhead" else FULL
+    return COLUMN if name in ("hv_vs_overhead", "convergence") else FULL
 
 
 @pytest.fixture(autouse=True)
@@ -156,6 +156,13 @@ def test_every_registered_method_has_a_fixed_style_of_its_kind():
     assert len({s.color.lower() for s in STYLES.values() if s.kind == "front"}) == sum(
         s.kind == "front" for s in STYLES.values()
     )
+    # a single model that shares a front's marker has a clearly different colour (PaDoRA and MGDA-UB did not)
+    for front in (s for s in STYLES.values() if s.kind == "front"):
+        for point in (s for s in STYLES.values() if s.kind == "point" and s.marker == front.marker):
+            gap = np.linalg.norm(
+                np.subtract(matplotlib.colors.to_rgb(front.color), matplotlib.colors.to_rgb(point.color))
+            )
+            assert gap > 0.25, (front, point)
     # single models are a muted family: less saturated than any coloured front
     saturation = {n: matplotlib.colors.rgb_to_hsv(matplotlib.colors.to_rgb(s.color))[1] for n, s in STYLES.items()}
     fronts = [saturation[n] for n, s in STYLES.items() if s.kind == "front" and saturation[n] > 0]
@@ -235,9 +242,15 @@ def test_memory_figure_shows_peak_memory_only_where_it_discriminates():
     assert not figures.peak_discriminates(mixed)
 
 
-def test_wall_time_panel_only_when_evaluations_take_a_material_share():
-    assert len(figures.convergence_figure(curves_frame(SUBSET_A, 0.02), MINI).axes) == 2
-    assert len(figures.convergence_figure(curves_frame(SUBSET_A, 0.4), MINI).axes) == 3
+def test_convergence_is_drawn_against_the_step_only_with_the_seed_band():
+    """No time axis (packed runs share the CPUs: their seconds are not clean timings); the line of a
+    label is the mean over seeds at each step, the band ±1 std."""
+    fig = figures.convergence_figure(curves_frame(SUBSET_A, 0.4), MINI)
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "training step"
+    (line,) = [ln for ln in ax.get_lines() if ln.get_gid() == "method:palora"]
+    np.testing.assert_allclose(line.get_xdata(), [10, 20, 30])
+    np.testing.assert_allclose(line.get_ydata(), [0.605, 0.705, 0.805])  # seeds 0 and 1: +0.00 and +0.01
 
 
 def test_fronts_and_single_models_have_their_own_legend_blocks():

@@ -48,7 +48,6 @@ PANEL_HEIGHT = 2.2
 """Height (inches) of one plot panel."""
 BAR_HEIGHT = 0.13
 """Height (inches) of one method's row in the memory figure."""
-EVAL_SHARE_SHOWN = 0.2
 """The wall-time panel is drawn when evaluations take at least this share of some method's wall time."""
 NEAR_ONE = 1.05
 """Methods with fewer trainable parameters than this many plain models share the 1× strip."""
@@ -136,31 +135,19 @@ def seed_names(counts: pd.Series) -> dict[str, str]:
     return {lab: lab if n == full else f"{lab} (n={n})" for lab, n in counts.items()}
 
 
-def evaluations_matter(stats: pd.DataFrame) -> bool:
-    """Whether evaluations take at least :data:`EVAL_SHARE_SHOWN` of some label's final wall time."""
-    last = stats.sort_values("step").groupby("label").last()
-    share = 1.0 - last["train_time"] / last["wall_time"]
-    return bool((share >= EVAL_SHARE_SHOWN).any())
-
-
 def convergence_figure(curves: pd.DataFrame, spec: DatasetSpec) -> plt.Figure | None:
-    """Validation hypervolume against step and training seconds (and wall seconds, see
-    :func:`evaluations_matter`), per label: fronts solid, single models dashed."""
+    """Validation hypervolume against the training step, per label (mean over seeds, ±1 std band):
+    fronts solid, single models dashed. No time axis: runs a sweep packs side by side share the CPUs,
+    so their seconds are not clean timings (the time table gives them, with that caveat)."""
     if curves.empty:
         return None
     kinds = curves.groupby("label")["kind"].first().to_dict()
     labels = ordered(list(kinds), kinds)
     stats = curves.groupby(["label", "step"], as_index=False).agg(
-        hv=("hypervolume", "mean"),
-        sd=("hypervolume", "std"),
-        train_time=("train_time", "mean"),
-        wall_time=("wall_time", "mean"),
+        hv=("hypervolume", "mean"), sd=("hypervolume", "std")
     )
-    axes_x = {"step": "training step", "train_time": "training time (s, evaluations excluded)"}
-    if evaluations_matter(stats):
-        axes_x["wall_time"] = "wall time (s)"
     with paper_rc():
-        fig, axes = plt.subplots(1, len(axes_x), figsize=(FULL, 3.5), sharey=True, layout="constrained")
+        fig, ax = plt.subplots(figsize=(COLUMN, 3.0), layout="constrained")
         for lab in labels:
             s = stats[stats["label"] == lab].sort_values("step")
             band = s["sd"].fillna(0.0)
@@ -168,20 +155,16 @@ def convergence_figure(curves: pd.DataFrame, spec: DatasetSpec) -> plt.Figure | 
             point = kind_of(lab, kinds[lab]) == "point"
             if point:
                 kw["linestyle"] = "--"
-            for ax, x in zip(axes, axes_x, strict=True):
-                (line,) = ax.plot(
-                    s[x], s["hv"], markersize=2.5, linewidth=0.8 if point else 1.1, zorder=2 if point else 3, **kw
-                )
-                line.set_gid(f"method:{lab}")
-                ax.fill_between(s[x], s["hv"] - band, s["hv"] + band, color=kw["color"], alpha=0.12, linewidth=0)
-        for ax, (x, label) in zip(axes, axes_x.items(), strict=True):
-            ax.set_xlabel(label)
-            if x != "step":
-                ratio_axis(ax, stats[x].to_numpy())
-        axes[0].set_ylabel("validation hypervolume")
+            (line,) = ax.plot(
+                s["step"], s["hv"], markersize=2.5, linewidth=0.8 if point else 1.1, zorder=2 if point else 3, **kw
+            )
+            line.set_gid(f"method:{lab}")
+            ax.fill_between(s["step"], s["hv"] - band, s["hv"] + band, color=kw["color"], alpha=0.12, linewidth=0)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("validation hypervolume")
         seeds = curves.groupby("label")["seed"].nunique()
         method_legend(fig, labels, kinds, point_line="--", names=seed_names(seeds))
-        fit_axes_height(fig, axes[0], PANEL_HEIGHT * 0.9)
+        fit_axes_height(fig, ax, PANEL_HEIGHT * 0.9)
     return fig
 
 

@@ -61,8 +61,8 @@ def dataset_figures(ctx: ReportContext, spec: DatasetSpec) -> list[Drawn]:
         (
             "convergence",
             figures.convergence_figure(curves, spec),
-            f"{spec.name}: validation hypervolume (reference point {reference}) during training, mean over seeds "
-            f"with a ±1 std band, dashed: single models; {validation_proxy(ctx, spec.name)}",
+            f"{spec.name}: validation hypervolume (reference point {reference}) against the training step, "
+            f"mean over seeds with a ±1 std band, dashed: single models; {validation_proxy(ctx, spec.name)}",
         ),
         ("memory", figures.memory_figure(cost, spec), figures.caption("memory", spec)),
         (

@@ -72,7 +72,7 @@ STYLES: dict[str, MethodStyle] = {
     # single points: muted colours of equal lightness (HUSL s=35%, l=62%); the marker tells them apart
     "mean": MethodStyle("#9b9476", "o", "point"),
     "mgda": MethodStyle("#c2838b", "s", "point"),
-    "mgda-ub": MethodStyle("#bd81a9", "D", "point"),
+    "mgda-ub": MethodStyle("#bd81a9", "8", "point"),
     "pcgrad": MethodStyle("#7b98a4", "^", "point"),
     "cagrad": MethodStyle("#869a76", "v", "point"),
     "imtl-g": MethodStyle("#b18c76", "<", "point"),
