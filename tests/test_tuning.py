@@ -146,6 +146,22 @@ def test_no_test_metric_reaches_the_selection(tmp_path: Path):
     pd.testing.assert_frame_equal(select(trial_table(runs, SPEC)), clean)
 
 
+def test_a_failure_on_the_test_split_changes_no_choice(tmp_path: Path):
+    """A NaN test metric in the selected trial's summary (the record turns UNREADABLE) and a divergence
+    on the test split in another trial leave every value, outcome and choice as the clean records give."""
+    dirs = write_trials(tmp_path)
+    clean = select(trial_table(scan(tmp_path), SPEC))
+    chosen = dirs[0.003][0]
+    summary = json.loads((chosen / "summary.json").read_text())
+    summary["front"][0]["metrics"]["top-left"]["accuracy"] = float("nan")
+    (chosen / "summary.json").write_text(json.dumps(summary))
+    (dirs[0.001][0] / "status").write_text("FAILED: diverged: non-finite test accuracy of top-left at ray [1.0, 0.0]\n")
+    runs = scan(tmp_path)
+    assert {run.status.split(":")[0] for run in runs if run.method == "palora"} == {"COMPLETED", "UNREADABLE", "FAILED"}
+    poisoned = select(trial_table(runs, SPEC))
+    pd.testing.assert_frame_equal(poisoned.drop(columns="not_usable"), clean.drop(columns="not_usable"))
+
+
 def test_budget_rule_and_provisional_choices(tmp_path: Path):
     write_trials(tmp_path)
     write_run(tmp_path, "mean", 0, [(0.8, 0.8)], curve=CURVES[0.01], epochs=10, settings=("train.lr=0.001",))

@@ -4,8 +4,8 @@ Per (dataset, method), the trial configuration with the highest *validation* hyp
 run's validation HV is the mean of its evaluations over the last :data:`LAST_FRACTION` of training
 (one epoch's value moves by about 0.005 on MultiFashion's 2,000-pair validation subset), averaged over
 the tuning seeds. Only the validation curves are read (:func:`bench.analysis.convergence.hypervolume_curve`:
-the ``val`` rows of ``metrics.jsonl``); a run's test front (``summary.json``) and its test rows are
-never touched, so no test number can reach a choice.
+the ``val`` rows of ``metrics.jsonl``), whatever a run's status or summary say: its test front, its test
+rows and a failure on the test split never reach a choice.
 
 Budget rule: a configuration has *plateaued* when its validation hypervolume gained less than
 :data:`PLATEAU_GAIN` over the last :data:`LAST_FRACTION` of training, the gain read off a least-squares
@@ -46,7 +46,7 @@ LR_REFINEMENT = (0.5, 2.0)
 """Stage two for every other method, so each method gets the same five trials: the selected learning
 rate halved and doubled."""
 
-TRIAL_COLUMNS = ["dataset", "method", "stage", "settings", "seed", "run_id", "status", "evaluations"]
+TRIAL_COLUMNS = ["dataset", "method", "stage", "settings", "seed", "run_id", "status", "outcome", "evaluations"]
 TRIAL_COLUMNS += ["final_step", "val_hv", "gain"]
 
 
@@ -89,9 +89,10 @@ def stage_two(method: str, lr: float) -> list[dict[str, Any]]:
     return [{"train.lr": float(f"{lr * factor:.3g}")} for factor in LR_REFINEMENT]
 
 
-def is_result(status: str) -> bool:
-    """A trial that ran to an outcome: completed, or diverged (a setting that does not train)."""
-    return status == "COMPLETED" or "diverged" in status
+def is_divergence(status: str) -> bool:
+    """A run stopped by a non-finite training loss or validation metric: an outcome of its setting. A
+    non-finite *test* metric is not one (the test split never reaches the selection)."""
+    return "diverged" in status and "non-finite test" not in status
 
 
 def last_gain(curve: pd.DataFrame) -> tuple[float, float]:
@@ -107,15 +108,20 @@ def last_gain(curve: pd.DataFrame) -> tuple[float, float]:
 
 
 def trial_row(run: Run | None, identity: dict[str, Any]) -> dict[str, Any]:
-    """One trial run's row: status, validation HV and gain (:func:`last_gain`) from its validation curve."""
-    row = {**identity, "status": "NOT RUN", "evaluations": 0, "final_step": np.nan, "val_hv": np.nan, "gain": np.nan}
+    """One trial run's row from its validation curve alone (``metrics.jsonl``, whatever its status or
+    summary say): the value and gain (:func:`last_gain`) once the curve reaches the run's last epoch;
+    ``outcome`` when it does, or when training or validation diverged."""
+    row = {**identity, "status": "NOT RUN", "outcome": False, "evaluations": 0}
+    row |= {"final_step": np.nan, "val_hv": np.nan, "gain": np.nan}
     if run is None:
         return row
-    row["status"] = run.status
-    curve = hypervolume_curve(run) if run.usable and run.dataset in DATASETS else pd.DataFrame()
-    if not curve.empty:
+    curve = hypervolume_curve(run) if run.dataset in DATASETS else pd.DataFrame()
+    epochs = int(run.config.get("train", {}).get("epochs", -1))
+    complete = not curve.empty and int(curve["epoch"].max()) == epochs
+    row.update(status=run.status, outcome=complete or is_divergence(run.status), evaluations=len(curve))
+    if complete:
         value, gain = last_gain(curve)
-        row.update(evaluations=len(curve), final_step=float(curve["step"].max()), val_hv=value, gain=gain)
+        row.update(final_step=float(curve["step"].max()), val_hv=value, gain=gain)
     return row
 
 
@@ -143,7 +149,7 @@ def trial_table(runs: list[Run], spec: TuningSpec) -> pd.DataFrame:
         for method in spec.methods:
             first = stage_rows(spec, by_id, dataset, method, 1, list(spec.variants))
             parts.append(first)
-            if first["status"].map(is_result).all() and first["val_hv"].notna().any():
+            if first["outcome"].all() and first["val_hv"].notna().any():
                 best = first.groupby("settings", sort=False)["val_hv"].mean().idxmax()
                 lr = json.loads(best).get("train.lr", resolve(method, dataset).train.lr)
                 parts.append(stage_rows(spec, by_id, dataset, method, 2, stage_two(method, lr)))
@@ -156,9 +162,10 @@ def select(trials: pd.DataFrame) -> pd.DataFrame:
     choice is final; otherwise it is provisional."""
     rows = []
     for (dataset, method), group in trials.groupby(["dataset", "method"], sort=False):
-        complete = bool(group["status"].map(is_result).all()) and set(group["stage"]) == {1, 2}
+        complete = bool(group["outcome"].all()) and set(group["stage"]) == {1, 2}
         for (stage, settings), trial in group.groupby(["stage", "settings"], sort=False):
             done = trial[trial["val_hv"].notna()]
+            every = len(done) == len(trial)  # a value needs every seed: one that diverged gives none
             rows.append(
                 {
                     "dataset": dataset,
@@ -166,8 +173,8 @@ def select(trials: pd.DataFrame) -> pd.DataFrame:
                     "stage": stage,
                     "settings": settings,
                     "seeds": " ".join(str(s) for s in sorted(done["seed"])),
-                    "val_hv": float(done["val_hv"].mean()) if len(done) else np.nan,
-                    "gain": float(done["gain"].mean()) if len(done) else np.nan,
+                    "val_hv": float(done["val_hv"].mean()) if every else np.nan,
+                    "gain": float(done["gain"].mean()) if every else np.nan,
                     "not_usable": "; ".join(
                         f"seed {r.seed}: {r.status}" for r in trial[trial["val_hv"].isna()].itertuples()
                     ),
