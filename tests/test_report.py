@@ -14,7 +14,7 @@ from bench.analysis.convergence import hypervolume_curve, time_to_fraction
 from bench.analysis.footprint import footprint_table
 from bench.analysis.records import scan, variant_labels
 from bench.analysis.report import build_report, main
-from bench.analysis.sections_tables import hypervolume_display, problems_markdown
+from bench.analysis.sections_tables import hypervolume_display
 from bench.analysis.tables import latex, markdown
 from bench.core.errors import ConfigError
 from bench.train.config import identity_of
@@ -80,16 +80,38 @@ def test_seed_aggregation_names_failed_and_missing_seeds(runs_dir: Path):
     assert explicit.loc["mean", "missing_seeds"] == "3" and explicit.loc["pamal", "missing_seeds"] == "2 3"
 
 
-def test_a_seed_recorded_twice_is_counted_once_and_named(runs_dir: Path):
+def test_a_seed_recorded_twice_is_counted_once_everywhere_and_named(runs_dir: Path, tmp_path: Path):
     import shutil
 
     first = next(d for d in sorted(runs_dir.iterdir()) if d.name.startswith("mean_") and "_s0_" in d.name)
     shutil.copytree(first, runs_dir / f"{first.name}-copy")
-    table = run_table(scan(runs_dir))
-    summary = seed_summary(table).set_index("label")
-    assert summary.loc["mean", "n_seeds"] == 3 and summary.loc["mean", "hv_mean"] == pytest.approx(0.64, abs=1e-12)
-    text = problems_markdown(table, summary.reset_index())
-    assert f"multimnist-mini, mean, seed 0: 2 usable records (`{first.name}`, `{first.name}-copy`)" in text
+    out = tmp_path / "report"
+    build_report(runs_dir, out, None, None)
+    report = (out / "REPORT.md").read_text()
+    assert f"- multimnist-mini, mean, seed 0: `{first.name}-copy` left out, `{first.name}` counted" in report
+    statistics = pd.read_csv(out / "tables" / "statistics.csv").set_index("label")
+    assert statistics.loc["mean", "n"] == 3 and statistics.loc["mean", "mean"] == pytest.approx(0.64, abs=1e-12)
+    fronts = pd.read_csv(out / "fronts.csv")
+    assert set(fronts.loc[fronts["label"] == "mean", "run_id"]) == {
+        d.name for d in runs_dir.iterdir() if d.name.startswith("mean_") and not d.name.endswith("-copy")
+    }
+
+
+def test_report_of_a_spec_takes_its_runs_and_names_the_missing_ones(runs_dir: Path, tmp_path: Path, capsys):
+    spec = tmp_path / "pick.toml"
+    spec.write_text("[grid]\nmethods = ['mean', 'pamal']\ndatasets = ['multimnist-mini']\nseeds = [0, 1, 2]\n"
+                    "[set]\n'train.epochs' = 2\n")  # fmt: skip
+    out = tmp_path / "report"
+    build_report(runs_dir, out, None, None, spec=spec)
+    table = pd.read_csv(out / "tables" / "runs.csv")
+    assert sorted(set(table["method"])) == ["mean", "pamal"] and len(table) == 5
+    report = (out / "REPORT.md").read_text()
+    assert "- no run record for multimnist-mini, pamal, seed 2: `pamal_multimnist-mini_s2_" in report
+    assert f"--spec {spec}" in report.splitlines()[2]
+    with pytest.raises(ConfigError, match="--protocol tuned also takes every tuning trial"):
+        build_report(runs_dir, tmp_path / "other", None, None, protocol="tuned")
+    assert main(["--runs", str(runs_dir), "--spec", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.startswith("error: sweep spec")
 
 
 def test_mean_pm_std_formats():
@@ -376,3 +398,22 @@ def test_report_regenerates_from_its_archive_alone(runs_dir: Path, tmp_path: Pat
     (first / "runs.jsonl").unlink()
     with pytest.raises(ConfigError, match="runs.jsonl not found"):
         build_report(None, tmp_path / "third", None, None, archive=first)
+
+
+def test_an_archive_keeps_each_runs_recorded_protocol_and_refuses_a_broken_line(runs_dir: Path, tmp_path: Path):
+    import json
+
+    first = tmp_path / "first"
+    build_report(runs_dir, first, None, None)
+    lines = [json.loads(line) for line in (first / "runs.jsonl").read_text().splitlines()]
+    assert {line["protocol"] for line in lines} == {"custom"}  # 2 epochs: not the preset
+    for line in lines:
+        if line["run_id"].startswith("pamal_"):
+            line["protocol"] = "official"
+    (first / "runs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    build_report(None, tmp_path / "official", None, None, archive=first, protocol="official")
+    table = pd.read_csv(tmp_path / "official" / "tables" / "runs.csv")
+    assert set(table["method"]) == {"pamal"} and set(table["protocol"]) == {"official"}
+    (first / "runs.jsonl").write_text((first / "runs.jsonl").read_text() + '{"run_id": "x"}\n')
+    with pytest.raises(ConfigError, match=r"line \d+ is not a run's record"):
+        build_report(None, tmp_path / "broken", None, None, archive=first)

@@ -15,7 +15,6 @@ import pytest
 from bench.analysis.records import scan
 from bench.analysis.tuning import (
     PLATEAU_GAIN,
-    TuningSpec,
     last_gain,
     select,
     selected_settings,
@@ -25,6 +24,7 @@ from bench.analysis.tuning import (
 from bench.analysis.tuning_cli import main
 from bench.core.errors import ConfigError
 from bench.sweep.spec import load_spec
+from bench.train.grid import Grid
 from tests.fake_runs import write_run
 
 POINTS = [(0.9, 0.5), (0.8, 0.8), (0.5, 0.9)]
@@ -37,7 +37,8 @@ CURVES = {
 """Validation accuracy scale per evaluation (steps 10..100): lr 3e-3 ends highest on validation."""
 
 
-SPEC = TuningSpec(
+SPEC = Grid(
+    path=Path("toy-tune.toml"),
     methods=("palora", "mean"),
     datasets=("multimnist-mini",),
     seeds=(0,),

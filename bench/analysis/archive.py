@@ -109,20 +109,45 @@ def write_archive(runs: list[Run], folder: Path, protocol_of: Callable[[Run], st
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
-    """The records of ``runs.jsonl``."""
+    """The records of ``runs.jsonl``, each checked: a run id, a protocol, a status, a config and a
+    summary (or null)."""
     if not path.is_file():
         raise ConfigError(f"{path} not found: the archive lists its runs there; {WRITE_IT}")
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except ValueError as err:
-        raise ConfigError(f"{path} is not JSON lines ({err}); {WRITE_IT} again") from None
+    lines = []
+    for n, text in enumerate(path.read_text().splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+        except ValueError as err:
+            raise ConfigError(f"{path} line {n} is not JSON ({err}); {WRITE_IT} again") from None
+        if not (
+            isinstance(line, dict)
+            and all(isinstance(line.get(key), str) for key in ("run_id", "protocol", "status"))
+            and isinstance(line.get("config"), dict)
+            and (line.get("summary") is None or isinstance(line["summary"], dict))
+            and "summary" in line
+        ):
+            raise ConfigError(
+                f"{path} line {n} is not a run's record (run_id, protocol, status, config, summary); {WRITE_IT} again"
+            )
+        lines.append(line)
+    return lines
+
+
+def read_protocols(folder: Path) -> dict[str, str]:
+    """Each archived run's protocol as it was recorded when the archive was written."""
+    return {line["run_id"]: line["protocol"] for line in read_lines(Path(folder) / RUNS)}
 
 
 def read_fronts(path: Path) -> pd.DataFrame:
     """``fronts.csv`` with blank cells as NaN and every other text kept as written."""
     if not path.is_file():
         raise ConfigError(f"{path} not found: the archive keeps every front point there; {WRITE_IT}")
-    return pd.read_csv(path, dtype={"run_id": str}, keep_default_na=False, na_values=[""])
+    fronts = pd.read_csv(path, dtype={"run_id": str}, keep_default_na=False, na_values=[""])
+    if absent := [column for column in IDENTITY if column not in fronts.columns]:
+        raise ConfigError(f"{path} has no column {', '.join(absent)}; {WRITE_IT} again")
+    return fronts
 
 
 def rebuild_front(rows: pd.DataFrame, layout: Layout, where: str) -> list[dict[str, Any]]:
@@ -156,7 +181,10 @@ def read_archive(folder: Path) -> list[Run]:
         summary = line["summary"]
         if line["run_id"] in pointed:
             where = f"{folder / FRONTS}, run {line['run_id']}"
+            tasks = summary["front"].get("tasks")
+            if not isinstance(tasks, dict) or not all(isinstance(m, list) for m in tasks.values()):
+                raise ConfigError(f"{folder / RUNS}, run {line['run_id']}: its front names no tasks; {WRITE_IT} again")
             rows = groups.get(line["run_id"], fronts.iloc[:0])
-            summary = {**summary, "front": rebuild_front(rows, summary["front"]["tasks"], where)}
+            summary = {**summary, "front": rebuild_front(rows, tasks, where)}
         runs.append(Run(folder / "archive" / line["run_id"], line["config"], line["status"], summary))
     return runs

@@ -31,6 +31,15 @@ class ReportContext:
     protocol_of: Callable[[Run], str]
     paper_dir: Path | None = None
     seeds: list[int] | None = None
+    duplicates: list[Run] = dataclasses.field(default_factory=list)
+    """Usable runs of a dataset, variant and seed already counted (the first by run id is)."""
+    missing: list[str] = dataclasses.field(default_factory=list)
+    """Runs the report's ``--spec`` asks for that have no record."""
+
+    def __post_init__(self) -> None:
+        """The curves carry the labels the tables give their runs."""
+        labels = dict(zip(self.table["run_id"], self.table["label"], strict=True))
+        self.curves = self.curves.assign(label=self.curves["run_id"].map(labels))
 
     @property
     def tables_dir(self) -> Path:

@@ -2,8 +2,7 @@
 :mod:`bench.analysis.style` (one colour and marker per method, fronts apart from single models); the
 fronts themselves are drawn by :mod:`bench.analysis.attainment`:
 
-- ``convergence``: validation hypervolume against step and training time (mean, ±1 std band), and
-  against wall time where evaluations take a material share of it;
+- ``convergence``: validation hypervolume against the training step (mean over seeds, ±1 std band);
 - ``memory``: parameters, training-state bytes by part, and peak training memory where it tells the
   methods apart (:func:`peak_discriminates`);
 - ``hv_vs_overhead``: hypervolume against trainable parameters relative to one model.
@@ -48,7 +47,6 @@ PANEL_HEIGHT = 2.2
 """Height (inches) of one plot panel."""
 BAR_HEIGHT = 0.13
 """Height (inches) of one method's row in the memory figure."""
-"""The wall-time panel is drawn when evaluations take at least this share of some method's wall time."""
 NEAR_ONE = 1.05
 """Methods with fewer trainable parameters than this many plain models share the 1× strip."""
 PEAK_SPREAD_SHOWN = 1.5
@@ -143,9 +141,7 @@ def convergence_figure(curves: pd.DataFrame, spec: DatasetSpec) -> plt.Figure | 
         return None
     kinds = curves.groupby("label")["kind"].first().to_dict()
     labels = ordered(list(kinds), kinds)
-    stats = curves.groupby(["label", "step"], as_index=False).agg(
-        hv=("hypervolume", "mean"), sd=("hypervolume", "std")
-    )
+    stats = curves.groupby(["label", "step"], as_index=False).agg(hv=("hypervolume", "mean"), sd=("hypervolume", "std"))
     with paper_rc():
         fig, ax = plt.subplots(figsize=(COLUMN, 3.0), layout="constrained")
         for lab in labels:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.analysis.archive import read_archive
+from bench.analysis.archive import read_archive, read_protocols
 from bench.analysis.context import ReportContext
 from bench.analysis.convergence import convergence_table
 from bench.analysis.protocols import PROTOCOLS, protocol_of
@@ -42,6 +42,7 @@ from bench.core.atomic import write_text
 from bench.core.cli import Parser, help_text
 from bench.core.errors import ConfigError
 from bench.core.registry import DATASETS, load_all
+from bench.train.grid import load_grid
 from bench.train.record import git_sha
 
 SECTIONS: tuple[SectionBuilder, ...] = (
@@ -68,18 +69,34 @@ def parse_seeds(text: str | None) -> list[int] | None:
         raise ConfigError(f"--seeds {text!r}: expected integers such as 0,1,2") from None
 
 
-def load_runs(runs_dir: Path | None, archive: Path | None) -> tuple[list[Run], pd.DataFrame, str]:
-    """The runs and their validation curves, from run records (``--runs``) or an archive (``--archive``),
-    and the option that named them."""
+def load_runs(runs_dir: Path | None, archive: Path | None) -> tuple[list[Run], pd.DataFrame | None, dict[str, str]]:
+    """The runs from run records (``--runs``) or an archive (``--archive``); an archive also gives its
+    validation curves and each run's protocol as it was recorded."""
     if archive is not None:
         if not archive.is_dir():
             raise ConfigError(f"--archive {archive} is not a folder; give a report's folder, e.g. results/")
-        return read_archive(archive), read_curves(archive), f"--archive {archive}"
+        return read_archive(archive), read_curves(archive), read_protocols(archive)
     assert runs_dir is not None
     runs = scan(runs_dir)
     if not runs:
         raise ConfigError(f"no run records under {runs_dir} (a run directory holds config.json); run `bench run` first")
-    return runs, convergence_table(runs), f"--runs {runs_dir}"
+    return runs, None, {}
+
+
+def counted(runs: list[Run]) -> tuple[list[Run], list[Run]]:
+    """(the runs every section counts, the usable duplicates left out): one usable run per dataset,
+    variant and seed, the first by run id (a seed recorded twice is named in the report)."""
+    kept, extra, seen = [], [], set()
+    for run in sorted(runs, key=lambda r: r.run_id):
+        key = (run.dataset, run.variant, run.seed)
+        if run.usable and key in seen:
+            extra.append(run)
+            continue
+        if run.usable:
+            seen.add(key)
+        kept.append(run)
+    order = {id(run): n for n, run in enumerate(runs)}
+    return sorted(kept, key=lambda r: order[id(r)]), extra
 
 
 def header(ctx: ReportContext, seconds: float) -> list[str]:
@@ -120,22 +137,43 @@ def build_report(
     seeds: list[int] | None,
     archive: Path | None = None,
     protocol: str | None = None,
+    spec: Path | None = None,
 ) -> dict[str, float]:
     started = time.perf_counter()
     load_all()
-    runs, curves, source = load_runs(runs_dir, archive)
+    runs, curves, recorded = load_runs(runs_dir, archive)
+    source = f"--archive {archive}" if archive is not None else f"--runs {runs_dir}"
+
+    def protocol_named(run: Run) -> str:
+        return recorded.get(run.run_id) or protocol_of(run)
+
+    missing: list[str] = []
+    if spec is not None:
+        grid = load_grid(spec)
+        wanted = {cfg.run_id(): cfg for cfg in grid.configs()}
+        present = {run.run_id for run in runs}
+        missing = [f"{c.dataset}, {c.method}, seed {c.seed}: `{i}`" for i, c in wanted.items() if i not in present]
+        runs = [run for run in runs if run.run_id in wanted]
+        source += f" --spec {spec}"
     if protocol is not None:
-        runs = [run for run in runs if protocol_of(run) == protocol]
-        curves = curves[curves["run_id"].isin({run.run_id for run in runs})]
+        if protocol == "tuned" and spec is None:
+            raise ConfigError(
+                "--protocol tuned also takes every tuning trial; give --spec slurm/<dataset>-tuned.toml "
+                "(written by `bench tune`) to report the selected settings"
+            )
+        runs = [run for run in runs if protocol_named(run) == protocol]
         source += f" --protocol {protocol}"
-        if not runs:
-            raise ConfigError(f"no run under {runs_dir or archive} is of the {protocol} protocol")
+    if not runs:
+        raise ConfigError(f"no run under {runs_dir or archive} is in the report's selection ({source})")
     if not any(run.usable for run in runs):
         shown = "; ".join(f"{r.run_id}: {r.status}" for r in runs[:3]) + ("; ..." if len(runs) > 3 else "")
         raise ConfigError(
             f"none of the {len(runs)} run record(s) under {runs_dir or archive} is usable ({shown}); nothing to report"
         )
-    ctx = ReportContext(source, out, runs, curves, protocol_of, paper_dir, seeds)
+    runs, duplicates = counted(runs)
+    ids = {run.run_id for run in runs}
+    curves = convergence_table(runs) if curves is None else curves[curves["run_id"].isin(ids)]
+    ctx = ReportContext(source, out, runs, curves, protocol_named, paper_dir, seeds, duplicates, missing)
     sections = [build(ctx) for build in SECTIONS]
     seconds = time.perf_counter() - started
     body = [line for section in sections for line in section.lines]
@@ -170,6 +208,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.report") ->
         "--protocol", choices=PROTOCOLS, default=None, help="report only the runs of this protocol (default: all)"
     )
     parser.add_argument(
+        "--spec",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="report only the runs this sweep spec asks for, naming those with no record "
+        "(e.g. slurm/multifashion-tuned.toml)",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -200,7 +246,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.report") ->
         if args.out.exists() and not args.out.is_dir():
             raise ConfigError(f"--out {args.out} is a file; give the folder to write the report in")
         with np.errstate(all="ignore"):
-            stats = build_report(args.runs, args.out, args.paper, parse_seeds(args.seeds), args.archive, args.protocol)
+            stats = build_report(
+                args.runs, args.out, args.paper, parse_seeds(args.seeds), args.archive, args.protocol, args.spec
+            )
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -50,14 +50,16 @@ def dataset_figures(ctx: ReportContext, spec: DatasetSpec) -> list[Drawn]:
     published = paper_hypervolumes(ctx.paper, spec).assign(dataset=paper_dataset(spec))
     theirs = paper_points(ctx.paper, spec)
     reference = tuple(spec.hv_reference)
+    uneven = fronts.groupby("label")["seed"].nunique().nunique() > 1
+    fewer = " A method with fewer of these seeds has its count (n=) in the legend." if uneven else ""
     return [
         (
             "attainment",
             attainment_figure(fronts, spec, single_task=ends, published=theirs),
-            caption_attainment(spec, protocol, seeds, published=theirs),
+            caption_attainment(spec, protocol, seeds, published=theirs) + fewer,
         ),
-        ("preference", preference_figure(fronts, spec), caption_preference(spec, protocol, seeds)),
-        ("train_rays", ray_histogram_figure(ctx.runs, spec), caption_ray_histogram(spec, protocol, seeds)),
+        ("preference", preference_figure(fronts, spec), caption_preference(spec, protocol, seeds) + fewer),
+        ("train_rays", ray_histogram_figure(ctx.runs, spec), caption_ray_histogram(spec, protocol, seeds) + fewer),
         (
             "convergence",
             figures.convergence_figure(curves, spec),

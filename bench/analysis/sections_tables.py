@@ -235,19 +235,21 @@ def front_points(runs: list[Run], spec: DatasetSpec) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def problems_markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
+def problems_markdown(
+    table: pd.DataFrame, summary: pd.DataFrame, duplicates: Sequence[Run] = (), missing: Sequence[str] = ()
+) -> str:
     lines = []
     for r in table[~table["usable"]].itertuples():
         lines.append(f"- `{r.run_id}` ({r.dataset}, {r.label}, seed {r.seed}): {r.status}")
     for r in summary[summary["missing_seeds"] != ""].itertuples():
         lines.append(f"- {r.dataset}, {r.label}: no run record for seed(s) {r.missing_seeds}")
-    usable = table[table["usable"]]
-    for (dataset, label, seed), group in usable.groupby(["dataset", "label", "seed"], sort=True):
-        if len(group) > 1:
-            ids = ", ".join(f"`{run_id}`" for run_id in group["run_id"])
-            lines.append(
-                f"- {dataset}, {label}, seed {seed}: {len(group)} usable records ({ids}); the first is counted"
-            )
+    labels = dict(zip(table["run_id"], table["label"], strict=True))
+    counted = {(r.dataset, r.variant, r.seed): r.run_id for r in table.itertuples() if r.usable}
+    for run in duplicates:
+        first = counted.get((run.dataset, run.variant, run.seed), "?")
+        label = labels.get(first, run.method)
+        lines.append(f"- {run.dataset}, {label}, seed {run.seed}: `{run.run_id}` left out, `{first}` counted")
+    lines += [f"- no run record for {entry}" for entry in missing]
     return "\n".join(lines) + "\n" if lines else "None: every expected run completed.\n"
 
 
@@ -300,7 +302,8 @@ def front_aware_metrics_section(ctx: ReportContext) -> Section:
 
 
 def problems_section(ctx: ReportContext) -> Section:
-    return Section(["## Failed, incomplete or missing runs", "", problems_markdown(ctx.table, ctx.summary)])
+    text = problems_markdown(ctx.table, ctx.summary, ctx.duplicates, ctx.missing)
+    return Section(["## Failed, incomplete or missing runs", "", text])
 
 
 def memory_section(ctx: ReportContext) -> Section:
@@ -324,7 +327,15 @@ def time_section(ctx: ReportContext) -> Section:
     raw, display = time_display(ctx.summary, ctx.to95)
     caption = "Training time and time to 95% of the final validation hypervolume"
     files = write_table(raw, display, ctx.tables_dir, "time", caption)
-    return Section(["## Time", "", markdown(display)], [(files, "training and wall time; time to 95% of final HV")])
+    lines = [
+        "## Time",
+        "",
+        "Seconds as each run recorded them. Runs that a sweep packed side by side shared the CPUs or GPU "
+        "(`tables/runs.csv` gives each run's threads and device), so compare them within one sweep only.",
+        "",
+        markdown(display),
+    ]
+    return Section(lines, [(files, "training and wall time; time to 95% of final HV")])
 
 
 def published_table(ctx: ReportContext) -> pd.DataFrame:

@@ -15,7 +15,6 @@ The tuning table reports every trial's gain.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
@@ -25,7 +24,7 @@ import pandas as pd
 from bench.analysis.convergence import hypervolume_curve
 from bench.analysis.records import Run
 from bench.core.registry import DATASETS, load_all
-from bench.train.config import resolve
+from bench.train.grid import Grid
 
 PLATEAU_GAIN = 0.003
 """Largest validation-HV gain over the last :data:`LAST_FRACTION` of training of a plateaued run."""
@@ -48,37 +47,6 @@ rate halved and doubled."""
 
 TRIAL_COLUMNS = ["dataset", "method", "stage", "settings", "seed", "run_id", "status", "outcome", "evaluations"]
 TRIAL_COLUMNS += ["final_step", "val_hv", "gain"]
-
-
-@dataclasses.dataclass(frozen=True)
-class TuningSpec:
-    """What a tuning sweep spec (``slurm/*-tune.toml``) asks for: stage one's trials are its ``variants``
-    on every method, datasets and seeds, over its ``[set]`` and ``[per_method]`` settings."""
-
-    methods: tuple[str, ...]
-    datasets: tuple[str, ...]
-    seeds: tuple[int, ...]
-    variants: tuple[dict[str, Any], ...]
-    settings: dict[str, Any]
-    per_method: dict[str, dict[str, Any]]
-
-    @classmethod
-    def from_toml(cls, table: dict[str, Any]) -> TuningSpec:
-        grid = table.get("grid", {})
-        own = {m: {k: v for k, v in s.items() if k != "variants"} for m, s in table.get("per_method", {}).items()}
-        return cls(
-            tuple(grid.get("methods", ())),
-            tuple(grid.get("datasets", ())),
-            tuple(grid.get("seeds", (0,))),
-            tuple(dict(v) for v in grid.get("variants", ({},))),
-            dict(table.get("set", {})),
-            own,
-        )
-
-    def run_id(self, method: str, dataset: str, seed: int, trial: dict[str, Any]) -> str:
-        """The run id of one trial's run, as the sweep names it."""
-        overrides = {**self.settings, **self.per_method.get(method, {}), **trial}
-        return resolve(method, dataset, seed, overrides=overrides).run_id()
 
 
 def stage_two(method: str, lr: float) -> list[dict[str, Any]]:
@@ -126,33 +94,34 @@ def trial_row(run: Run | None, identity: dict[str, Any]) -> dict[str, Any]:
 
 
 def stage_rows(
-    spec: TuningSpec, by_id: dict[str, Run], dataset: str, method: str, stage: int, trials: list[dict[str, Any]]
+    grid: Grid, by_id: dict[str, Run], dataset: str, method: str, stage: int, trials: list[dict[str, Any]]
 ) -> pd.DataFrame:
     """The rows of one stage's trials of a method, every seed."""
     rows = []
     for trial in trials:
-        for seed in spec.seeds:
-            run_id = spec.run_id(method, dataset, seed, trial)
+        for seed in grid.seeds:
+            run_id = grid.config(method, dataset, seed, trial).run_id()
             identity = {"dataset": dataset, "method": method, "stage": stage}
             identity |= {"settings": json.dumps(trial, sort_keys=True), "seed": seed, "run_id": run_id}
             rows.append(trial_row(by_id.get(run_id), identity))
     return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
 
 
-def trial_table(runs: list[Run], spec: TuningSpec) -> pd.DataFrame:
-    """One row per (trial, seed) the tuning asks for: stage one's for every method, and stage two's
-    (:func:`stage_two`) for each method whose stage one has an outcome on every trial."""
+def trial_table(runs: list[Run], grid: Grid) -> pd.DataFrame:
+    """One row per (trial, seed) the tuning asks for: stage one's, the tuning spec's ``grid`` for every
+    method, and stage two's (:func:`stage_two`) for each method whose stage one has an outcome on every
+    trial. Runs are found by the run ids the sweep gives them."""
     load_all()
     by_id = {run.run_id: run for run in runs}
     parts = []
-    for dataset in spec.datasets:
-        for method in spec.methods:
-            first = stage_rows(spec, by_id, dataset, method, 1, list(spec.variants))
+    for dataset in grid.datasets:
+        for method in grid.methods:
+            first = stage_rows(grid, by_id, dataset, method, 1, [dict(v) for v in grid.variants_of(method)])
             parts.append(first)
             if first["outcome"].all() and first["val_hv"].notna().any():
-                best = first.groupby("settings", sort=False)["val_hv"].mean().idxmax()
-                lr = json.loads(best).get("train.lr", resolve(method, dataset).train.lr)
-                parts.append(stage_rows(spec, by_id, dataset, method, 2, stage_two(method, lr)))
+                best = json.loads(first.groupby("settings", sort=False)["val_hv"].mean().idxmax())
+                lr = grid.config(method, dataset, grid.seeds[0], best).train.lr
+                parts.append(stage_rows(grid, by_id, dataset, method, 2, stage_two(method, lr)))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=TRIAL_COLUMNS)
 
 

@@ -17,7 +17,6 @@ from bench.analysis.tables import write_table
 from bench.analysis.tuning import (
     LAST_FRACTION,
     PLATEAU_GAIN,
-    TuningSpec,
     display,
     select,
     stage_two_spec_text,
@@ -28,6 +27,7 @@ from bench.core.atomic import write_text
 from bench.core.cli import Parser, help_text
 from bench.core.errors import ConfigError
 from bench.train.config import read_toml
+from bench.train.grid import load_grid
 
 CAPTION = (
     f"Tuning on validation only: each trial's validation hypervolume over the last {LAST_FRACTION:.0%} of "
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
             raise ConfigError(f"--runs {args.runs} is not a folder; give the tuning sweep's --out folder")
         base = read_toml(args.spec)
         with np.errstate(all="ignore"):
-            trials = trial_table(scan(args.runs), TuningSpec.from_toml(base))
+            trials = trial_table(scan(args.runs), load_grid(args.spec))
             selection = select(trials)
         write_table(selection, display(selection), args.out, "tuning", CAPTION)
         written = []

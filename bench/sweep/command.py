@@ -505,9 +505,10 @@ def folder_status(folder: Path) -> int:
 
 def launch(spec: SweepSpec, out: Path, cluster: str, dry_run: bool, plan_gpu_gib: float | None = None) -> int:
     configs = spec.configs()
+    own = " (some methods with variants of their own)" if spec.grid.method_variants else ""
     print(
         f"sweep {spec.name}: {len(configs)} runs ({len(spec.methods)} methods x {len(spec.datasets)} datasets x "
-        f"{len(spec.variants)} variants x {len(spec.seeds)} seeds)"
+        f"{len(spec.variants)} variants x {len(spec.seeds)} seeds{own})"
     )
     todo = print_plan(spec, configs, out)
     if not todo:

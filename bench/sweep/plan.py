@@ -38,7 +38,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import itertools
 import json
 import math
 import sys
@@ -555,9 +554,8 @@ def print_cost_plan(
 def configurations(spec: SweepSpec, runs: list[RunConfig]) -> list[tuple[str, list[RunConfig]]]:
     """``runs`` grouped by configuration (their seeds), in the spec's order, each with its label."""
     wanted = {cfg.run_id() for cfg in runs}
-    grid = itertools.product(spec.datasets, spec.methods, spec.variants, spec.seeds)
     groups: dict[str, tuple[str, list[RunConfig]]] = {}
-    for (_, _, variant, _), cfg in zip(grid, spec.configs(), strict=True):
+    for variant, cfg in spec.grid.entries():
         if cfg.run_id() in wanted:
             groups.setdefault(configuration_key(cfg.to_dict()), (label(cfg, dict(variant)), []))[1].append(cfg)
     return list(groups.values())

@@ -31,7 +31,6 @@ settings are resolved (and so validated) before anything is submitted.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,10 +38,10 @@ from typing import Any
 
 from bench.core.env import check_device_name
 from bench.core.errors import ConfigError
-from bench.train.config import RunConfig, apply_overrides, read_toml, resolve
+from bench.train.config import RunConfig, apply_overrides, read_toml
+from bench.train.grid import Grid, check_keys, read_grid
 
 TABLES = ("grid", "set", "per_method", "cluster", "run")
-GRID_KEYS = ("methods", "datasets", "seeds", "variants")
 REQUEST_LABELS = {
     "partition": "partition",
     "account": "account",
@@ -136,21 +135,37 @@ class RunOptions:
 class SweepSpec:
     name: str
     path: Path
-    methods: tuple[str, ...]
-    datasets: tuple[str, ...]
-    seeds: tuple[int, ...]
-    variants: tuple[Mapping[str, Any], ...]
-    settings: Mapping[str, Any]
+    grid: Grid
     cluster: ClusterProfile
     run: RunOptions
     profile: Path | None = None
     """The profile file under the spec's own ``[cluster]`` keys (None: none)."""
     own_cluster: tuple[str, ...] = ()
     """The keys the spec's ``[cluster]`` table sets itself (they override the profile's)."""
-    per_method: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
-    """``[per_method.<name>]``: settings for that method's runs only."""
-    method_variants: Mapping[str, tuple[Mapping[str, Any], ...]] = dataclasses.field(default_factory=dict)
-    """``[per_method.<name>] variants``: that method's variants, in place of the grid's."""
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return self.grid.methods
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return self.grid.datasets
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.grid.seeds
+
+    @property
+    def variants(self) -> tuple[Mapping[str, Any], ...]:
+        return self.grid.variants
+
+    @property
+    def settings(self) -> Mapping[str, Any]:
+        return self.grid.settings
+
+    def configs(self) -> list[RunConfig]:
+        """Every run of the grid, resolved (:meth:`bench.train.grid.Grid.configs`)."""
+        return self.grid.configs()
 
     def request_lines(self, runs: int) -> list[str]:
         """The SLURM request for ``runs`` runs, one setting a line, as the dry run shows it."""
@@ -168,29 +183,6 @@ class SweepSpec:
             lines.append(f"  the spec's own [cluster] keys override the profile's: {', '.join(self.own_cluster)}")
         return lines
 
-    def configs(self) -> list[RunConfig]:
-        """Every run of the grid, resolved (dataset-major, then method, variant, seed)."""
-        out = []
-        runs = [
-            (dataset, method, variant, seed)
-            for dataset, method in itertools.product(self.datasets, self.methods)
-            for variant in self.method_variants.get(method, self.variants)
-            for seed in self.seeds
-        ]
-        for dataset, method, variant, seed in runs:
-            try:
-                own = self.per_method.get(method, {})
-                out.append(resolve(method, dataset, seed, overrides={**self.settings, **own, **variant}))
-            except ConfigError as err:
-                raise ConfigError(f"{self.path}: {method} on {dataset}: {err}") from None
-        return out
-
-
-def _check_keys(table: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:
-    unknown = sorted(set(table) - set(valid))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
-
 
 def _settings(cls: type, section: str, table: Mapping[str, Any], path: Path | str) -> Any:
     """``cls`` with the table's values, checked as run settings are (:func:`bench.train.config.apply_overrides`)."""
@@ -200,15 +192,6 @@ def _settings(cls: type, section: str, table: Mapping[str, Any], path: Path | st
         raise ConfigError(f"{path} [{section}]: {err}") from None
 
 
-def _string_list(grid: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = grid.get(key)
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}: [grid] {key} must be a non-empty list of names, got {value!r}")
-    if twice := sorted({v for v in value if value.count(v) > 1}):
-        raise ConfigError(f"{where}: [grid] {key} lists {', '.join(twice)} more than once")
-    return tuple(value)
-
-
 def load_spec(path: Path, profile: Path | None = None) -> SweepSpec:
     """Read and validate a sweep spec. ``profile``: a cluster profile file (a TOML ``[cluster]``
     table) in place of the spec's ``[cluster] profile``; the spec's own keys still override it."""
@@ -216,44 +199,11 @@ def load_spec(path: Path, profile: Path | None = None) -> SweepSpec:
     if not path.is_file():
         raise ConfigError(f"sweep spec {path} not found; examples are in slurm/*.toml")
     table = read_toml(path)
-    _check_keys(table, TABLES, str(path))
-    for name in ("set", "per_method", "cluster", "run"):
+    check_keys(table, TABLES, str(path))
+    for name in ("cluster", "run"):
         if not isinstance(table.get(name, {}), Mapping):
             raise ConfigError(f"{path}: [{name}] must be a table of settings, got {name} = {table[name]!r}")
-    grid = table.get("grid")
-    if not isinstance(grid, Mapping):
-        raise ConfigError(f"{path}: a [grid] table with methods, datasets and seeds is required")
-    _check_keys(grid, GRID_KEYS, f"{path} [grid]")
-    seeds = grid.get("seeds", [0])
-    if (
-        not isinstance(seeds, list)
-        or not seeds
-        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-    ):
-        raise ConfigError(f"{path}: [grid] seeds must be a non-empty list of integers, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"{path}: [grid] seeds lists a seed more than once: {seeds}")
-    variants = grid.get("variants", [{}])
-    if not isinstance(variants, list) or not variants or not all(isinstance(v, Mapping) for v in variants):
-        raise ConfigError(f"{path}: [grid] variants must be a list of tables of settings, got {variants!r}")
-    methods = _string_list(grid, "methods", str(path))
-    if bad := [name for name, values in table.get("per_method", {}).items() if not isinstance(values, Mapping)]:
-        raise ConfigError(f"{path}: [per_method.{bad[0]}] must be a table of settings")
-    per_method = {
-        name: {k: v for k, v in values.items() if k != "variants"}
-        for name, values in table.get("per_method", {}).items()
-    }
-    method_variants = {}
-    for name, values in table.get("per_method", {}).items():
-        if "variants" in values:
-            own = values["variants"]
-            if not isinstance(own, list) or not own or not all(isinstance(v, Mapping) for v in own):
-                raise ConfigError(f"{path}: [per_method.{name}] variants must be a list of tables of settings")
-            method_variants[name] = tuple(dict(v) for v in own)
-    if stray := sorted(set(per_method) - set(methods)):
-        raise ConfigError(
-            f"{path}: [per_method] names {', '.join(stray)}, not in [grid] methods ({', '.join(methods)})"
-        )
+    grid = read_grid(path, table)
     own = dict(table.get("cluster", {}))
     profile_path = _profile_path(path, own.pop("profile", None), profile)
     cluster = {**_profile_table(profile_path), **own} if profile_path else own
@@ -261,17 +211,11 @@ def load_spec(path: Path, profile: Path | None = None) -> SweepSpec:
     return SweepSpec(
         name=path.stem,
         path=path,
-        methods=methods,
-        datasets=_string_list(grid, "datasets", str(path)),
-        seeds=tuple(seeds),
-        variants=tuple(dict(v) for v in variants),
-        settings=dict(table.get("set", {})),
+        grid=grid,
         cluster=_settings(ClusterProfile, "cluster", cluster, where),
         run=_settings(RunOptions, "run", table.get("run", {}), path),
         profile=profile_path,
         own_cluster=tuple(own),
-        per_method=per_method,
-        method_variants=method_variants,
     )
 
 
@@ -293,7 +237,7 @@ def _profile_path(spec: Path, named: Any, given: Path | None) -> Path | None:
 def _profile_table(path: Path) -> dict[str, Any]:
     """The ``[cluster]`` table of profile file ``path`` (its only table)."""
     base = read_toml(path)
-    _check_keys(base, ("cluster",), str(path))
+    check_keys(base, ("cluster",), str(path))
     if not isinstance(base.get("cluster", {}), Mapping):
         raise ConfigError(f"{path}: [cluster] must be a table of settings, got cluster = {base['cluster']!r}")
     return dict(base.get("cluster", {}))
