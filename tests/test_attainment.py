@@ -20,7 +20,6 @@ from bench.analysis.attainment import (
     caption_attainment,
     extended,
     median_line,
-    nondominated_staircase,
     objective_table,
     runs_needed,
 )
@@ -50,14 +49,6 @@ def brute_force(runs: list[np.ndarray], needed: int) -> np.ndarray:
     counts = np.array([sum(bool(np.any(np.all(r <= z, axis=1))) for r in runs if len(r)) for z in grid])
     attained = grid[counts >= needed]
     return non_dominated(attained) if len(attained) else np.empty((0, 2))
-
-
-def test_nondominated_staircase_connects_only_the_non_dominated_points():
-    points = np.array([[3.0, 1.0], [1.0, 3.0], [2.0, 2.0], [2.5, 2.5], [2.0, 2.0], [3.0, 4.0]])
-    expected = [[1, 3], [2, 3], [2, 2], [3, 2], [3, 1]]
-    np.testing.assert_array_equal(nondominated_staircase(points), expected)
-    np.testing.assert_array_equal(nondominated_staircase(np.array([[1.0, 2.0]])), [[1, 2]])
-    assert nondominated_staircase(np.empty((0, 2))).shape == (0, 2)
 
 
 def test_the_median_of_two_runs_is_their_union_and_the_full_surface_their_intersection():

@@ -31,11 +31,6 @@ IDENTITY = ["dataset", "protocol", "method", "label", "seed", "run_id", "commit"
 Layout = dict[str, list[str]]
 
 
-def official(run: Run) -> str:
-    """The protocol of every run when the caller names none."""
-    return "official"
-
-
 def value_columns(layout: Layout) -> list[str]:
     """The ``ray_<task>`` columns of a layout, then its ``<task>_<metric>`` columns."""
     return [f"ray_{t}" for t in layout] + [f"{t}_{m}" for t, metrics in layout.items() for m in metrics]
@@ -67,12 +62,9 @@ def front_rows(run: Run, layout: Layout, identity: dict[str, Any]) -> list[dict[
     ]
 
 
-def fronts_and_lines(
-    runs: list[Run], protocol_of: Callable[[Run], str] | None = None
-) -> tuple[pd.DataFrame, list[str]]:
+def fronts_and_lines(runs: list[Run], protocol_of: Callable[[Run], str]) -> tuple[pd.DataFrame, list[str]]:
     """``fronts.csv`` as a frame and the lines of ``runs.jsonl``; ``protocol_of`` names each run's
-    protocol (default: ``official``)."""
-    protocol_of = protocol_of or official
+    protocol."""
     labels = variant_labels(runs)
     rows, lines = [], []
     rays: dict[str, None] = {}  # the column names, in first-seen order
@@ -93,14 +85,14 @@ def fronts_and_lines(
     return pd.DataFrame(rows, columns=[*IDENTITY, *rays, *values]), lines
 
 
-def fronts_table(runs: list[Run], protocol_of: Callable[[Run], str] | None = None) -> pd.DataFrame:
+def fronts_table(runs: list[Run], protocol_of: Callable[[Run], str]) -> pd.DataFrame:
     """Every usable run's test front, one row per ray, as ``fronts.csv`` holds it."""
     return fronts_and_lines(runs, protocol_of)[0]
 
 
-def write_archive(runs: list[Run], folder: Path, protocol_of: Callable[[Run], str] | None = None) -> list[Path]:
+def write_archive(runs: list[Run], folder: Path, protocol_of: Callable[[Run], str]) -> list[Path]:
     """``folder/fronts.csv`` and ``folder/runs.jsonl`` of ``runs``, each written atomically; ``protocol_of``
-    names each run's protocol (default: ``official``)."""
+    names each run's protocol."""
     fronts, lines = fronts_and_lines(runs, protocol_of)
     folder = Path(folder)
     atomic.write_text(folder / FRONTS, fronts.to_csv(index=False))

@@ -102,14 +102,6 @@ def staircase(points: np.ndarray) -> np.ndarray:
     return out
 
 
-def nondominated_staircase(points: np.ndarray) -> np.ndarray:
-    """The staircase (:func:`staircase`) through the non-dominated points of ``points`` [N, 2]
-    (:func:`bench.analysis.front_metrics.non_dominated`): a front line that connects only them."""
-    pts = np.asarray(points, dtype=float).reshape(-1, 2)
-    pts = pts[np.isfinite(pts).all(axis=1)]
-    return staircase(non_dominated(pts)) if len(pts) else np.empty((0, 2))
-
-
 def runs_needed(runs: int, level: float) -> int:
     """How many of ``runs`` must attain a point for it to be on the ``level`` attainment surface:
     ceil(level * runs), at least one."""
