@@ -13,9 +13,9 @@ from matplotlib.patches import StepPatch
 from matplotlib.text import Text
 
 from bench.analysis.context import ReportContext
+from bench.analysis.convergence import convergence_table
 from bench.analysis.ray_histogram import caption_ray_histogram, histograms, ray_histogram_figure
 from bench.analysis.records import scan
-from bench.analysis.report import load_runs
 from bench.analysis.sections_figures import figures_section
 from bench.analysis.style import COLUMN, FULL, STYLES
 from bench.core.registry import DATASETS
@@ -129,8 +129,8 @@ def test_variants_are_lines_of_their_own_and_mixed_bins_are_refused(tmp_path: Pa
 
 
 def test_the_report_draws_it_with_its_caption(runs_dir: Path, tmp_path: Path):
-    runs, curves, source = load_runs(runs_dir, None)
-    ctx = ReportContext(source, tmp_path / "out", runs, curves, lambda run: "custom")
+    runs = scan(runs_dir)
+    ctx = ReportContext(f"--runs {runs_dir}", tmp_path / "out", runs, convergence_table(runs), lambda run: "custom")
     section = figures_section(ctx)
     text = "\n".join(section.lines)
     assert "![train_rays](figures/multimnist-mini/train_rays.png)" in text
