@@ -121,6 +121,13 @@ def test_mean_pm_std_formats():
 
 
 def test_hypervolume_table_snapshot(runs_dir: Path):
+    groups = {("multimnist-mini", "palora"): "a", ("multimnist-mini", "pamal"): "ab"}
+    _, lettered = hypervolume_display(seed_summary(run_table(scan(runs_dir))), groups)
+    assert lettered["multimnist-mini"].tolist() == [
+        "0.7400 ± 0.0000 (2) a",
+        "0.7200 ± 0.0000 (2) ab",
+        "0.6400 ± 0.0800 (3)",
+    ]
     _, display = hypervolume_display(seed_summary(run_table(scan(runs_dir))))
     assert markdown(display) == (
         "| method | kind | multimnist-mini |\n"
@@ -234,7 +241,7 @@ def test_report_writes_tables_figures_and_names_problems(runs_dir: Path, tmp_pat
     assert (out / "fronts.csv").is_file() and (out / "runs.jsonl").is_file()
     assert "seed 1): FAILED: RuntimeError: boom" in report
     assert "multimnist-mini, pamal: no run record for seed(s) 2" in report
-    assert "| palora | front | 0.7400 ± 0.0000 (2) |" in report
+    assert "| palora | front | 0.7400 ± 0.0000 (2) a |" in report
     assert "## Front metrics" in report and "the non-dominated union of the test fronts" in report
     assert (out / "tables" / "front-metrics.csv").is_file()
     runs = pd.read_csv(out / "tables" / "runs.csv")
@@ -288,7 +295,7 @@ def test_report_shows_the_default_and_each_alternative_hypervolume(runs_dir: Pat
     assert "multimnist-mini (1.0, 1.0), utkface `official` (age huber, gender loss, race loss), reference" in report
     assert "#### utkface: `errors`" in report
     assert "On (age huber, gender accuracy, race accuracy), reference (1.0, 1.0, 1.0)." in report
-    assert "| palora | front | 0.7400 ± 0.0000 (2) | 0.3560 ± 0.1075 (2) |" in report  # multimnist-mini, utkface
+    assert "| palora | front | 0.7400 ± 0.0000 (2) a | 0.3560 ± 0.1075 (2) a |" in report  # multimnist-mini, utkface
     assert "| palora | front | 0.5750 ± 0.1004 (2) |" in report
     assert "- utkface `official` (the default): The official definition: pymoo HV on (huber/age" in report
 

@@ -3,7 +3,7 @@ metrics, failed or missing runs, memory, time and the published numbers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +15,7 @@ from bench.analysis.front_metrics import front_metric_summary, front_metric_tabl
 from bench.analysis.paper import DEFAULT_DIRECTORY, paper_dataset, paper_hypervolumes
 from bench.analysis.records import Run, variant_labels
 from bench.analysis.section import Section
+from bench.analysis.sections_statistics import group_letters
 from bench.analysis.tables import markdown, write_table
 from bench.core.hypervolume import minimization_points
 from bench.core.registry import DATASETS
@@ -25,11 +26,18 @@ Alternative = tuple[str, HypervolumeDefinition, pd.DataFrame, pd.DataFrame]
 """A dataset, one of its alternative hypervolume definitions, and the raw and display tables."""
 
 
-def hypervolume_display(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Raw and display forms of the method x dataset table of test hypervolume, mean ± std (seeds)."""
+def hypervolume_display(
+    summary: pd.DataFrame, groups: Mapping[tuple[str, str], str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Raw and display forms of the method x dataset table of test hypervolume, mean ± std (seeds),
+    each cell followed by its letter ``groups`` (dataset, label) where given."""
     raw = summary[["dataset", "label", "kind", "hv_mean", "hv_std", "n_seeds", "seeds", "failed", "missing_seeds"]]
+    letters = [(groups or {}).get((d, lab), "") for d, lab in zip(summary.dataset, summary.label, strict=True)]
     cells = summary.assign(
-        cell=[mean_pm_std(m, s, n) for m, s, n in zip(summary.hv_mean, summary.hv_std, summary.n_seeds, strict=True)]
+        cell=[
+            f"{mean_pm_std(m, s, n)} {g}".rstrip()
+            for m, s, n, g in zip(summary.hv_mean, summary.hv_std, summary.n_seeds, letters, strict=True)
+        ]
     )
     display = cells.pivot(index="label", columns="dataset", values="cell").fillna("–")
     first = summary.pivot(index="label", columns="dataset", values="hv_mean").iloc[:, 0]
@@ -255,8 +263,8 @@ def problems_markdown(
 
 def hypervolume_section(ctx: ReportContext) -> Section:
     """The test hypervolume per method and dataset, then each dataset's other definitions."""
-    raw, display = hypervolume_display(ctx.summary)
-    caption = "Test hypervolume, mean ± std over seeds (number of seeds)"
+    raw, display = hypervolume_display(ctx.summary, group_letters(ctx.table))
+    caption = "Test hypervolume, mean ± std over seeds (number of seeds) and groups of the corrected tests"
     files = [
         (
             write_table(raw, display, ctx.tables_dir, "hypervolume", caption),
@@ -277,7 +285,9 @@ def hypervolume_section(ctx: ReportContext) -> Section:
         "## Test hypervolume",
         "",
         "`front`: a method that learns a whole front, evaluated on the dataset's ray grid; `point`: a single-"
-        "point method, one model evaluated once (its hypervolume is that of one point).",
+        "point method, one model evaluated once (its hypervolume is that of one point). The letters after "
+        "each cell are the dataset's groups (Statistics over seeds): methods that share a letter are not "
+        "separated by the corrected tests, so the order within a group is not a ranking.",
         "",
         markdown(display),
         *alternatives_markdown(alternatives),
