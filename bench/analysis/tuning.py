@@ -199,20 +199,21 @@ def toml_value(value: Any) -> str:
 
 def spec_text(
     header: list[str],
-    base: dict[str, Any],
+    grid: Grid,
+    placement: dict[str, Any],
     methods: list[str],
     seeds: list[int],
     per_method: dict[str, dict[str, Any]],
 ) -> str:
-    """A sweep spec over the tuning spec ``base``'s datasets, ``[set]``, ``[cluster]`` and ``[run]``,
-    for ``methods`` and ``seeds``, each method with its ``[per_method]`` table (settings, and
-    ``variants`` where a method has trials of its own)."""
+    """A sweep spec over the tuning spec's ``grid`` (its datasets and ``[set]``) and ``placement`` (its
+    ``[cluster]`` and ``[run]`` tables as written), for ``methods`` and ``seeds``, each method with its
+    ``[per_method]`` table (settings, and ``variants`` where a method has trials of its own)."""
     lines = [*(f"# {line}" for line in header), "[grid]", f"methods = {json.dumps(methods)}"]
-    lines += [f"datasets = {json.dumps(base['grid']['datasets'])}", f"seeds = {json.dumps(seeds)}", "", "[set]"]
-    lines += [f"{json.dumps(k)} = {toml_value(v)}" for k, v in base.get("set", {}).items()]
+    lines += [f"datasets = {json.dumps(list(grid.datasets))}", f"seeds = {json.dumps(seeds)}", "", "[set]"]
+    lines += [f"{json.dumps(k)} = {toml_value(v)}" for k, v in grid.settings.items()]
     for table in ("cluster", "run"):
-        if base.get(table):
-            lines += ["", f"[{table}]", *(f"{k} = {toml_value(v)}" for k, v in base[table].items())]
+        if placement.get(table):
+            lines += ["", f"[{table}]", *(f"{k} = {toml_value(v)}" for k, v in placement[table].items())]
     for method in methods:
         if per_method.get(method):
             lines += ["", f"[per_method.{json.dumps(method)}]"]
@@ -222,20 +223,15 @@ def spec_text(
     return "\n".join(lines) + "\n"
 
 
-def own_settings(base: dict[str, Any], method: str) -> dict[str, Any]:
-    """The tuning spec's ``[per_method]`` settings of ``method`` (not its variants)."""
-    return {k: v for k, v in base.get("per_method", {}).get(method, {}).items() if k != "variants"}
-
-
-def stage_two_spec_text(base: dict[str, Any], trials: pd.DataFrame, source: str) -> str | None:
+def stage_two_spec_text(grid: Grid, placement: dict[str, Any], trials: pd.DataFrame, source: str) -> str | None:
     """The sweep spec of stage two: each method whose stage one is done, with its two stage-two trials
     as its own variants (None while no method's stage one is done)."""
     second = trials[trials["stage"] == 2]
-    methods = [m for m in base["grid"]["methods"] if m in set(second["method"])]
+    methods = [m for m in grid.methods if m in set(second["method"])]
     if not methods:
         return None
     per_method = {
-        m: own_settings(base, m)
+        m: dict(grid.per_method.get(m, {}))
         | {"variants": [json.loads(t) for t in dict.fromkeys(second.loc[second["method"] == m, "settings"])]}
         for m in methods
     }
@@ -244,18 +240,20 @@ def stage_two_spec_text(base: dict[str, Any], trials: pd.DataFrame, source: str)
         "rate stage one selected on validation, two values of a method's own knob, or that rate halved",
         "and doubled (bench/analysis/tuning.py). Do not edit: rerun bench tune.",
     ]
-    return spec_text(header, base, methods, list(base["grid"].get("seeds", [0])), per_method)
+    return spec_text(header, grid, placement, methods, list(grid.seeds), per_method)
 
 
-def tuned_spec_text(base: dict[str, Any], selection: pd.DataFrame, seeds: list[int], source: str) -> str:
-    """A sweep spec (TOML) of the ``tuned`` grid: the tuning spec ``base`` with each method whose choice is
-    final at its selected settings (``[per_method.<name>]``), on ``seeds``."""
+def tuned_spec_text(
+    grid: Grid, placement: dict[str, Any], selection: pd.DataFrame, seeds: list[int], source: str
+) -> str:
+    """A sweep spec (TOML) of the ``tuned`` grid: the tuning spec's ``grid`` with each method whose choice
+    is final at its selected settings (``[per_method.<name>]``), on ``seeds``."""
     chosen = selected_settings(selection)
-    methods = [m for m in base["grid"]["methods"] if m in chosen]
+    methods = [m for m in grid.methods if m in chosen]
     header = [
         f"The `tuned` grid, written by `python -m bench tune {source}` from validation only:",
         "each method at the trial with the highest validation hypervolume over the last 20% of training",
         "(tables/tuning.md). Do not edit: rerun bench tune.",
     ]
-    per_method = {m: own_settings(base, m) | chosen[m] for m in methods}
-    return spec_text(header, base, methods, seeds, per_method)
+    per_method = {m: dict(grid.per_method.get(m, {})) | chosen[m] for m in methods}
+    return spec_text(header, grid, placement, methods, seeds, per_method)

@@ -66,18 +66,18 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
         second, target = derived_paths(args.spec)
         if not args.runs.is_dir():
             raise ConfigError(f"--runs {args.runs} is not a folder; give the tuning sweep's --out folder")
-        base = read_toml(args.spec)
+        grid, placement = load_grid(args.spec), read_toml(args.spec)
         with np.errstate(all="ignore"):
-            trials = trial_table(scan(args.runs), load_grid(args.spec))
+            trials = trial_table(scan(args.runs), grid)
             selection = select(trials)
         write_table(selection, display(selection), args.out, "tuning", CAPTION)
         written = []
-        if (text := stage_two_spec_text(base, trials, str(args.spec))) is not None:
+        if (text := stage_two_spec_text(grid, placement, trials, str(args.spec))) is not None:
             write_text(second, text)
             written.append(str(second))
         final = selection[selection["selected"] & selection["complete"]]
         if len(final):
-            write_text(target, tuned_spec_text(base, selection, parse_seeds(args.seeds), str(args.spec)))
+            write_text(target, tuned_spec_text(grid, placement, selection, parse_seeds(args.seeds), str(args.spec)))
             written.append(str(target))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
