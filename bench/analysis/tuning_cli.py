@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
         if not args.spec.is_file():
             raise ConfigError(f"tuning spec {args.spec} not found; e.g. slurm/multifashion-tune.toml")
         second, target = derived_paths(args.spec)
+        seeds = parse_seeds(args.seeds)  # before any work: a bad --seeds is one line, whatever the runs
         if not args.runs.is_dir():
             raise ConfigError(f"--runs {args.runs} is not a folder; give the tuning sweep's --out folder")
         grid, placement = load_grid(args.spec), read_toml(args.spec)
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
             written.append(str(second))
         final = selection[selection["selected"] & selection["complete"]]
         if len(final):
-            write_text(target, tuned_spec_text(grid, placement, selection, parse_seeds(args.seeds), str(args.spec)))
+            write_text(target, tuned_spec_text(grid, placement, selection, seeds, str(args.spec)))
             written.append(str(target))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
