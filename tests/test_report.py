@@ -331,25 +331,46 @@ def test_cli_reports_and_rejects_bad_input(runs_dir: Path, tmp_path: Path, capsy
     assert "--seeds" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("name", "text"),
-    [
-        ("config.json", "[1, 2]"),
-        ("config.json", '{"config": 3}'),
-        ("config.json", "\x00\x01garbage"),
-        ("summary.json", '{"front": 3}'),
-        ("summary.json", '[{"ray": [1, 0]}]'),
-        ("summary.json", '{"front": [{"ray": [1, 0], "metrics": {"a": {"accuracy": "high"}}}]}'),
-        ("summary.json", '{"front": [{"ray": [1, 0], "metrics": {"a": {"accuracy": NaN}}}]}'),
-    ],
-)
-@pytest.mark.slow
-def test_garbage_records_are_reported_unreadable_not_a_traceback(name, text, runs_dir: Path, tmp_path: Path, capsys):
-    broken = next(p for p in runs_dir.iterdir() if p.name.startswith("mean_") and "_s0_" in p.name)
+GARBAGE = [
+    ("config.json", "[1, 2]"),
+    ("config.json", '{"config": 3}'),
+    ("config.json", "\x00\x01garbage"),
+    ("summary.json", '{"front": 3}'),
+    ("summary.json", '[{"ray": [1, 0]}]'),
+    ("summary.json", '{"front": [{"ray": [1, 0], "metrics": {"a": {"accuracy": "high"}}}]}'),
+    ("summary.json", '{"front": [{"ray": [1, 0], "metrics": {"a": {"accuracy": NaN}}}]}'),
+]
+"""A record file each, garbled in a way the reader must name instead of raising."""
+
+
+def mean_seed_0(runs_dir: Path) -> Path:
+    return next(p for p in runs_dir.iterdir() if p.name.startswith("mean_") and "_s0_" in p.name)
+
+
+@pytest.mark.parametrize(("name", "text"), GARBAGE)
+def test_a_garbage_record_is_read_as_unreadable_naming_its_file(name, text, runs_dir: Path):
+    broken = mean_seed_0(runs_dir)
     (broken / name).write_text(text)
+    (run,) = [run for run in scan(runs_dir) if run.directory == broken]
+    assert run.status.startswith(f"UNREADABLE: {name} (") and not run.usable
+    assert sum(run.usable for run in scan(runs_dir)) == 6  # the other seven less palora's FAILED seed 1
+
+
+@pytest.mark.slow
+def test_garbage_records_are_reported_unreadable_not_a_traceback(runs_dir: Path, tmp_path: Path, capsys):
+    """One report over every kind of garbage at once: it completes and names each broken run."""
+    import shutil
+
+    for k, (name, text) in enumerate(GARBAGE):
+        copy = runs_dir / f"broken-{k}"
+        shutil.copytree(mean_seed_0(runs_dir), copy)
+        (copy / name).write_text(text)
     assert main(["--runs", str(runs_dir), "--out", str(tmp_path / "out")]) == 0
-    assert "report: 6/8 usable runs" in capsys.readouterr().out
-    assert f"UNREADABLE: {name}" in (tmp_path / "out" / "REPORT.md").read_text()
+    assert f"report: 7/{8 + len(GARBAGE)} usable runs" in capsys.readouterr().out
+    report = (tmp_path / "out" / "REPORT.md").read_text()
+    for k, (name, _) in enumerate(GARBAGE):
+        (line,) = [line for line in report.splitlines() if f"broken-{k}" in line]
+        assert f"UNREADABLE: {name}" in line, line
 
 
 def test_report_out_that_is_a_file_is_one_line(runs_dir: Path, tmp_path: Path, capsys):
