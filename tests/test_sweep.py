@@ -140,6 +140,21 @@ def test_dry_run_submits_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert not (tmp_path / "out").exists()
 
 
+def test_methods_option_runs_a_subset_under_the_whole_grids_run_ids(tmp_path: Path, capsys):
+    path = write_spec(tmp_path / "s.toml", methods=("ls", "palora", "mean"))
+    whole = {c.run_id(): c.method for c in load_spec(path).configs()}
+    subset = load_spec(path).grid.only(["mean", "ls"])
+    assert subset.methods == ("ls", "mean")  # the grid's order
+    assert {c.run_id(): c.method for c in subset.configs()} == {k: m for k, m in whole.items() if m != "palora"}
+    out = tmp_path / "out"
+    assert main([str(path), "--cluster", "local", "--out", str(out), "--methods", "mean", "--dry-run"]) == 0
+    listed = capsys.readouterr().out
+    assert "0 of 2 runs already completed" in listed and "mean on multimnist-mini" in listed and "ls on" not in listed
+    assert main([str(path), "--cluster", "local", "--out", str(out), "--methods", "mean,pamal", "--dry-run"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.endswith("no method 'pamal' in this grid; its methods: ls, palora, mean"), line
+
+
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     spec = write_spec(tmp_path / "s.toml")
     assert main([str(spec), "--cluster", "kubernetes", "--dry-run"]) == 2

@@ -1,7 +1,7 @@
 """Run a grid of runs on a SLURM cluster, on this machine's GPUs, or in-process; see their state.
 
     python -m bench.sweep slurm/<spec>.toml [--cluster slurm|local|debug] [--profile FILE] [--out DIR]
-                          [--dry-run | --plan [--gpu-memory-gb GB]]
+                          [--methods A,B] [--dry-run | --plan [--gpu-memory-gb GB]]
     python -m bench.sweep status slurm/<spec>.toml [--out DIR]
     python -m bench.sweep status runs/<folder>
 
@@ -10,6 +10,8 @@ spec's ``[cluster] profile``; keys in the spec's own ``[cluster]`` table still o
 anything is submitted the sweep checks that every dataset of the runs to do has its files, that
 every run's method settings build the method, and that the device can be had; a failure, or
 sbatch refusing the request, is one ``error:`` line (exit 2) and nothing is submitted.
+``--methods A,B`` runs only those methods of the spec, under the run ids the whole grid gives them
+(so a long grid can go method group by method group, and ``status`` and the report see one grid).
 ``--dry-run`` lists the runs, the scheduler request (partition, GPUs, CPUs, memory, time limit,
 array size and parallelism) or the local workers, and runs the checks, submitting nothing.
 ``--plan`` lists them with the request and what each configuration will cost on the device the runs
@@ -36,6 +38,7 @@ folder instead of a spec, every run directory under it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import pdb
@@ -602,6 +605,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.sweep") -> 
     )
     if not is_status:
         parser.add_argument(
+            "--methods",
+            default=None,
+            metavar="A,B",
+            help="run only these methods of the spec (comma-separated; their run ids are the full grid's)",
+        )
+        parser.add_argument(
             "--cluster",
             default=None,
             help="slurm, local or debug (default: slurm when sbatch is on the PATH, else local)",
@@ -633,6 +642,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.sweep") -> 
         out = args.out or default_out(spec)
         if is_status:
             return status(spec, out)
+        if args.methods is not None:
+            chosen = [m.strip() for m in args.methods.split(",") if m.strip()]
+            spec = dataclasses.replace(spec, grid=spec.grid.only(chosen))
         if args.cluster is None:
             args.cluster = "slurm" if shutil.which("sbatch") else "local"
         if args.cluster not in CLUSTERS:

@@ -58,6 +58,14 @@ class Grid:
     def configs(self) -> list[RunConfig]:
         return [config for _, config in self.entries()]
 
+    def only(self, methods: list[str]) -> Grid:
+        """The same grid for ``methods`` alone, in the grid's order (their runs keep their run ids)."""
+        unknown = [m for m in methods if m not in self.methods]
+        if unknown:
+            names = ", ".join(map(repr, unknown))
+            raise ConfigError(f"{self.path}: no method {names} in this grid; its methods: {', '.join(self.methods)}")
+        return dataclasses.replace(self, methods=tuple(m for m in self.methods if m in methods))
+
 
 def check_keys(table: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:
     unknown = sorted(set(table) - set(valid))
