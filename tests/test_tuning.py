@@ -15,6 +15,8 @@ import pytest
 from bench.analysis.records import scan
 from bench.analysis.tuning import (
     PLATEAU_GAIN,
+    budget_violations,
+    display,
     last_gain,
     select,
     selected_settings,
@@ -183,6 +185,28 @@ def test_budget_rule_and_provisional_choices(tmp_path: Path):
     second = trials[(trials["method"] == "mean") & (trials["stage"] == 2)]
     assert [json.loads(t) for t in second["settings"]] == [{"train.lr": 0.0005}, {"train.lr": 0.002}]
     assert selected_settings(select(trials)) == {}  # nothing final before stage two has run
+
+
+def test_a_selected_trial_still_rising_breaks_the_budget_rule_and_is_named(tmp_path: Path, capsys):
+    write_trials(tmp_path)  # palora: lr 3e-3 selected, plateaued
+    write_run(tmp_path, "mean", 0, [(0.8, 0.8)], curve=CURVES[0.001], epochs=10, settings=("train.lr=0.001",))
+    selection = select(trial_table(scan(tmp_path), SPEC))
+    short = budget_violations(selection)
+    assert list(short["method"]) == ["mean"] and short["gain"].iloc[0] > PLATEAU_GAIN  # its only run, rising
+    shown = display(selection).set_index(["method", "settings"])["plateaued"]
+    assert shown[("mean", "train.lr=0.001")] == "no" and shown[("palora", "train.lr=0.003")] == "yes"
+    assert shown[("mean", "train.lr=0.01")] == "–"  # not run
+    spec = tmp_path / "toy-tune.toml"
+    spec.write_text(
+        "[grid]\nmethods = ['palora', 'mean']\ndatasets = ['multimnist-mini']\nseeds = [0]\n"
+        "variants = [{'train.lr' = 0.001}, {'train.lr' = 0.003}, {'train.lr' = 0.01}]\n[set]\n'train.epochs' = 10\n"
+    )
+    assert main([str(spec), "--runs", str(tmp_path), "--out", str(tmp_path / "tables")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert (
+        line
+        == f"  budget rule not met (selected, still gaining 0.003 or more over the last 20%): mean {short['gain'].iloc[0]:+.4f}"
+    )
 
 
 def test_tune_command_writes_the_table_and_specs_the_sweep_runs_as_selected(tmp_path: Path, capsys):

@@ -161,6 +161,13 @@ def select(trials: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def budget_violations(selection: pd.DataFrame) -> pd.DataFrame:
+    """The selected trials (final or provisional) that had not plateaued: the budget rule asks for a
+    budget under which every method's selected configuration has."""
+    chosen = selection[selection["selected"]]
+    return chosen[chosen["gain"].notna() & ~chosen["plateaued"]]
+
+
 def selected_settings(selection: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Each method's selected settings (dotted keys), for the methods whose choice is final."""
     chosen = selection[selection["selected"] & selection["complete"]]
@@ -182,6 +189,10 @@ def display(selection: pd.DataFrame) -> pd.DataFrame:
             "seeds": selection["seeds"],
             "validation HV": [f"{v:.4f}" if v == v else "–" for v in selection["val_hv"]],
             "last-20% gain": [f"{g:+.4f}" if g == g else "–" for g in selection["gain"]],
+            "plateaued": [
+                "–" if g != g else ("yes" if p else "no")
+                for g, p in zip(selection["gain"], selection["plateaued"], strict=True)
+            ],
             "selected": [
                 "yes" if s and c else ("provisional" if s else "")
                 for s, c in zip(selection["selected"], selection["complete"], strict=True)

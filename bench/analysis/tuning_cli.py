@@ -17,6 +17,7 @@ from bench.analysis.tables import write_table
 from bench.analysis.tuning import (
     LAST_FRACTION,
     PLATEAU_GAIN,
+    budget_violations,
     display,
     select,
     stage_two_spec_text,
@@ -87,6 +88,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
     print(f"tuning: {len(final)} method(s) selected -> {args.out}/tuning.md" + "".join(f", {w}" for w in written))
     if waiting:
         print(f"  not final (a trial of stage one or two not yet run to an outcome): {', '.join(waiting)}")
+    short = budget_violations(selection)
+    if len(short):
+        gains = ", ".join(f"{r.method} {r.gain:+.4f}" for r in short.itertuples())
+        print(f"  budget rule not met (selected, still gaining {PLATEAU_GAIN} or more over the last 20%): {gains}")
     return 0
 
 
