@@ -220,3 +220,21 @@ def test_bench_dispatches_to_each_command(capsys, tmp_path: Path):
     with pytest.raises(SystemExit) as done:
         bench_main(["run", "--help"])
     assert done.value.code == 0 and capsys.readouterr().out.startswith("usage: python -m bench run --method")
+
+
+@pytest.mark.parametrize(
+    ("text", "seeds"), [("0-4", [0, 1, 2, 3, 4]), ("0,1,2", [0, 1, 2]), ("0-2,5", [0, 1, 2, 5]), ("3 1 3", [3, 1])]
+)
+def test_seeds_take_ranges_and_lists_in_every_command(text: str, seeds: list[int]):
+    from bench.core.cli import parse_seeds
+
+    assert parse_seeds(text) == seeds
+
+
+@pytest.mark.parametrize("text", ["", "a", "0-x", "1,,-", "4-2"])
+def test_bad_seeds_are_one_error(text: str):
+    from bench.core.cli import parse_seeds
+    from bench.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"give seeds such as 0-4, 0,1,2 or 0-2,5"):
+        parse_seeds(text)

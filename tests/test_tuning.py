@@ -248,7 +248,7 @@ def test_tune_command_rejects_bad_input_in_one_line(tmp_path: Path, capsys):
     tune = tmp_path / "toy-tune.toml"
     tune.write_text("[grid]\nmethods = ['ls']\ndatasets = ['multimnist-mini']\n")
     assert main([str(tune), "--runs", str(tmp_path), "--out", str(tmp_path), "--seeds", "a-b"]) == 2
-    assert capsys.readouterr().err.startswith("error: --seeds 'a-b': give a range such as 0-4")
+    assert capsys.readouterr().err.startswith("error: --seeds 'a-b': give seeds such as 0-4")
 
 
 def test_per_method_settings_sit_between_set_and_variants(tmp_path: Path):

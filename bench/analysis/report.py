@@ -39,7 +39,7 @@ from bench.analysis.sections_tables import (
     time_section,
 )
 from bench.core.atomic import write_text
-from bench.core.cli import Parser, help_text
+from bench.core.cli import Parser, help_text, parse_seeds
 from bench.core.errors import ConfigError
 from bench.core.registry import DATASETS, load_all
 from bench.train.grid import load_grid
@@ -58,15 +58,6 @@ SECTIONS: tuple[SectionBuilder, ...] = (
     records_section,
 )
 """REPORT.md's sections in order; a new table, figure or metric is one more function here."""
-
-
-def parse_seeds(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(s) for s in text.replace(",", " ").split()]
-    except ValueError:
-        raise ConfigError(f"--seeds {text!r}: expected integers such as 0,1,2") from None
 
 
 def load_runs(runs_dir: Path | None, archive: Path | None) -> tuple[list[Run], pd.DataFrame | None, dict[str, str]]:
@@ -232,7 +223,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.report") ->
     parser.add_argument(
         "--seeds",
         default=None,
-        help="seeds every run should have, e.g. 0,1,2 (default: every "
+        help="seeds every run should have, e.g. 0-4 or 0,1,2 (default: every "
         "seed seen on the dataset); the report names each missing one",
     )
     args = parser.parse_args(argv)
@@ -245,10 +236,9 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench.report") ->
             )
         if args.out.exists() and not args.out.is_dir():
             raise ConfigError(f"--out {args.out} is a file; give the folder to write the report in")
+        seeds = parse_seeds(args.seeds) if args.seeds is not None else None
         with np.errstate(all="ignore"):
-            stats = build_report(
-                args.runs, args.out, args.paper, parse_seeds(args.seeds), args.archive, args.protocol, args.spec
-            )
+            stats = build_report(args.runs, args.out, args.paper, seeds, args.archive, args.protocol, args.spec)
     except (ConfigError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

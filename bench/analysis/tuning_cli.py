@@ -25,7 +25,7 @@ from bench.analysis.tuning import (
     tuned_spec_text,
 )
 from bench.core.atomic import write_text
-from bench.core.cli import Parser, help_text
+from bench.core.cli import Parser, help_text, parse_seeds
 from bench.core.errors import ConfigError
 from bench.train.config import read_toml
 from bench.train.grid import load_grid
@@ -43,23 +43,12 @@ def derived_paths(spec: Path) -> tuple[Path, Path]:
     return spec.with_name(f"{spec.stem}-2.toml"), spec.with_name(f"{spec.stem}d.toml")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``0-4`` or ``0,1,2``."""
-    try:
-        if "-" in text:
-            low, high = (int(part) for part in text.split("-"))
-            return list(range(low, high + 1))
-        return [int(part) for part in text.split(",")]
-    except ValueError:
-        raise ConfigError(f"--seeds {text!r}: give a range such as 0-4 or a list such as 0,1,2") from None
-
-
 def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> int:
     parser = Parser(prog=prog, description=help_text(__doc__))
     parser.add_argument("spec", type=Path, help="the tuning sweep spec, e.g. slurm/multifashion-tune.toml")
     parser.add_argument("--runs", type=Path, required=True, metavar="DIR", help="the tuning sweep's --out folder")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder of the tuning table")
-    parser.add_argument("--seeds", default="0-4", help="seeds of the tuned grid (default: 0-4)")
+    parser.add_argument("--seeds", default="0-4", help="seeds of the tuned grid, e.g. 0-4 or 0,1,2 (default: 0-4)")
     args = parser.parse_args(argv)
     try:
         if not args.spec.is_file():

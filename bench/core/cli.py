@@ -9,6 +9,8 @@ import re
 import textwrap
 from typing import NoReturn
 
+from bench.core.errors import ConfigError
+
 _ROLE = re.compile(r":[a-z]+:`(~?)([^`]*)`")
 _LITERAL = re.compile(r"``(.*?)``", re.DOTALL)
 
@@ -51,3 +53,18 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: integers and ranges separated by commas or spaces (``0-4``, ``0,1,2``, ``0-2,5``),
+    in the order given, each once."""
+    seeds: list[int] = []
+    try:
+        for item in text.replace(",", " ").split():
+            low, _, high = item.partition("-")
+            seeds += range(int(low), int(high) + 1) if high else [int(low)]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise ConfigError(f"--seeds {text!r}: give seeds such as 0-4, 0,1,2 or 0-2,5")
+    return list(dict.fromkeys(seeds))
