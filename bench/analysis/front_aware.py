@@ -169,7 +169,9 @@ def front_aware_section(runs: list[Run], datasets: list[str], tables_dir: Path) 
         "it; HV gain over best point, HV(front) − HV(its best point alone), 0 for a collapsed front; Δp, the "
         "mean relative error difference to the single-task models in percent (positive is better), for the "
         "best ray and over all rays; rho_k, Spearman's correlation of λ_k with task k's error along the ray "
-        "grid (−1 is a perfectly controllable front; NaN where the errors do not move); violations_k, the "
+        "grid (−1 is a perfectly controllable front; NaN where the errors do not move; near +1 the ray "
+        "names the direction of the losses instead, as COSMOS's cosine penalty rewards, and the front is "
+        "traced in the opposite order); violations_k, the "
         "share of neighbouring rays where more weight on task k gives a higher task-k error; pbi and angle, "
         "the PBI value (θ = 5) and angle in degrees of each point against its ray's direction 1/λ, over "
         "the rays without a zero weight. Single-task ends:",
