@@ -87,6 +87,6 @@ def figures_section(ctx: ReportContext) -> Section:
             paths = figures.save(fig, ctx.figures_dir / dataset, name)
             if paths:
                 png = next(p for p in paths if p.suffix == ".png")
-                lines += [f"![{name}]({png.relative_to(ctx.out)})", "", f"*{caption}.*", ""]
+                lines += [f"![{name}]({png.relative_to(ctx.out)})", "", f"*{caption.rstrip('.')}.*", ""]
                 files.append((paths, f"{dataset}: the {name} figure, captioned above"))
     return Section(lines, files) if files else Section()
