@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The MultiFashion comparison under both protocols (results/README.md), on this machine's local
 # workers, in the order that gives the front methods their conclusions first: each group of methods
-# goes through tuning stage one, stage two and its five tuned seeds, then its five official seeds,
-# before the next group starts. Every step resumes (completed runs are skipped, unfinished ones go on
+# goes through tuning stage one, stage two, its five tuned seeds and the budget rule's probes, then
+# its five official seeds, before the next group starts. Every step resumes (completed runs are skipped, unfinished ones go on
 # from their checkpoints), so after a stop run it again. On a SLURM cluster run the same commands by
 # hand, each once the jobs of the one before have completed (`python -m bench.sweep status SPEC`).
 #   slurm/multifashion-protocols.sh                       # every group, then both reports
@@ -47,6 +47,8 @@ for group in "${GROUPS_TO_RUN[@]}"; do
     sweep slurm/multifashion-tune-2.toml runs/tune "$group"
     select_settings
     sweep slurm/multifashion-tuned.toml runs/tune "$group"
+    sweep slurm/multifashion-tune-budget.toml runs/tune "$group"   # a final choice that had not plateaued
+    select_settings
     sweep slurm/multifashion.toml runs/grid "$group"
 done
 

@@ -207,6 +207,61 @@ def test_a_selected_trial_still_rising_breaks_the_budget_rule_and_is_named(tmp_p
     assert line == f"{rule}: mean {short['gain'].iloc[0]:+.4f}"
 
 
+def staircase_hv(scale: float) -> float:
+    """HV at (1, 1) of :data:`POINTS` (accuracies) scaled by ``scale``, as errors: the area of the
+    staircase the three points dominate, summed strip by strip (independent of pymoo)."""
+    errors = sorted((1 - scale * a, 1 - scale * b) for a, b in POINTS)
+    area, ceiling = 0.0, 1.0
+    for k, (x, y) in enumerate(errors):
+        right = errors[k + 1][0] if k + 1 < len(errors) else 1.0
+        ceiling = min(ceiling, y)
+        area += (right - x) * (1.0 - ceiling)
+    return area
+
+
+def test_a_final_choice_still_rising_gets_a_budget_probe_at_twice_the_epochs(tmp_path: Path, capsys):
+    """PaLoRA's stage two beats lr 3e-3 with a curve still rising at the budget's end: bench tune writes
+    the probe's spec (the selected settings at 20 epochs), and once the probe ran, its validation HV
+    over its own last 20% beside the budget's, read from validation only."""
+    runs = tmp_path / "runs"
+    write_trials(runs)
+    rising = [1.2 * c for c in CURVES[0.001]]  # last 20%: 0.984, 1.032, 1.08; above lr 3e-3's 1.0
+    for window in (3, 4):
+        settings = ("train.lr=0.003", f"method.window={window}")
+        write_run(runs, "palora", 0, POINTS, curve=rising, epochs=10, settings=settings)
+    spec = tmp_path / "toy-tune.toml"
+    spec.write_text(
+        "[grid]\nmethods = ['palora']\ndatasets = ['multimnist-mini']\nseeds = [0]\n"
+        "variants = [{'train.lr' = 0.001}, {'train.lr' = 0.003}, {'train.lr' = 0.01}]\n"
+        "[set]\n'train.epochs' = 10\n"
+    )
+    argv = [str(spec), "--runs", str(runs), "--out", str(tmp_path / "tables")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "budget rule not met" in out and "budget probe of palora at 20 epochs: not run yet" in out
+    probe = load_spec(tmp_path / "toy-tune-budget.toml").configs()
+    assert [(c.method, c.train.lr, c.hparams.window, c.train.epochs) for c in probe] == [("palora", 0.003, 3, 20)]
+    # the probe: the trial's 10 evaluations, then 10 more levelling off at 1.1
+    curve = rising + [1.1] * 10
+    d = write_run(runs, "palora", 0, POINTS, curve=curve, epochs=20, settings=("train.lr=0.003", "method.window=3"))
+    assert d.name == probe[0].run_id()
+    summary = json.loads((d / "summary.json").read_text())
+    for entry in summary["front"]:  # a test front far better than anything: it must not show anywhere
+        for metrics in entry["metrics"].values():
+            metrics["accuracy"] = 0.99
+    (d / "summary.json").write_text(json.dumps(summary))
+    assert main(argv) == 0
+    table = pd.read_csv(tmp_path / "tables" / "budget-probes.csv").iloc[0]
+    assert (table["budget_epochs"], table["probe_epochs"]) == (10, 20)
+    # closed forms: the probe's last 20% all at scale 1.1, the budget's last 20% at rising[7:]
+    assert table["probe_val_hv"] == pytest.approx(staircase_hv(1.1))
+    assert table["budget_val_hv"] == pytest.approx(np.mean([staircase_hv(c) for c in rising[7:]]))
+    assert table["difference"] == pytest.approx(table["probe_val_hv"] - table["budget_val_hv"])
+    assert table["probe_gain"] == pytest.approx(0.0, abs=1e-9) and bool(table["probe_plateaued"])
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith("  budget probe of palora at 20 epochs: validation HV ") and "over 10 epochs" in line
+
+
 def test_tune_command_writes_the_table_and_specs_the_sweep_runs_as_selected(tmp_path: Path, capsys):
     runs = tmp_path / "runs"
     write_trials(runs)

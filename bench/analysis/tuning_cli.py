@@ -1,8 +1,10 @@
 """``python -m bench tune SPEC --runs DIR --out DIR``: select the ``tuned`` protocol's settings
 (:mod:`bench.analysis.tuning`) from the tuning sweep's validation curves and write the tuning table
 (``tuning.{csv,md,tex}``), stage two's sweep spec (``SPEC`` with ``-tune`` -> ``-tune-2``) for the
-methods whose stage one is done, and the tuned grid's spec (``-tune`` -> ``-tuned``) for the methods
-whose choice is final. Run it again as the sweeps complete.
+methods whose stage one is done, the tuned grid's spec (``-tune`` -> ``-tuned``) for the methods
+whose choice is final, and, for a final choice that had not plateaued, the budget probe's spec
+(``-tune`` -> ``-tune-budget``, :mod:`bench.analysis.budget_probe`) and table
+(``budget-probes.{csv,md,tex}``). Run it again as the sweeps complete.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.analysis.budget_probe import PROBE_FACTOR, probe_display, probe_spec_text, probe_table
 from bench.analysis.records import scan
 from bench.analysis.tables import write_table
 from bench.analysis.tuning import (
@@ -36,11 +39,22 @@ CAPTION = (
 )
 
 
-def derived_paths(spec: Path) -> tuple[Path, Path]:
-    """``slurm/multifashion-tune.toml`` -> (``slurm/multifashion-tune-2.toml``, ``slurm/multifashion-tuned.toml``)."""
+PROBE_CAPTION = (
+    f"The budget rule's probes: each final selected trial that had not plateaued, at {PROBE_FACTOR}x the budget's "
+    f"epochs on the tuning seeds; validation HV over the last {LAST_FRACTION:.0%} of each (validation only)."
+)
+
+
+def derived_paths(spec: Path) -> tuple[Path, Path, Path]:
+    """``slurm/multifashion-tune.toml`` -> ``slurm/multifashion-tune-2.toml``, ``-tuned.toml`` and
+    ``-tune-budget.toml``."""
     if not spec.stem.endswith("-tune"):
         raise ConfigError(f"{spec}: a tuning spec's name ends in -tune (e.g. slurm/multifashion-tune.toml)")
-    return spec.with_name(f"{spec.stem}-2.toml"), spec.with_name(f"{spec.stem}d.toml")
+    return (
+        spec.with_name(f"{spec.stem}-2.toml"),
+        spec.with_name(f"{spec.stem}d.toml"),
+        spec.with_name(f"{spec.stem}-budget.toml"),
+    )
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> int:
@@ -53,14 +67,16 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
     try:
         if not args.spec.is_file():
             raise ConfigError(f"tuning spec {args.spec} not found; e.g. slurm/multifashion-tune.toml")
-        second, target = derived_paths(args.spec)
+        second, target, budget = derived_paths(args.spec)
         seeds = parse_seeds(args.seeds)  # before any work: a bad --seeds is one line, whatever the runs
         if not args.runs.is_dir():
             raise ConfigError(f"--runs {args.runs} is not a folder; give the tuning sweep's --out folder")
         grid, placement = load_grid(args.spec), read_toml(args.spec)
         with np.errstate(all="ignore"):
-            trials = trial_table(scan(args.runs), grid)
+            runs = scan(args.runs)
+            trials = trial_table(runs, grid)
             selection = select(trials)
+            probes = probe_table(runs, grid, selection)
         write_table(selection, display(selection), args.out, "tuning", CAPTION)
         written = []
         if (text := stage_two_spec_text(grid, placement, trials, str(args.spec))) is not None:
@@ -70,6 +86,10 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
         if len(final):
             write_text(target, tuned_spec_text(grid, placement, selection, seeds, str(args.spec)))
             written.append(str(target))
+        if (text := probe_spec_text(grid, placement, probes, str(args.spec))) is not None:
+            write_table(probes, probe_display(probes), args.out, "budget-probes", PROBE_CAPTION)
+            write_text(budget, text)
+            written.append(str(budget))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -81,6 +101,15 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
     if len(short):
         gains = ", ".join(f"{r.method} {r.gain:+.4f}" for r in short.itertuples())
         print(f"  budget rule not met (selected, still gaining {PLATEAU_GAIN} or more over the last 20%): {gains}")
+    for probe in probes.itertuples():
+        where = f"  budget probe of {probe.method} at {probe.probe_epochs} epochs"
+        if probe.probe_val_hv != probe.probe_val_hv:
+            print(f"{where}: not run yet ({budget})")
+        else:
+            print(
+                f"{where}: validation HV {probe.probe_val_hv:.4f} ({probe.difference:+.4f} over "
+                f"{probe.budget_epochs} epochs), last-20% gain {probe.probe_gain:+.4f}"
+            )
     return 0
 
 
