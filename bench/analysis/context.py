@@ -16,6 +16,7 @@ from bench.analysis.convergence import time_to_fraction_table
 from bench.analysis.footprint import footprint_table
 from bench.analysis.paper import load_paper
 from bench.analysis.records import Run
+from bench.analysis.seed_statistics import statistics_by_dataset
 from bench.core.registry import DATASETS
 
 
@@ -60,6 +61,12 @@ class ReportContext:
     @cached_property
     def summary(self) -> pd.DataFrame:
         return seed_summary(self.table, self.seeds)
+
+    @cached_property
+    def statistics(self) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+        """Per dataset: the test hypervolume's summary with intervals and groups, every pair's test and
+        the headline improvements (:func:`bench.analysis.seed_statistics.dataset_statistics`)."""
+        return statistics_by_dataset(self.table)
 
     @cached_property
     def footprint(self) -> pd.DataFrame:

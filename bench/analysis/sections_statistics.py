@@ -8,39 +8,8 @@ import pandas as pd
 
 from bench.analysis.context import ReportContext
 from bench.analysis.section import Section
-from bench.analysis.statistics import findings, groups, improvements, pairwise, summary_table
+from bench.analysis.statistics import findings
 from bench.analysis.tables import markdown, write_table
-from bench.core.registry import DATASETS
-
-HEADLINE = (("palora", "pamal"), ("palora", "ls"), ("phn-ls", "palora"))
-"""The pairs whose probability of improvement the report gives (PaLoRA's claims against PaMaL and LS;
-PHN-LS's collapsed front against PaLoRA), where both ran."""
-VALUE = "hypervolume"
-
-
-def counted_values(table: pd.DataFrame) -> pd.DataFrame:
-    """The usable runs' hypervolumes on registered datasets, one per (dataset, label, seed)."""
-    usable = table[table["usable"] & table["dataset"].map(lambda d: d in DATASETS)]
-    return usable.drop_duplicates(["dataset", "label", "seed"])
-
-
-def group_letters(table: pd.DataFrame) -> dict[tuple[str, str], str]:
-    """Each (dataset, label)'s letters of the corrected pairwise tests (:func:`statistics.groups`)."""
-    out: dict[tuple[str, str], str] = {}
-    for dataset, per_run in counted_values(table).groupby("dataset", sort=True):
-        pairs = pairwise(per_run[["label", "seed", VALUE]], VALUE)
-        means = per_run.groupby("label")[VALUE].mean().to_dict()
-        separated = zip(pairs["a"][pairs["separated"]], pairs["b"][pairs["separated"]], strict=True)
-        out |= {(dataset, label): letters for label, letters in groups(means, separated).items()}
-    return out
-
-
-def dataset_statistics(per_run: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(summary with intervals and groups, every pair's test, headline improvements) of one dataset."""
-    pairs = pairwise(per_run, VALUE)
-    labels = set(per_run["label"])
-    headline = [(a, b) for a, b in HEADLINE if a in labels and b in labels]
-    return summary_table(per_run, VALUE), pairs, improvements(per_run, VALUE, headline)
 
 
 def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -59,10 +28,8 @@ def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def statistics_section(ctx: ReportContext) -> Section:
-    usable = counted_values(ctx.table)
     summaries, all_pairs, all_poi, sentences = [], [], [], []
-    for dataset, per_run in usable.groupby("dataset", sort=True):
-        summary, pairs, poi = dataset_statistics(per_run[["label", "seed", VALUE]])
+    for dataset, (summary, pairs, poi) in ctx.statistics.items():
         summaries.append(summary.assign(dataset=dataset))
         all_pairs.append(pairs.assign(dataset=dataset))
         all_poi.append(poi.assign(dataset=dataset))

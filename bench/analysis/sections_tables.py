@@ -15,7 +15,6 @@ from bench.analysis.front_metrics import front_metric_summary, front_metric_tabl
 from bench.analysis.paper import DEFAULT_DIRECTORY, paper_dataset, paper_hypervolumes
 from bench.analysis.records import Run, variant_labels
 from bench.analysis.section import Section
-from bench.analysis.sections_statistics import group_letters
 from bench.analysis.tables import markdown, write_table
 from bench.core.hypervolume import minimization_points
 from bench.core.registry import DATASETS
@@ -263,7 +262,12 @@ def problems_markdown(
 
 def hypervolume_section(ctx: ReportContext) -> Section:
     """The test hypervolume per method and dataset, then each dataset's other definitions."""
-    raw, display = hypervolume_display(ctx.summary, group_letters(ctx.table))
+    letters = {
+        (dataset, label): group
+        for dataset, (summary, _, _) in ctx.statistics.items()
+        for label, group in zip(summary["label"], summary["group"], strict=True)
+    }
+    raw, display = hypervolume_display(ctx.summary, letters)
     caption = "Test hypervolume, mean ± std over seeds (number of seeds) and groups of the corrected tests"
     files = [
         (

@@ -177,11 +177,14 @@ def summary_table(
     confidence: float = 0.95,
     n_resamples: int = 10_000,
     seed: int = 0,
+    pairs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Per label, best mean first: runs, mean, bootstrap interval (:func:`mean_interval`) and the letter
-    groups of the corrected pairwise tests (:func:`pairwise`, :func:`groups`)."""
+    groups of the corrected pairwise tests (:func:`pairwise`, :func:`groups`; ``pairs`` when the caller
+    has them already)."""
     samples = _by_label(table, value, higher_is_better)
-    pairs = pairwise(table, value, higher_is_better)
+    if pairs is None:
+        pairs = pairwise(table, value, higher_is_better)
     means = {label: float(x.mean()) for label, x in samples.items()}
     letters = groups(
         means, zip(pairs["a"][pairs["separated"]], pairs["b"][pairs["separated"]], strict=True), higher_is_better
