@@ -36,3 +36,20 @@ def test_the_tuned_budget_is_the_tuning_specs_shared_settings():
         settings = {k: v for k, v in load_spec(spec).settings.items() if k not in NOT_IDENTITY}
         assert settings == TUNED_BUDGET, spec
     assert (ROOT / "slurm" / "multifashion-tune.toml").is_file()
+
+
+def test_the_tuned_selection_validates_every_ray_the_test_front_has():
+    """The selection reads the tables' hypervolume on validation data: the tuned budget validates the
+    whole evaluation grid (a coarser grid meeting the 11-ray grid keeps only 0, 1/2 and 1 of 5 points)."""
+    from bench.core.rays import eval_grid
+    from bench.core.registry import DATASETS
+    from bench.train.evaluate import validation_rays
+
+    for spec_path in sorted((ROOT / "slurm").glob("*-tune.toml")):
+        for config in load_spec(spec_path).configs():
+            spec = DATASETS.get(config.dataset)
+            grid = eval_grid(spec.num_tasks, spec.eval_points_per_edge)
+            validated = validation_rays(grid, spec.num_tasks, config.train.val_points_per_edge)
+            assert validated.shape == grid.shape == (11, 2), (spec_path, config.method)
+    grid = eval_grid(2, 11)
+    assert validation_rays(grid, 2, 5).tolist() == [[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]  # the trap

@@ -332,3 +332,21 @@ def test_per_method_settings_sit_between_set_and_variants(tmp_path: Path):
     spec.write_text("[grid]\nmethods = ['ls']\ndatasets = ['multimnist-mini']\n[per_method]\nls = 3\n")
     with pytest.raises(ConfigError, match=r"\[per_method.ls\] must be a table"):
         load_spec(spec)
+
+
+def test_a_derived_spec_no_record_supports_is_removed_not_left_stale(tmp_path: Path, capsys):
+    runs = tmp_path / "runs"
+    write_trials(runs)
+    spec = tmp_path / "toy-tune.toml"
+    text = (
+        "[grid]\nmethods = ['palora']\ndatasets = ['multimnist-mini']\nseeds = [0]\n"
+        "variants = [{'train.lr' = 0.001}, {'train.lr' = 0.003}, {'train.lr' = 0.01}]\n[set]\n'train.epochs' = 10\n"
+    )
+    spec.write_text(text)
+    argv = [str(spec), "--runs", str(runs), "--out", str(tmp_path / "tables")]
+    assert main(argv) == 0 and (tmp_path / "toy-tune-2.toml").is_file()
+    spec.write_text(text.replace("'train.epochs' = 10", "'train.epochs' = 12"))  # the trials no longer match
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert not (tmp_path / "toy-tune-2.toml").exists()
+    assert f"removed, as no record supports it now: {tmp_path / 'toy-tune-2.toml'}" in capsys.readouterr().out

@@ -78,23 +78,30 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
             selection = select(trials)
             probes = probe_table(runs, grid, selection)
         write_table(selection, display(selection), args.out, "tuning", CAPTION)
-        written = []
-        if (text := stage_two_spec_text(grid, placement, trials, str(args.spec))) is not None:
-            write_text(second, text)
-            written.append(str(second))
         final = selection[selection["selected"] & selection["complete"]]
-        if len(final):
-            write_text(target, tuned_spec_text(grid, placement, selection, seeds, str(args.spec)))
-            written.append(str(target))
-        if (text := probe_spec_text(grid, placement, probes, str(args.spec))) is not None:
+        tuned = tuned_spec_text(grid, placement, selection, seeds, str(args.spec)) if len(final) else None
+        derived = {
+            second: stage_two_spec_text(grid, placement, trials, str(args.spec)),
+            target: tuned,
+            budget: probe_spec_text(grid, placement, probes, str(args.spec)),
+        }
+        if derived[budget] is not None:
             write_table(probes, probe_display(probes), args.out, "budget-probes", PROBE_CAPTION)
-            write_text(budget, text)
-            written.append(str(budget))
+        written, removed = [], []
+        for path, text in derived.items():
+            if text is not None:
+                write_text(path, text)
+                written.append(str(path))
+            elif path.is_file():  # written from records that no longer support it (a changed tuning spec)
+                path.unlink()
+                removed.append(str(path))
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     waiting = sorted(set(selection["method"]) - set(final["method"]))
     print(f"tuning: {len(final)} method(s) selected -> {args.out}/tuning.md" + "".join(f", {w}" for w in written))
+    if removed:
+        print(f"  removed, as no record supports it now: {', '.join(removed)}")
     if waiting:
         print(f"  not final (a trial of stage one or two not yet run to an outcome): {', '.join(waiting)}")
     short = budget_violations(selection)
