@@ -244,6 +244,26 @@ def test_findings_state_the_tests_and_nothing_more():
     assert not any(word in line.lower() for line in lines for word in ("tied", "tie ", "equal"))
 
 
+def test_a_win_over_a_method_still_improving_says_so_and_the_unconverged_are_listed():
+    table = frame(SAMPLES)
+    summary = summary_table(table, "hypervolume", n_resamples=FAST)
+    pairs = pairwise(table, "hypervolume")
+    none = improvements(table, "hypervolume", [])
+    lines = findings(summary, pairs, none, "hypervolume", gains={"A": 0.001, "B": 0.0, "C": 0.0123}, plateau=0.003)
+    assert lines[1] == (
+        "A beats C on hypervolume (mean difference +0.2; Welch, Holm-adjusted p < 0.001; C had not plateaued: "
+        "its validation value still rose by +0.0123 over its last 20% of training, so a longer budget may "
+        "narrow the gap)."
+    )
+    assert lines[-1] == (
+        "Not plateaued at the end of training (validation hypervolume still rising by 0.003 or more over the "
+        "last 20%, mean over seeds): C (+0.0123); a longer budget may raise their numbers."
+    )
+    calm = findings(summary, pairs, none, "hypervolume", gains={"A": 0.002, "C": -0.01}, plateau=0.003)
+    assert calm[1].endswith("Holm-adjusted p < 0.001).") and calm[-1].startswith("Every method had plateaued")
+    assert findings(summary, pairs, none, "hypervolume") == findings(summary, pairs, none, "hypervolume", gains={})
+
+
 def test_findings_when_nothing_is_separated_or_testable():
     table = frame({"A": [1.0, 2.0, 3.0], "B": [1.5, 2.5, 1.5]})
     pairs = pairwise(table, "hypervolume", higher_is_better=False)
@@ -260,3 +280,26 @@ def test_findings_when_nothing_is_separated_or_testable():
         "No test is possible for B: it has 1 seed, a test needs at least 2.",
         "No test is possible for A: it has 1 seed, a test needs at least 2.",
     ]
+
+
+def test_validation_gains_average_each_counted_runs_fitted_rise():
+    from bench.analysis.seed_statistics import validation_gains
+
+    steps = np.arange(10, 101, 10)
+
+    def curve(run_id: str, label: str, slope: float, evaluations: int = 10) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"dataset": "d", "label": label, "run_id": run_id, "step": steps[:evaluations], "hypervolume": 0.5}
+        ).assign(hypervolume=lambda f: 0.5 + slope * f["step"])
+
+    curves = pd.concat(
+        [
+            curve("x0", "X", 0.001),  # rises 0.001 a step over steps 80-100: +0.02
+            curve("x1", "X", 0.0),
+            curve("x2", "X", 0.5),  # not counted (a duplicate seed, say)
+            curve("y0", "Y", 0.001, evaluations=8),  # steps 70-80: only 2 evaluations in its last 20%
+        ]
+    )
+    counted = pd.DataFrame({"run_id": ["x0", "x1", "y0"]})
+    gains = validation_gains(curves, counted)
+    assert gains.to_dict("records") == [{"dataset": "d", "label": "X", "gain": pytest.approx(0.01), "runs": 2}]

@@ -16,7 +16,7 @@ from bench.analysis.convergence import time_to_fraction_table
 from bench.analysis.footprint import footprint_table
 from bench.analysis.paper import load_paper
 from bench.analysis.records import Run
-from bench.analysis.seed_statistics import statistics_by_dataset
+from bench.analysis.seed_statistics import counted_values, statistics_by_dataset, validation_gains
 from bench.core.registry import DATASETS
 
 
@@ -67,6 +67,12 @@ class ReportContext:
         """Per dataset: the test hypervolume's summary with intervals and groups, every pair's test and
         the headline improvements (:func:`bench.analysis.seed_statistics.dataset_statistics`)."""
         return statistics_by_dataset(self.table)
+
+    @cached_property
+    def validation_gains(self) -> pd.DataFrame:
+        """Per (dataset, label): the counted runs' mean validation gain over their last 20% of training
+        (:func:`bench.analysis.seed_statistics.validation_gains`)."""
+        return validation_gains(self.curves, counted_values(self.table))
 
     @cached_property
     def footprint(self) -> pd.DataFrame:

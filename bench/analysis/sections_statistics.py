@@ -10,6 +10,7 @@ from bench.analysis.context import ReportContext
 from bench.analysis.section import Section
 from bench.analysis.statistics import findings
 from bench.analysis.tables import markdown, write_table
+from bench.analysis.tuning import PLATEAU_GAIN
 
 
 def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -29,11 +30,14 @@ def pairs_display(pairs: pd.DataFrame) -> pd.DataFrame:
 
 def statistics_section(ctx: ReportContext) -> Section:
     summaries, all_pairs, all_poi, sentences = [], [], [], []
+    gains = ctx.validation_gains
     for dataset, (summary, pairs, poi) in ctx.statistics.items():
-        summaries.append(summary.assign(dataset=dataset))
+        mine = gains[gains["dataset"] == dataset].set_index("label")["gain"]
+        summaries.append(summary.assign(dataset=dataset, val_gain=summary["label"].map(mine)))
         all_pairs.append(pairs.assign(dataset=dataset))
         all_poi.append(poi.assign(dataset=dataset))
-        sentences += [f"{dataset}: {s}" for s in findings(summary, pairs, poi, "test hypervolume")]
+        found = findings(summary, pairs, poi, "test hypervolume", gains=mine.to_dict(), plateau=PLATEAU_GAIN)
+        sentences += [f"{dataset}: {s}" for s in found]
     if not summaries:
         return Section()
     summary, pairs, poi = (pd.concat(parts, ignore_index=True) for parts in (summaries, all_pairs, all_poi))
@@ -48,11 +52,11 @@ def statistics_section(ctx: ReportContext) -> Section:
                 for lo, hi in zip(summary["ci_low"], summary["ci_high"], strict=True)
             ],
             "group": summary["group"],
+            "val gain, last 20%": ["–" if pd.isna(g) else f"{g:+.4f}" for g in summary["val_gain"]],
         }
     )
-    files = write_table(
-        summary, display, ctx.tables_dir, "statistics", "Test hypervolume: mean, 95% bootstrap CI, groups"
-    )
+    caption = "Test hypervolume: mean, 95% bootstrap CI, groups; validation gain over the last 20% of training"
+    files = write_table(summary, display, ctx.tables_dir, "statistics", caption)
     files += write_table(
         pairs, pairs_display(pairs), ctx.tables_dir, "pairwise", "Welch tests of every pair, Holm-adjusted"
     )
@@ -65,7 +69,10 @@ def statistics_section(ctx: ReportContext) -> Section:
         "display (Piepho 2004) of Welch's t-tests of every pair with Holm's correction over the dataset's "
         "pairs at 0.05; methods sharing a letter are not separated by the tests, which does not make them "
         "equal. Welch, not a rank test: an exact rank test of 5 against 5 runs cannot go below p = 2/252, "
-        "which no Holm correction over many pairs passes. Every pair's test: `tables/pairwise.csv`.",
+        "which no Holm correction over many pairs passes. Every pair's test: `tables/pairwise.csv`. "
+        "Val gain: the validation hypervolume's rise over the last 20% of training, fitted by least squares "
+        f"and averaged over seeds; {PLATEAU_GAIN} or more means the method had not plateaued (the tuned "
+        "protocol's budget rule), and a finding that it lost says so.",
         "",
         markdown(display),
     ]

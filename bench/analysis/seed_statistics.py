@@ -1,13 +1,16 @@
 """The report's statistics over seeds on the test hypervolume, per dataset and computed once
 (:attr:`bench.analysis.context.ReportContext.statistics`): bootstrap intervals and letter groups, the
 Holm-corrected Welch tests of every pair, and the probability of improvement of the headline pairs
-(:mod:`bench.analysis.statistics`)."""
+(:mod:`bench.analysis.statistics`); and each method's validation gain over its last 20% of training,
+the budget rule of the ``tuned`` protocol (:func:`bench.analysis.tuning.last_gain`), so that a
+finding whose losing method was still improving says so."""
 
 from __future__ import annotations
 
 import pandas as pd
 
 from bench.analysis.statistics import improvements, pairwise, summary_table
+from bench.analysis.tuning import last_gain
 from bench.core.registry import DATASETS
 
 HEADLINE = (("palora", "pamal"), ("palora", "ls"), ("phn-ls", "palora"))
@@ -37,3 +40,18 @@ def statistics_by_dataset(table: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, 
         dataset: dataset_statistics(per_run[["label", "seed", VALUE]])
         for dataset, per_run in counted_values(table).groupby("dataset", sort=True)
     }
+
+
+def validation_gains(curves: pd.DataFrame, counted: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, label): the mean over its counted runs of each run's fitted validation-HV gain over
+    its last 20% of training (NaN for a run with fewer than 3 evaluations there), and how many runs had
+    one. Validation curves only, as the tuning reads them."""
+    runs = set(counted["run_id"])
+    rows = []
+    counted_curves = curves[curves["run_id"].isin(runs)]
+    for (dataset, label, _), curve in counted_curves.groupby(["dataset", "label", "run_id"]):
+        rows.append({"dataset": dataset, "label": label, "gain": last_gain(curve)[1]})
+    table = pd.DataFrame(rows, columns=["dataset", "label", "gain"])
+    return (
+        table.dropna().groupby(["dataset", "label"], as_index=False).agg(gain=("gain", "mean"), runs=("gain", "size"))
+    )

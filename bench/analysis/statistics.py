@@ -208,9 +208,13 @@ def findings(
     value_name: str,
     higher_is_better: bool = True,
     confidence: float = 0.95,
+    gains: Mapping[str, float] | None = None,
+    plateau: float = 0.003,
 ) -> list[str]:
     """Plain sentences that state what :func:`summary_table`, :func:`pairwise` and :func:`improvements`
-    found, and nothing more: methods the corrected tests do not separate are never called tied."""
+    found, and nothing more: methods the corrected tests do not separate are never called tied.
+    ``gains``: each label's validation gain over its last 20% of training; a method whose gain is
+    ``plateau`` or more had not converged, and a win over it says so."""
     if summary.empty:
         return [f"No runs report {value_name}: nothing to compare."]
     level, best = f"{confidence:.0%}", summary.iloc[0]
@@ -226,10 +230,17 @@ def findings(
         lead += "; the corrected tests separate it from every other method tested"
     sentences = [lead + "."]
     tested = pairs[pairs["p"].notna()]
+    rising = {label: gain for label, gain in (gains or {}).items() if gain >= plateau}
     for row in tested[tested["separated"]].itertuples():
+        caveat = (
+            f"; {row.b} had not plateaued: its validation value still rose by {rising[row.b]:+.3g} over its "
+            "last 20% of training, so a longer budget may narrow the gap"
+            if row.b in rising
+            else ""
+        )
         sentences.append(
             f"{row.a} beats {row.b} on {value_name} (mean difference {row.difference:+.4g}; "
-            f"Welch, Holm-adjusted {_p_text(row.p_holm)})."
+            f"Welch, Holm-adjusted {_p_text(row.p_holm)}{caveat})."
         )
     if len(tested) and not tested["separated"].any():
         count = f"{len(tested)} pair" + ("s" if len(tested) != 1 else "")
@@ -240,4 +251,15 @@ def findings(
         sentences.append(f"P({row.a} {relation} {row.b}) = {row.poi:.2f} ({interval}; {row.n_a} × {row.n_b} runs).")
     for row in summary[summary["n"] < 2].itertuples():
         sentences.append(f"No test is possible for {row.label}: it has {row.n} seed, a test needs at least 2.")
+    if rising:
+        listed = ", ".join(f"{label} ({gain:+.3g})" for label, gain in sorted(rising.items(), key=lambda x: -x[1]))
+        sentences.append(
+            f"Not plateaued at the end of training (validation hypervolume still rising by {plateau} or more over "
+            f"the last 20%, mean over seeds): {listed}; a longer budget may raise their numbers."
+        )
+    elif gains:
+        sentences.append(
+            f"Every method had plateaued (validation hypervolume rising by less than {plateau} over the last 20% "
+            "of training, mean over seeds)."
+        )
     return sentences
