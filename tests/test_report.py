@@ -233,7 +233,8 @@ def test_report_writes_tables_figures_and_names_problems(runs_dir: Path, tmp_pat
     assert "![attainment](figures/multimnist-mini/attainment.png)" in report
     assert "*multimnist-mini, custom protocol, seeds 0, 1, 2: empirical attainment" in report  # 2 epochs: custom
     assert "*multimnist3: validation hypervolume (reference point (1.0, 1.0, 1.0))" in report
-    assert "a proxy of the tables' test hypervolume" in report
+    assert "a proxy of the tables' test hypervolume, evaluated on 3 of the 11 test rays, 1000 validation" in report
+    assert "evaluated on 6 of the 66 test rays" in report  # multimnist3: vertices and edge midpoints
     captions = [line for line in report.splitlines() if line.startswith("*") and line.endswith("*")]
     assert len(captions) >= 5 and all(c.endswith(".*") and not c.endswith("..*") for c in captions), captions
     # statistics, then findings last

@@ -19,22 +19,29 @@ from bench.analysis.paper import paper_dataset, paper_hypervolumes, paper_points
 from bench.analysis.preference_figure import caption_preference, preference_figure
 from bench.analysis.ray_histogram import caption_ray_histogram, ray_histogram_figure
 from bench.analysis.section import Section
+from bench.core.rays import eval_grid
 from bench.core.registry import DATASETS
 from bench.core.spec import DatasetSpec
+from bench.train.evaluate import validation_rays
 
 Drawn = tuple[str, plt.Figure | None, str]
 """A figure's file name, the figure (None: nothing to draw) and its caption."""
 
 
 def validation_proxy(ctx: ReportContext, dataset: str) -> str:
-    """How the validation curves were evaluated (rays and pairs), from the runs' configs."""
+    """How the validation curves were evaluated (how many of the test grid's rays, how many pairs), from
+    the runs' configs (:func:`bench.train.evaluate.validation_rays`)."""
+    spec = DATASETS.get(dataset)
+    grid = eval_grid(spec.num_tasks, spec.eval_points_per_edge)
     settings = {
         (run.config.get("train", {}).get("val_points_per_edge", 0), run.config.get("train", {}).get("val_samples", 0))
         for run in ctx.runs
         if run.dataset == dataset and run.usable
     }
     shown = "; ".join(
-        f"{rays or 'all'} rays per edge, {pairs or 'all'} validation samples" for rays, pairs in sorted(settings)
+        f"{len(validation_rays(grid, spec.num_tasks, per_edge))} of the {len(grid)} test rays, "
+        f"{pairs or 'all'} validation samples"
+        for per_edge, pairs in sorted(settings)
     )
     return f"a proxy of the tables' test hypervolume, evaluated on {shown}" if shown else "a proxy"
 
