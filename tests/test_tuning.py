@@ -350,3 +350,5 @@ def test_a_derived_spec_no_record_supports_is_removed_not_left_stale(tmp_path: P
     assert main(argv) == 0
     assert not (tmp_path / "toy-tune-2.toml").exists()
     assert f"removed, as no record supports it now: {tmp_path / 'toy-tune-2.toml'}" in capsys.readouterr().out
+    (tmp_path / "tables" / "budget-probes.md").write_text("| an old probe |\n")  # from records now gone
+    assert main(argv) == 0 and not (tmp_path / "tables" / "budget-probes.md").exists()

@@ -85,9 +85,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
             target: tuned,
             budget: probe_spec_text(grid, placement, probes, str(args.spec)),
         }
+        written, removed = [], []
         if derived[budget] is not None:
             write_table(probes, probe_display(probes), args.out, "budget-probes", PROBE_CAPTION)
-        written, removed = [], []
+        else:  # no probe now: a table of earlier probes would describe records that no longer apply
+            for stale in (args.out / f"budget-probes.{ext}" for ext in ("csv", "md", "tex")):
+                if stale.is_file():
+                    stale.unlink()
+                    removed.append(str(stale))
         for path, text in derived.items():
             if text is not None:
                 write_text(path, text)
