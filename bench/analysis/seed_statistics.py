@@ -44,8 +44,8 @@ def statistics_by_dataset(table: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, 
 
 def validation_gains(curves: pd.DataFrame, counted: pd.DataFrame) -> pd.DataFrame:
     """Per (dataset, label): the mean over its counted runs of each run's fitted validation-HV gain over
-    its last 20% of training (NaN for a run with fewer than 3 evaluations there), and how many runs had
-    one. Validation curves only, as the tuning reads them."""
+    its last 20% of training, and how many runs had one (a run with fewer than 3 evaluations there has
+    none). Validation curves only, as the tuning reads them."""
     runs = set(counted["run_id"])
     rows = []
     counted_curves = curves[curves["run_id"].isin(runs)]
