@@ -21,7 +21,7 @@ from bench.train.grid import Grid
 PROBE_FACTOR = 2
 """A probe trains for this many times the shared budget's epochs."""
 PROBE_COLUMNS = ["dataset", "method", "settings", "budget_epochs", "probe_epochs", "seeds", "budget_val_hv"]
-PROBE_COLUMNS += ["probe_val_hv", "difference", "probe_gain", "probe_plateaued", "run_ids"]
+PROBE_COLUMNS += ["probe_val_hv", "difference", "probe_gain", "probe_plateaued", "probe_settings", "run_ids"]
 
 
 def probe_settings(grid: Grid, dataset: str, method: str, settings: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +57,7 @@ def probe_table(runs: list[Run], grid: Grid, selection: pd.DataFrame) -> pd.Data
                 "difference": value - trial.val_hv,
                 "probe_gain": gain,
                 "probe_plateaued": bool(gain < PLATEAU_GAIN) if every else None,
+                "probe_settings": json.dumps(probe, sort_keys=True),
                 "run_ids": " ".join(seeds["run_id"]),
             }
         )
@@ -88,10 +89,10 @@ def probe_spec_text(grid: Grid, placement: dict[str, Any], probes: pd.DataFrame,
     if probes.empty:
         return None
     methods = [m for m in grid.methods if m in set(probes["method"])]
-    per_method = {}
-    for probe in probes.itertuples():
-        settings = probe_settings(grid, probe.dataset, probe.method, json.loads(probe.settings))
-        per_method[probe.method] = dict(grid.per_method.get(probe.method, {})) | settings
+    per_method = {
+        probe.method: dict(grid.per_method.get(probe.method, {})) | json.loads(probe.probe_settings)
+        for probe in probes.itertuples()
+    }
     header = [
         f"The budget rule's probes, written by `python -m bench tune {source}`: each method whose",
         f"selected trial still gained {PLATEAU_GAIN} or more over its last 20% (tables/tuning.md), at its",

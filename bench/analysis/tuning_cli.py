@@ -85,21 +85,20 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench tune") -> i
             target: tuned,
             budget: probe_spec_text(grid, placement, probes, str(args.spec)),
         }
-        written, removed = [], []
-        if derived[budget] is not None:
-            write_table(probes, probe_display(probes), args.out, "budget-probes", PROBE_CAPTION)
-        else:  # no probe now: a table of earlier probes would describe records that no longer apply
-            for stale in (args.out / f"budget-probes.{ext}" for ext in ("csv", "md", "tex")):
-                if stale.is_file():
-                    stale.unlink()
-                    removed.append(str(stale))
+        written = []
+        stale = [path for path, text in derived.items() if text is None]
         for path, text in derived.items():
             if text is not None:
                 write_text(path, text)
                 written.append(str(path))
-            elif path.is_file():  # written from records that no longer support it (a changed tuning spec)
-                path.unlink()
-                removed.append(str(path))
+        if derived[budget] is not None:
+            write_table(probes, probe_display(probes), args.out, "budget-probes", PROBE_CAPTION)
+        else:  # no probe now: a table of earlier probes would describe records that no longer apply
+            stale += [args.out / f"budget-probes.{ext}" for ext in ("csv", "md", "tex")]
+        present = [path for path in stale if path.is_file()]  # from records that no longer support them
+        for path in present:
+            path.unlink()
+        removed = [str(path) for path in present]
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
