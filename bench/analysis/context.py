@@ -63,16 +63,21 @@ class ReportContext:
         return seed_summary(self.table, self.seeds)
 
     @cached_property
+    def counted(self) -> pd.DataFrame:
+        """The usable runs on registered datasets, one per (dataset, label, seed)."""
+        return counted_values(self.table)
+
+    @cached_property
     def statistics(self) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
         """Per dataset: the test hypervolume's summary with intervals and groups, every pair's test and
         the headline improvements (:func:`bench.analysis.seed_statistics.dataset_statistics`)."""
-        return statistics_by_dataset(self.table)
+        return statistics_by_dataset(self.counted)
 
     @cached_property
     def validation_gains(self) -> pd.DataFrame:
         """Per (dataset, label): the counted runs' mean validation gain over their last 20% of training
         (:func:`bench.analysis.seed_statistics.validation_gains`)."""
-        return validation_gains(self.curves, counted_values(self.table))
+        return validation_gains(self.curves, self.counted)
 
     @cached_property
     def footprint(self) -> pd.DataFrame:

@@ -34,11 +34,11 @@ def dataset_statistics(per_run: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFram
     return summary_table(per_run, VALUE, pairs=pairs), pairs, improvements(per_run, VALUE, headline)
 
 
-def statistics_by_dataset(table: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
-    """:func:`dataset_statistics` of each registered dataset of the run table, sorted by name."""
+def statistics_by_dataset(counted: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """:func:`dataset_statistics` of each dataset of the counted runs (:func:`counted_values`), by name."""
     return {
         dataset: dataset_statistics(per_run[["label", "seed", VALUE]])
-        for dataset, per_run in counted_values(table).groupby("dataset", sort=True)
+        for dataset, per_run in counted.groupby("dataset", sort=True)
     }
 
 
