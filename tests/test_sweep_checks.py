@@ -189,15 +189,15 @@ def test_dry_run_lists_the_local_workers(tmp_path: Path, monkeypatch, capsys: py
     assert main([str(spec), "--cluster", "local", "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "local workers: 4 (runs_per_gpu = 4, on CPU: no GPU visible), 2 CPU threads each\n" in text
-    workers = [f"  worker {k}  CPU     {n} runs" for k, n in enumerate((2, 2, 1, 1))]
-    assert "\n".join(workers) + "\n" in text
+    assert "  worker 0 on CPU, worker 1 on CPU, worker 2 on CPU, worker 3 on CPU\n" in text
+    assert "  each takes the next of the 6 runs no other has taken, the longest first\n" in text
     assert "slurm request" not in text and not (tmp_path / "out").exists()
     monkeypatch.setattr(sweep.torch.cuda, "device_count", lambda: 2)
     (tmp_path / "s.toml").write_text((tmp_path / "s.toml").read_text().replace("runs_per_gpu = 4", "runs_per_gpu = 1"))
     assert main([str(spec), "--cluster", "local", "--out", str(tmp_path / "out"), "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "local workers: 2 (runs_per_gpu = 1, on each of 2 GPU(s)), 4 CPU threads each\n" in text
-    assert "  worker 0  GPU 0   3 runs\n  worker 1  GPU 1   3 runs\n" in text
+    assert "  worker 0 on GPU 0, worker 1 on GPU 1\n" in text
 
 
 def test_profile_option_replaces_the_spec_profile_under_its_own_keys(tmp_path: Path, capsys):

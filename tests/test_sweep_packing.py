@@ -110,13 +110,16 @@ def test_local_submission_pins_gpus_and_shares_threads(tmp_path: Path, monkeypat
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     configs = load_spec(write_spec(tmp_path / "s.toml", seeds=[0, 1, 2])).configs()  # 6 runs
     executor = FakeExecutor()
-    assignments = sweep.submit_local(executor, configs, ("out", "", "auto", -1), runs_per_gpu=2)
-    assert [len(runs) for runs, _ in assignments] == [2, 2, 1, 1]  # 4 workers: 2 per GPU
+    assignments = sweep.submit_local(executor, configs, (str(tmp_path), "", "auto", -1), runs_per_gpu=2)
+    assert [runs for runs, _ in assignments] == [configs] * 4  # 4 workers, 2 per GPU, each offered every run
+    (queue,) = {s["kwargs"]["queue"] for s in executor.submitted}  # from one queue
+    assert Path(queue).parent == tmp_path / "_sweep" / "queue"
     assert [s["params"]["visible_gpus"] for s in executor.submitted] == [[0], [1], [0], [1]]
     assert {s["kwargs"]["threads"] for s in executor.submitted} == {4}  # 16 CPUs over 4 workers
     assert {s["omp"] for s in executor.submitted} == {"4"}  # set as each worker process starts
     assert "OMP_NUM_THREADS" not in os.environ  # and only then
-    assert sorted(c.run_id() for runs, _ in assignments for c in runs) == sorted(c.run_id() for c in configs)
+    few = sweep.submit_local(FakeExecutor(), configs[:3], (str(tmp_path), "", "auto", -1), runs_per_gpu=2)
+    assert len(few) == 3  # no more workers than runs
 
 
 def test_slurm_groups_runs_per_gpu_into_jobs(tmp_path: Path):
@@ -140,8 +143,12 @@ def test_local_sweep_runs_two_at_once_with_their_share_of_threads(tmp_path: Path
     assert "completed 4, failed 0" in capsys.readouterr().out
     workers = notes(out, load_spec(spec).configs())
     pids = sorted({w["pid"] for w in workers})
-    assert len(pids) == 2 and all(w["pid"] != os.getpid() for w in workers)  # 2 processes, 2 runs each
-    assert sorted(sum(w["pid"] == p for w in workers) for p in pids) == [2, 2]
+    assert len(pids) == 2 and all(w["pid"] != os.getpid() for w in workers)  # 2 processes from one queue
+    summaries = [json.loads((out / c.run_id() / "summary.json").read_text()) for c in load_spec(spec).configs()]
+    assert all(not s["resumed"] for s in summaries)  # each run trained once, by one worker
+    jobs = json.loads((out / "_sweep" / "jobs.json").read_text())
+    assert {len(entry["job_id"].split(", ")) for entry in jobs.values()} == {2}  # either worker could take it
+    assert not any((out / "_sweep" / "queue").iterdir())  # the queue went with its workers
     assert {(w["torch_threads"], w["omp_num_threads"], w["dataloader_workers"]) for w in workers} == {
         (SHARE, str(SHARE), min(8, SHARE - 1))
     }

@@ -25,7 +25,8 @@ GPU here). See :mod:`bench.sweep.plan`. It submits nothing.
 ``--cluster slurm`` submits one job array through submitit, one task per run, or per
 ``[cluster] runs_per_gpu`` runs that then share the task's GPU, each in its own process; ``local``
 runs ``runs_per_gpu`` worker processes per visible GPU (that many on CPU when there is none), each
-pinned to its GPU with its share of the CPU threads, the runs dealt out over them in turn; ``debug``
+pinned to its GPU with its share of the CPU threads, each taking the next run that no other worker
+has taken from one queue ordered longest first (:mod:`bench.sweep.queue`); ``debug``
 runs everything in this process. A run that fails, or a worker that is killed, leaves the others
 running. Runs already COMPLETED under ``--out`` (same run id)
 are skipped, and unfinished ones resume from their checkpoints, so running a sweep again is safe.
@@ -62,6 +63,7 @@ from bench.core.env import default_data_root, resolve_device
 from bench.core.errors import ConfigError, UserError
 from bench.core.registry import DATASETS, METHODS
 from bench.sweep.job import SweepJob, mark_lost, thread_env, worker_gone
+from bench.sweep.queue import longest_first, new_queue, remove_queue
 from bench.sweep.spec import ClusterProfile, SweepSpec, load_spec
 from bench.train.config import RunConfig
 from bench.train.record import (
@@ -171,12 +173,11 @@ def local_gpus(runs_per_gpu: int) -> list[int | None]:
     return [gpu for _ in range(runs_per_gpu) for gpu in range(gpus)] if gpus else [None] * runs_per_gpu
 
 
-def local_workers(todo: list[RunConfig], runs_per_gpu: int) -> tuple[list[tuple[int | None, list[RunConfig]]], int]:
-    """The local workers, each (its GPU, None on CPU; its runs), the runs dealt out in turn; and the
-    CPU threads of each (0: torch's default, for a single worker)."""
-    slots = local_gpus(runs_per_gpu)
-    chunks = [(gpu, todo[k :: len(slots)]) for k, gpu in enumerate(slots) if todo[k :: len(slots)]]
-    return chunks, max(1, (os.cpu_count() or 1) // len(chunks)) if len(chunks) > 1 else 0
+def local_workers(todo: list[RunConfig], runs_per_gpu: int) -> tuple[list[int | None], int]:
+    """The local workers' GPUs (None on CPU), one worker per slot but no more than there are runs;
+    and the CPU threads of each (0: torch's default, for a single worker)."""
+    slots = local_gpus(runs_per_gpu)[: len(todo)]
+    return slots, max(1, (os.cpu_count() or 1) // len(slots)) if len(slots) > 1 else 0
 
 
 def submit_local(
@@ -187,16 +188,18 @@ def submit_local(
     options: dict[str, Any] | None = None,
 ) -> list:
     """One worker process (a submitit local job) per GPU slot, each pinned to its GPU and given its
-    share of the CPU threads; the runs are dealt out over the workers in turn. ``options``: keyword
+    share of the CPU threads. Every worker gets all of ``todo`` and one shared queue
+    (:mod:`bench.sweep.queue`): each takes the next run no other has claimed. ``options``: keyword
     arguments of every :class:`SweepJob` call (``log``)."""
-    chunks, threads = local_workers(todo, runs_per_gpu)
+    slots, threads = local_workers(todo, runs_per_gpu)
+    queue = str(new_queue(Path(args[0])))
     assignments = []
-    for gpu, chunk in chunks:
+    for gpu in slots:
         if gpu is not None:
             executor.update_parameters(gpus_per_node=1, visible_gpus=[gpu])
         with thread_env(threads):  # the worker process starts with these variables
-            job = executor.submit(SweepJob(), chunk, *args, threads=threads, **(options or {}))
-            assignments.append((chunk, job))
+            job = executor.submit(SweepJob(), todo, *args, threads=threads, queue=queue, **(options or {}))
+            assignments.append((todo, job))
     return assignments
 
 
@@ -230,9 +233,12 @@ def submit(spec: SweepSpec, todo: list[RunConfig], out: Path, cluster: str) -> l
         assignments = submitted(executor, todo, args, cluster, spec.cluster.runs_per_gpu, options)
     jobs = read_jobs(out)
     now = datetime.now(UTC).isoformat(timespec="seconds")
+    ids: dict[str, list[str]] = {}  # local workers share one queue: each run may go to any of them
     for chunk, job in assignments:
         for cfg in chunk:
-            jobs[cfg.run_id()] = {"job_id": str(job.job_id), "cluster": cluster, "submitted": now}
+            ids.setdefault(cfg.run_id(), []).append(str(job.job_id))
+    for run_id, job_ids in ids.items():
+        jobs[run_id] = {"job_id": ", ".join(job_ids), "cluster": cluster, "submitted": now}
     atomic.write_json(out / JOBS_FILE, jobs)
     return [job for _, job in assignments]
 
@@ -332,13 +338,14 @@ def print_request(spec: SweepSpec, todo: list[RunConfig], cluster: str) -> None:
         print(f"debug: the {len(todo)} runs one after another in this process")
         return
     if cluster == "local":
-        chunks, threads = local_workers(todo, profile.runs_per_gpu)
+        slots, threads = local_workers(todo, profile.runs_per_gpu)
         share = f"{threads} CPU threads each" if threads else "torch's default CPU threads"
         gpus = torch.cuda.device_count()
         where = f"on each of {gpus} GPU(s)" if gpus else "on CPU: no GPU visible"
-        print(f"local workers: {len(chunks)} (runs_per_gpu = {profile.runs_per_gpu}, {where}), {share}")
-        for k, (gpu, runs) in enumerate(chunks):
-            print(f"  worker {k}  {'CPU' if gpu is None else f'GPU {gpu}':<6}  {len(runs)} runs")
+        print(f"local workers: {len(slots)} (runs_per_gpu = {profile.runs_per_gpu}, {where}), {share}")
+        places = ("CPU" if gpu is None else f"GPU {gpu}" for gpu in slots)
+        print("  " + ", ".join(f"worker {k} on {place}" for k, place in enumerate(places)))
+        print(f"  each takes the next of the {len(todo)} runs no other has taken, the longest first")
         return
     for line in spec.request_lines(len(todo)):
         print(line)
@@ -516,6 +523,8 @@ def launch(spec: SweepSpec, out: Path, cluster: str, dry_run: bool, plan_gpu_gib
     todo = print_plan(spec, configs, out)
     if not todo:
         return 0
+    if cluster == "local":
+        todo = longest_first(todo, run_directories(out) if out.is_dir() else [])
     print_request(spec, todo, cluster)
     if plan_gpu_gib is not None:
         from bench.sweep.plan import plan_sweep  # imports the profiler: only when planning
@@ -536,6 +545,8 @@ def launch(spec: SweepSpec, out: Path, cluster: str, dry_run: bool, plan_gpu_gib
         print(f"follow with: python -m bench.sweep status {spec.path} --out {out}")
         return 0
     failures = sum(not finished(job, cluster, out) for job in jobs)
+    for queue in {job_queue(job) for job in jobs if cluster == "local"} - {""}:
+        remove_queue(Path(queue))
     return status(spec, out) or (1 if failures else 0)
 
 
@@ -546,7 +557,12 @@ def finished(job: Any, cluster: str, out: Path) -> bool:
         job.wait()
         if not job.paths.result_pickle.exists():
             reason = f"its local worker (job {job.job_id}) ended without a result (killed? see {job.paths.stderr})"
-            lost = [cfg.run_id() for cfg in job_runs(job) if mark_lost(out / cfg.run_id(), reason)]
+            # its runs are those of the shared queue whose worker process is gone: this job's own
+            lost = [
+                cfg.run_id()
+                for cfg in job_runs(job)
+                if worker_gone(out / cfg.run_id()) and mark_lost(out / cfg.run_id(), reason)
+            ]
             print(f"job {job.job_id} died without a result; unfinished: {', '.join(lost) or 'none'}")
             return False
     try:
@@ -583,6 +599,11 @@ def no_post_mortem() -> Iterator[None]:
 def job_runs(job: Any) -> list[RunConfig]:
     """The runs a job was submitted with (from its pickled submission)."""
     return list(job.submission().args[0])
+
+
+def job_queue(job: Any) -> str:
+    """The queue folder a local job shared with the others ('' for none), from its submission."""
+    return str(job.submission().kwargs.get("queue", ""))
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m bench.sweep") -> int:

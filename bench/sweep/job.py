@@ -41,6 +41,7 @@ import torch
 
 from bench.core import atomic
 from bench.core.errors import RunFailed
+from bench.sweep.queue import claim
 from bench.train.config import RunConfig
 from bench.train.lock import RunLocked
 from bench.train.record import RunRecord, read_status
@@ -151,26 +152,31 @@ class SweepJob(submitit.helpers.Checkpointable):
         threads: int = 0,
         pack: int = 1,
         log: str = "",
+        queue: str = "",
     ) -> list[dict[str, Any]]:
         """``threads``: CPU threads for this job (0: ``SLURM_CPUS_PER_TASK`` if set, else torch's
         default); with ``pack`` > 1 they are shared among the ``pack`` worker processes. ``log``:
-        a run's extra log sink (``tensorboard``; see :func:`bench.train.runner.run_experiment`)."""
+        a run's extra log sink (``tensorboard``; see :func:`bench.train.runner.run_experiment`).
+        ``queue``: a folder of claims shared with other workers given the same runs
+        (:mod:`bench.sweep.queue`); this job then runs only the runs it claims first."""
         cpus = threads or int(os.environ.get("SLURM_CPUS_PER_TASK", "0"))
         self.requeuing, self.out, self.log = False, Path(out), log
         if pack > 1:
             return self._run_pack(configs, out, data_root, device, workers, cpus, pack)
-        results, failures = self.run_each(configs, out, data_root, device, use_cpus(cpus, workers))
+        results, failures = self.run_each(configs, out, data_root, device, use_cpus(cpus, workers), queue)
         if failures:
             raise RuntimeError(f"{len(failures)} of {len(configs)} runs failed: " + "; ".join(failures))
         return results
 
     def run_each(
-        self, configs: list[RunConfig], out: str, data_root: str, device: str, workers: int
+        self, configs: list[RunConfig], out: str, data_root: str, device: str, workers: int, queue: str = ""
     ) -> tuple[list[dict[str, Any]], list[str]]:
-        """Run ``configs`` in order; a failing run is recorded as FAILED and the next one runs.
-        Returns the results and one line per failure."""
+        """Run ``configs`` in order (with a ``queue``, those no other worker claimed first); a failing
+        run is recorded as FAILED and the next one runs. Returns the results and one line per failure."""
         results, failures = [], []
         for cfg in configs:
+            if queue and not claim(Path(queue), cfg.run_id()):
+                continue  # another worker has it
             self.current = Path(out) / cfg.run_id()
             try:
                 results.append(self._run_one(cfg, self.current, data_root, device, workers))
