@@ -25,7 +25,7 @@ def claim_all(queue: str) -> list[str]:
 def test_concurrent_workers_claim_each_run_exactly_once(tmp_path: Path):
     queue = new_queue(tmp_path)
     assert queue.parent == tmp_path / "_sweep" / "queue" and not any(queue.iterdir())
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
+    with multiprocessing.get_context("fork").Pool(4) as pool:
         taken = pool.map(claim_all, [str(queue)] * 4)
     assert sorted(run_id for mine in taken for run_id in mine) == RUN_IDS  # each once, none lost
     assert not claim(queue, "run00") and claim(new_queue(tmp_path), "run00")  # a new submission starts empty
