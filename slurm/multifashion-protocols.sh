@@ -5,7 +5,7 @@
 # its five official seeds, before the next group starts. Every step resumes (completed runs are skipped, unfinished ones go on
 # from their checkpoints), so after a stop run it again. On a SLURM cluster run the same commands by
 # hand, each once the jobs of the one before have completed (`python -m bench.sweep status SPEC`).
-#   slurm/multifashion-protocols.sh                       # every group, then both reports
+#   slurm/multifashion-protocols.sh                       # every group, each group ending with both reports
 #   slurm/multifashion-protocols.sh phn-ls,palora         # one group of your own
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +41,16 @@ select_settings() {
     "$PY" -m bench tune "$TUNE" --runs runs/tune --out "$TABLES" || exit 2
 }
 
+# Both reports, after each group: the front methods' conclusions are written (and can be committed)
+# while the next group trains; a report names the runs its spec asks for that have no record yet.
+reports() {
+    "$PY" -m bench report --runs runs/tune --spec slurm/multifashion-tuned.toml --out results/multifashion-tuned \
+        || echo "pipeline: the tuned report failed (above); going on"
+    "$PY" -m bench report --runs runs/grid --spec slurm/multifashion.toml --protocol official \
+        --out results/multifashion-official \
+        || echo "pipeline: the official report failed (above); going on"
+}
+
 for group in "${GROUPS_TO_RUN[@]}"; do
     sweep "$TUNE" runs/tune "$group"
     select_settings
@@ -50,7 +60,5 @@ for group in "${GROUPS_TO_RUN[@]}"; do
     sweep slurm/multifashion-tune-budget.toml runs/tune "$group"   # a final choice that had not plateaued
     select_settings
     sweep slurm/multifashion.toml runs/grid "$group"
+    reports
 done
-
-"$PY" -m bench report --runs runs/tune --spec slurm/multifashion-tuned.toml --out results/multifashion-tuned
-"$PY" -m bench report --runs runs/grid --protocol official --out results/multifashion-official
