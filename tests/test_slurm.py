@@ -174,34 +174,6 @@ def test_packed_job_runs_two_runs_at_once_and_requeues_both(slurm_cluster, tmp_p
     assert front == uninterrupted_front(tmp_path)
 
 
-def test_packed_job_worker_killed_leaves_the_other_and_is_resumed(slurm_cluster, tmp_path: Path, capsys):
-    """A worker of a packed job killed with SIGKILL (as the OOM killer would): its run is marked
-    FAILED with why, the other run completes, and running the sweep again resumes the killed one."""
-    spec = write_spec(tmp_path / "packed.toml", ["ls"], [0, 1], runs_per_gpu=2)
-    out = tmp_path / "out"
-    assert main([str(spec), "--cluster", "slurm", "--out", str(out)]) == 0
-    assert "submitted 2 runs as 1 slurm job(s)" in capsys.readouterr().out
-    victim, other = [out / cfg.run_id() for cfg in load_spec(spec).configs()]
-    job_id = json.loads((out / "_sweep" / "jobs.json").read_text())[victim.name]["job_id"]
-    wait_for(lambda: both_mid_run([victim, other]), 180, "a checkpoint of both packed runs", out)
-    pid = json.loads((victim / WORKER_FILE).read_text())["pid"]
-    os.kill(pid, 9)
-    wait_for(lambda: read_status(other) == "COMPLETED", 400, "the other run to complete", out)
-    assert (
-        read_status(victim)
-        == f"FAILED: its worker process {pid} was killed by SIGKILL; run the sweep again to resume it"
-    )
-    wait_for(lambda: job_id not in (active_slurm_jobs() or set()), 60, "the job to leave the queue", out)
-    capsys.readouterr()
-    assert main(["status", str(spec), "--out", str(out)]) == 0
-    assert "completed 1, failed 1" in capsys.readouterr().out
-    assert main([str(spec), "--cluster", "slurm", "--out", str(out)]) == 0
-    assert "submitted 1 runs as 1 slurm job(s)" in capsys.readouterr().out
-    wait_for(lambda: read_status(victim) == "COMPLETED", 400, "the killed run to resume and complete", out)
-    summary = json.loads((victim / "summary.json").read_text())
-    assert len(summary["resumed"]) == 1 and summary["resumed"][0]["from_step"] > 0
-
-
 LONG_SETTINGS = {**SETTINGS, "train.epochs": 3, "data.train_limit": 288 * 64}
 """864 steps of ls (11 models): a minute of training on a free CPU, more than the first allocation
 leaves before its signal (at most 55 s after its start)."""

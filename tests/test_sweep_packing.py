@@ -221,7 +221,9 @@ def test_status_sees_a_dead_local_worker_while_the_sweep_goes_on(tmp_path: Path)
 def test_packed_job_survives_a_failing_run_and_a_killed_worker(tmp_path: Path):
     """The SLURM packing path (one job, N worker processes) on CPU: a requeue note goes into every
     running run, a worker killed with SIGKILL is marked FAILED with why while the other completes,
-    and running the job again (as a requeue does) resumes the killed run."""
+    and running the job again (as a requeue does) resumes the killed run. Inside a SLURM job the same
+    process does the same (the job's process, not srun, starts the workers: ``SweepJob._run_pack``);
+    test_slurm.py runs a packed job through a real preemption."""
     bad = '{"model.backbone" = "mlp"}'
     spec = load_spec(write_spec(tmp_path / "s.toml", methods=["ls"], extra=f"variants = [{{}}, {bad}]", settings=LONG))
     good0, good1, bad0, _ = spec.configs()
