@@ -113,7 +113,16 @@ def test_a_configuration_with_completed_seeds_is_planned_from_their_records(tmp_
     assert float(cells[10]) == pytest.approx(500 / 1024, abs=0.005)
     assert "records: 2 completed run(s) on cpu" in row
     planned_run = resolve("ls", "multimnist-mini", 2, overrides={"train.epochs": 1}).run_id()
+    assert "local: 1 worker(s) taking the runs longest first, about 54s of wall time (54s if" in text
     assert "plan: nothing submitted" in text and not (out / planned_run).exists()
+
+
+def test_local_wall_time_is_the_longest_first_queue_makespan():
+    assert plan.queue_makespan([80, 80, 80], 2) == 160  # the third run alone: not the even split's 120
+    assert plan.queue_makespan([10, 10, 10, 10], 2) == 20
+    # 50 | 30 -> 30 joins the 30 (60) -> 20 joins the 50 (70) -> 20 joins the 60 (80)
+    assert plan.queue_makespan([20, 30, 50, 20, 30], 2) == 80
+    assert plan.queue_makespan([5.0], 4) == 5.0 and plan.queue_makespan([], 2) == 0.0
 
 
 def test_declared_split_sizes_let_a_dataset_without_files_be_planned(tmp_path: Path):

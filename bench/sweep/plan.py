@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import heapq
 import io
 import json
 import math
@@ -441,6 +442,15 @@ def plan_jobs(run_seconds: list[float], profile: ClusterProfile) -> JobPlan:
     )
 
 
+def queue_makespan(run_seconds: list[float], workers: int) -> float:
+    """Wall time of ``workers`` local workers sharing one queue ordered longest first
+    (:mod:`bench.sweep.queue`): each run goes to the worker free first."""
+    free = [0.0] * max(1, workers)
+    for seconds in sorted(run_seconds, reverse=True):
+        heapq.heapreplace(free, free[0] + seconds)
+    return max(free)
+
+
 def runs_fitting(peak_bytes: int, gpu_bytes: int) -> int:
     """Runs of ``peak_bytes`` each that fit at once in :data:`MEMORY_HEADROOM` of ``gpu_bytes``."""
     return max(0, int(MEMORY_HEADROOM * gpu_bytes // max(1, peak_bytes)))
@@ -535,8 +545,12 @@ def print_cost_plan(
         else:
             print("  every job fits in its time limit")
     elif cluster == "local":
-        workers = profile.runs_per_gpu * max(1, torch.cuda.device_count())
-        print(f"local: {workers} worker(s), about {duration(sum(run_seconds) / workers)} of wall time")
+        workers = min(len(run_seconds), profile.runs_per_gpu * max(1, torch.cuda.device_count()))
+        print(
+            f"local: {workers} worker(s) taking the runs longest first, about "
+            f"{duration(queue_makespan(run_seconds, workers))} of wall time "
+            f"({duration(sum(run_seconds) / max(1, workers))} if the runs split evenly)"
+        )
     if target.type == "cuda" and estimates:
         peak = max(e.peak_bytes for _, _, e in estimates)
         assumed = "" if torch.cuda.is_available() else " (no GPU here: --gpu-memory-gb)"
