@@ -66,6 +66,10 @@ class TrainConfig:
     fp16 without a loss scaler, see the README). Evaluation stays in float32."""
     compile: bool = False
     """Compile the model with ``torch.compile`` (in place: checkpoints keep their keys)."""
+    extend_shorter: bool = False
+    """A run with no checkpoint continues from a COMPLETED run in its folder with the same config but
+    fewer epochs, when its method's ray draws ignore the training progress, which makes it equal to
+    training from the start (:mod:`bench.train.extend`). Not part of the run id."""
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
@@ -147,7 +151,7 @@ class RunConfig:
         return f"{self.method}_{self.dataset}_s{self.seed}_{digest}"
 
 
-NOT_IDENTITY = ("train.checkpoint_every", "train.log_every")
+NOT_IDENTITY = ("train.checkpoint_every", "train.log_every", "train.extend_shorter")
 """Dotted keys left out of a run's identity (its run id and the report's grouping)."""
 
 ADDED_LATER = {

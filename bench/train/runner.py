@@ -28,6 +28,7 @@ from bench.core.spec import DatasetSpec
 from bench.train import checkpoint
 from bench.train.config import RunConfig
 from bench.train.evaluate import evaluate, front
+from bench.train.extend import continue_from_shorter
 from bench.train.lock import LOCK_NAME, run_lock
 from bench.train.loop import LoopHooks, LoopState, fit
 from bench.train.memory import out_of_memory, peak_kind, read_peak_bytes, reset_peak, training_state_bytes
@@ -268,6 +269,9 @@ def run_experiment(
         ) from None
     with run_lock(directory):  # a second process on the same run stops here (RunLocked), touching nothing
         kept = keep_completed_attempt(directory, keep=(LOCK_NAME,)) if force and completed_summary(directory) else None
+        continued, said = None, ""
+        if resume and cfg.train.extend_shorter and not checkpoint.exists(directory):
+            continued, said = continue_from_shorter(directory, cfg, trial.spec)
         resume = resume and checkpoint.exists(directory)
         if not resume:  # a fresh start: nothing of an earlier attempt may be mistaken for this one's
             clear_attempt(directory)
@@ -277,7 +281,9 @@ def run_experiment(
         recorder: Recorder | None = None
         try:
             recorder = Recorder(trial, record, started, show_progress)
-            result = _train_and_record(trial, recorder, resume, show_progress, log)
+            if said:
+                print(f"{directory.name}: {said}", flush=True)
+            result = _train_and_record(trial, recorder, resume, show_progress, log, continued)
             return dataclasses.replace(result, kept=kept)
         except BaseException as err:
             oom = out_of_memory(err)
@@ -303,11 +309,17 @@ def run_experiment(
                 recorder.sink.close()
 
 
-def _train_and_record(trial: Trial, recorder: Recorder, resume: bool, show_progress: bool, log: str) -> RunResult:
+def _train_and_record(
+    trial: Trial, recorder: Recorder, resume: bool, show_progress: bool, log: str, continued: dict[str, Any] | None
+) -> RunResult:
+    """``continued``: the note of a run continued from a shorter one (:mod:`bench.train.extend`), added
+    to the ``resumed`` entry its checkpoint gives."""
     cfg, spec, device, record = trial.cfg, trial.spec, trial.device, recorder.record
     loop_state = recorder.resume() if resume else None
     if loop_state is not None:
         recorder.line(f"resumed from step {loop_state.steps}")
+        if continued is not None:
+            recorder.resumes[-1].update(continued)
     if log:
         recorder.sink = TensorBoardSink(record.directory, loop_state.steps + 1 if loop_state is not None else None)
     reset_peak(device)
