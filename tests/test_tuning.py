@@ -241,6 +241,7 @@ def test_a_final_choice_still_rising_gets_a_budget_probe_at_twice_the_epochs(tmp
     assert "budget rule not met" in out and "budget probe of palora at 20 epochs: not run yet" in out
     probe = load_spec(tmp_path / "toy-tune-budget.toml").configs()
     assert [(c.method, c.train.lr, c.hparams.window, c.train.epochs) for c in probe] == [("palora", 0.003, 3, 20)]
+    assert probe[0].train.extend_shorter  # continues from its trial where the method allows it
     # the probe: the trial's 10 evaluations, then 10 more levelling off at 1.1
     curve = rising + [1.1] * 10
     d = write_run(runs, "palora", 0, POINTS, curve=curve, epochs=20, settings=("train.lr=0.003", "method.window=3"))

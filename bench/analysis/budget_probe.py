@@ -1,9 +1,12 @@
 """The budget rule's probe (spec/evaluation.md, "Tuning without peeking"): a method whose selected trial
 had not plateaued by the end of the shared budget (:func:`bench.analysis.tuning.budget_violations`) is
-trained again at :data:`PROBE_FACTOR` times the budget, on the tuning seeds, with its selected settings.
-The tuned protocol uses Adam without a schedule, so the probe's first epochs are the trial's, bit for
-bit; its validation curve shows what the shared budget withheld from the method. Validation only, as
-the selection: the probe's value and gain come from :func:`bench.analysis.tuning.last_gain`.
+trained again at :data:`PROBE_FACTOR` times the budget, on the tuning seeds, with its selected settings;
+its validation curve shows what the shared budget withheld from the method. The tuned protocol uses
+Adam without a schedule, so where the method's rays ignore the training progress the probe's first
+epochs are the trial's, bit for bit, and the probe continues from the trial (``train.extend_shorter``,
+:mod:`bench.train.extend`); an annealing ray sampler stretches with the run, and its probe trains from
+the start. Validation only, as the selection: the probe's value and gain come from
+:func:`bench.analysis.tuning.last_gain`.
 """
 
 from __future__ import annotations
@@ -90,13 +93,17 @@ def probe_spec_text(grid: Grid, placement: dict[str, Any], probes: pd.DataFrame,
         return None
     methods = [m for m in grid.methods if m in set(probes["method"])]
     per_method = {
-        probe.method: dict(grid.per_method.get(probe.method, {})) | json.loads(probe.probe_settings)
+        probe.method: dict(grid.per_method.get(probe.method, {}))
+        | json.loads(probe.probe_settings)
+        | {"train.extend_shorter": True}
         for probe in probes.itertuples()
     }
     header = [
         f"The budget rule's probes, written by `python -m bench tune {source}`: each method whose",
         f"selected trial still gained {PLATEAU_GAIN} or more over its last 20% (tables/tuning.md), at its",
         f"selected settings for {PROBE_FACTOR}x the budget's epochs (bench/analysis/budget_probe.py).",
+        "A probe whose method's rays ignore the training progress continues from its trial",
+        "(train.extend_shorter: the same run, bit for bit, for only the new epochs).",
         "Do not edit: rerun bench tune.",
     ]
     return spec_text(header, grid, placement, methods, list(grid.seeds), per_method)
