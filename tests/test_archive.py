@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from bench.analysis.aggregate import run_table
-from bench.analysis.archive import FRONTS, RUNS, read_archive, write_archive
+from bench.analysis.archive import FRONTS, RUNS, fronts_and_lines, read_archive, write_archive
 from bench.analysis.footprint import footprint_table
 from bench.analysis.front_aware import front_aware_table
 from bench.analysis.protocols import protocol_of
@@ -46,7 +46,7 @@ def runs_dir(tmp_path: Path) -> Path:
 
 def archived(runs_dir: Path, tmp_path: Path) -> tuple[list[Run], Path]:
     out = tmp_path / "results"
-    assert write_archive(scan(runs_dir), out, protocol_of) == [out / FRONTS, out / RUNS]
+    assert write_archive(*fronts_and_lines(scan(runs_dir), protocol_of), out) == [out / FRONTS, out / RUNS]
     return read_archive(out), out
 
 
@@ -69,7 +69,7 @@ def test_the_archive_gives_back_every_run_and_the_tables_made_from_them(runs_dir
 
 def test_fronts_csv_has_one_row_per_ray_of_each_usable_run(runs_dir: Path, tmp_path: Path):
     out = tmp_path / "results"
-    write_archive(scan(runs_dir), out, protocol_of=lambda run: f"p-{run.dataset}")
+    write_archive(*fronts_and_lines(scan(runs_dir), lambda run: f"p-{run.dataset}"), out)
     fronts = pd.read_csv(out / FRONTS, dtype={"run_id": str, "commit": str}, keep_default_na=False, na_values=[""])
     identity = ["dataset", "protocol", "method", "label", "seed", "run_id", "commit", "ray_index"]
     rays = ["ray_top-left", "ray_bottom-right", "ray_top-right", "ray_bottom"]
@@ -93,7 +93,7 @@ def test_fronts_csv_has_one_row_per_ray_of_each_usable_run(runs_dir: Path, tmp_p
 @pytest.mark.parametrize("name", [FRONTS, RUNS])
 def test_a_missing_archive_file_is_named_with_how_to_write_it(runs_dir: Path, tmp_path: Path, name: str):
     out = tmp_path / "results"
-    write_archive(scan(runs_dir), out, protocol_of)
+    write_archive(*fronts_and_lines(scan(runs_dir), protocol_of), out)
     (out / name).unlink()
     with pytest.raises(ConfigError, match=rf"{name} not found.*python -m bench report --runs DIR --out results/"):
         read_archive(out)
@@ -101,7 +101,7 @@ def test_a_missing_archive_file_is_named_with_how_to_write_it(runs_dir: Path, tm
 
 def test_a_lost_front_row_is_an_error_not_a_shorter_front(runs_dir: Path, tmp_path: Path):
     out = tmp_path / "results"
-    write_archive(scan(runs_dir), out, protocol_of)
+    write_archive(*fronts_and_lines(scan(runs_dir), protocol_of), out)
     text = pd.read_csv(out / FRONTS, dtype=str, keep_default_na=False)
     lost = (text["dataset"] == "multimnist3") & (text["method"] == "palora") & (text["ray_index"] == "1")
     text[~lost].to_csv(out / FRONTS, index=False)

@@ -85,15 +85,8 @@ def fronts_and_lines(runs: list[Run], protocol_of: Callable[[Run], str]) -> tupl
     return pd.DataFrame(rows, columns=[*IDENTITY, *rays, *values]), lines
 
 
-def fronts_table(runs: list[Run], protocol_of: Callable[[Run], str]) -> pd.DataFrame:
-    """Every usable run's test front, one row per ray, as ``fronts.csv`` holds it."""
-    return fronts_and_lines(runs, protocol_of)[0]
-
-
-def write_archive(runs: list[Run], folder: Path, protocol_of: Callable[[Run], str]) -> list[Path]:
-    """``folder/fronts.csv`` and ``folder/runs.jsonl`` of ``runs``, each written atomically; ``protocol_of``
-    names each run's protocol."""
-    fronts, lines = fronts_and_lines(runs, protocol_of)
+def write_archive(fronts: pd.DataFrame, lines: list[str], folder: Path) -> list[Path]:
+    """``folder/fronts.csv`` and ``folder/runs.jsonl`` (:func:`fronts_and_lines`), each written atomically."""
     folder = Path(folder)
     atomic.write_text(folder / FRONTS, fronts.to_csv(index=False))
     atomic.write_text(folder / RUNS, "".join(lines))

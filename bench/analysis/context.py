@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.analysis.aggregate import run_table, seed_summary
+from bench.analysis.archive import fronts_and_lines
 from bench.analysis.convergence import time_to_fraction_table
 from bench.analysis.footprint import footprint_table
 from bench.analysis.paper import load_paper
@@ -78,6 +79,16 @@ class ReportContext:
         """Per (dataset, label): the counted runs' mean validation gain over their last 20% of training
         (:func:`bench.analysis.seed_statistics.validation_gains`)."""
         return validation_gains(self.curves, self.counted)
+
+    @cached_property
+    def archive(self) -> tuple[pd.DataFrame, list[str]]:
+        """``fronts.csv`` as a frame and the lines of ``runs.jsonl`` (:func:`bench.analysis.archive.fronts_and_lines`):
+        every usable run's test front, one row per ray, labelled as the tables label it."""
+        return fronts_and_lines(self.runs, self.protocol_of)
+
+    @property
+    def fronts(self) -> pd.DataFrame:
+        return self.archive[0]
 
     @cached_property
     def footprint(self) -> pd.DataFrame:

@@ -11,7 +11,6 @@ import numpy as np
 from matplotlib import pyplot as plt
 
 from bench.analysis import figures
-from bench.analysis.archive import fronts_table
 from bench.analysis.attainment import attainment_figure, caption_attainment
 from bench.analysis.context import ReportContext
 from bench.analysis.front_aware import single_task_models
@@ -47,7 +46,7 @@ def validation_proxy(ctx: ReportContext, dataset: str) -> str:
 
 
 def dataset_figures(ctx: ReportContext, spec: DatasetSpec) -> list[Drawn]:
-    fronts = fronts_table([r for r in ctx.runs if r.dataset == spec.name], ctx.protocol_of)
+    fronts = ctx.fronts[ctx.fronts["dataset"] == spec.name]
     protocol = ", ".join(sorted(set(fronts["protocol"]))) or "–"
     seeds = sorted(set(fronts["seed"]))
     single = single_task_models(ctx.runs, spec)

@@ -22,7 +22,7 @@ def records_section(ctx: ReportContext) -> Section:
     runs_csv, curves_csv = ctx.tables_dir / "runs.csv", ctx.out / CURVES
     write_text(runs_csv, ctx.table.to_csv(index=False))
     write_text(curves_csv, ctx.curves.to_csv(index=False))
-    archive = write_archive(ctx.runs, ctx.out, ctx.protocol_of)
+    archive = write_archive(*ctx.archive, ctx.out)
     return Section(
         files=[
             ([runs_csv], "every run record found, with its protocol, status, recomputed hypervolume and provenance"),
