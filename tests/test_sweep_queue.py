@@ -54,13 +54,32 @@ def test_a_worker_runs_only_the_runs_it_claims(tmp_path: Path, monkeypatch):
     assert ran == {"a": ids[:1], "b": ids[1:]} and [r["run_id"] for r in results] == ids[:1] and not failures
 
 
-def test_runs_are_ordered_longest_first_unknown_lengths_leading(tmp_path: Path):
+def test_runs_are_ordered_longest_first(tmp_path: Path):
+    """By the records of their configuration's other seeds, else by their method's step cost times
+    their epochs (in seconds at the records' ratio), else first."""
     spec = load_spec(write_spec(tmp_path / "s.toml", methods=["ls", "palora", "cosmos"], seeds=[0, 1]))
     by = {(c.method, c.seed): c for c in spec.configs()}
     out = tmp_path / "out"
     fake_completed(out, by["ls", 0], seconds_per_step=2.0, steps=10, peak=1)  # ls: 26.5 s a run
     fake_completed(out, by["palora", 0], seconds_per_step=5.0, steps=10, peak=1)  # palora: 56.5 s
     todo = [by[m, 1] for m in ("ls", "palora", "cosmos")]  # cosmos: no record of its configuration
-    order = longest_first(todo, sweep.run_directories(out))
-    assert [c.method for c in order] == ["cosmos", "palora", "ls"]
-    assert longest_first(todo, []) == todo  # nothing known: the grid's order
+    directories = sweep.run_directories(out)
+    assert [c.method for c in longest_first(todo, directories, costs={})] == ["cosmos", "palora", "ls"]
+    # step costs: ls 26.5 s / (2 ms x 1 epoch), palora 56.5 / 5: the median ratio 13.25 puts cosmos at 13.25 s
+    costs = {"ls": 2.0, "palora": 5.0, "cosmos": 1.0}
+    assert [c.method for c in longest_first(todo, directories, costs)] == ["palora", "ls", "cosmos"]
+    assert [c.method for c in longest_first(todo, directories, {**costs, "cosmos": 3.0})] == ["palora", "cosmos", "ls"]
+    # no records: ranked by step cost alone; a method without one leads
+    assert [c.method for c in longest_first(todo, [], costs)] == ["palora", "ls", "cosmos"]
+    assert [c.method for c in longest_first(todo, [], {"ls": 2.0})] == ["palora", "cosmos", "ls"]
+    assert longest_first(todo, [], costs={}) == todo  # nothing known: the grid's order
+
+
+def test_the_committed_step_costs_cover_every_registered_method():
+    from bench.core.registry import METHODS, load_all
+    from bench.sweep.queue import step_costs
+
+    load_all()
+    costs = step_costs()
+    assert set(METHODS.names()) <= set(costs) and all(v > 0 for v in costs.values())
+    assert step_costs(Path("/nonexistent.csv")) == {}

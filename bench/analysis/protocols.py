@@ -15,7 +15,7 @@ from bench.analysis.records import Run, flat_config
 from bench.core.errors import ConfigError
 from bench.train.config import ADDED_LATER, identity_of, resolve
 
-TUNED_BUDGET: dict[str, Any] = {"train.epochs": 30, "train.val_points_per_edge": 0, "train.val_samples": 2000}
+TUNED_BUDGET: dict[str, Any] = {"train.epochs": 60, "train.val_points_per_edge": 0, "train.val_samples": 2000}
 """The settings every ``tuned`` run shares: one epoch budget, validated each epoch on the whole evaluation
 grid (every ray the test front has) of the same 2,000 validation pairs, so that the selection reads the
 tables' hypervolume on validation data."""

@@ -14,6 +14,8 @@ alone with a long run at the end while the others have nothing to do.
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import shutil
 import tempfile
@@ -46,16 +48,49 @@ def remove_queue(queue: Path) -> None:
     shutil.rmtree(queue, ignore_errors=True)
 
 
-def longest_first(todo: list[RunConfig], directories: Iterable[Path]) -> list[RunConfig]:
-    """``todo`` with the runs of unknown length first (in grid order: any of them may be long), then
-    the others by the mean wall time of their configuration's COMPLETED runs among ``directories``
-    (other seeds, :func:`bench.sweep.plan.configuration_key`), longest first; ties keep grid order."""
+STEP_COSTS = Path(__file__).resolve().parents[2] / "results" / "performance.csv"
+"""Each method's median step time on one dataset (``python -m bench.benchmarks.performance``): the
+relative cost of a run whose configuration has no completed record yet."""
+
+
+def step_costs(path: Path = STEP_COSTS) -> dict[str, float]:
+    """Method -> median step milliseconds from ``path`` ({} when it is absent or unreadable)."""
+    try:
+        with open(path, newline="") as f:
+            return {row["method"]: float(row["step_ms_median"]) for row in csv.DictReader(f)}
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
+def longest_first(
+    todo: list[RunConfig], directories: Iterable[Path], costs: dict[str, float] | None = None
+) -> list[RunConfig]:
+    """``todo`` ordered longest first (ties keep grid order). A run's length is the mean wall time of
+    its configuration's COMPLETED runs among ``directories`` (other seeds,
+    :func:`bench.sweep.plan.configuration_key`); else its method's step cost (``costs``, default
+    :func:`step_costs`) times its epochs, in seconds at the ratio the completed runs show (or, with
+    none, ranked among the other such runs ahead of those with records). Runs of methods with no
+    step cost lead, in grid order: any of them may be long."""
     from bench.sweep.plan import completed_by_configuration, configuration_key  # the planner's records
 
-    walls = {
-        key: sum(s["wall_seconds"] for s in summaries) / len(summaries)
-        for key, summaries in completed_by_configuration(directories).items()
-    }
-    known = [walls.get(configuration_key(cfg.to_dict())) for cfg in todo]
-    order = sorted(range(len(todo)), key=lambda k: (known[k] is not None, -(known[k] or 0.0), k))
-    return [todo[k] for k in order]
+    costs = step_costs() if costs is None else costs
+    completed = completed_by_configuration(directories)
+    walls = {key: sum(s["wall_seconds"] for s in summaries) / len(summaries) for key, summaries in completed.items()}
+    ratios = []  # seconds per (step millisecond x epoch), from each configuration with records
+    for key, wall in walls.items():
+        identity = json.loads(key)
+        method, epochs = identity.get("method"), identity.get("train", {}).get("epochs")
+        if costs.get(method) and epochs:
+            ratios.append(wall / (costs[method] * epochs))
+    scale = sorted(ratios)[len(ratios) // 2] if ratios else None
+
+    def key(k: int) -> tuple[int, float, int]:
+        cfg = todo[k]
+        if (wall := walls.get(configuration_key(cfg.to_dict()))) is not None:
+            return (2, -wall, k)
+        if cfg.method not in costs:
+            return (0, 0.0, k)
+        relative = costs[cfg.method] * cfg.train.epochs
+        return (2, -relative * scale, k) if scale is not None else (1, -relative, k)
+
+    return [todo[k] for k in sorted(range(len(todo)), key=key)]
