@@ -77,14 +77,14 @@ def longest_first(
     completed = completed_by_configuration(directories)
     walls = {key: sum(s["wall_seconds"] for s in summaries) / len(summaries) for key, summaries in completed.items()}
     ratios = []  # seconds per (step millisecond x epoch), from each configuration with records
-    for key, wall in walls.items():
-        identity = json.loads(key)
+    for configuration, wall in walls.items():
+        identity = json.loads(configuration)
         method, epochs = identity.get("method"), identity.get("train", {}).get("epochs")
         if costs.get(method) and epochs:
             ratios.append(wall / (costs[method] * epochs))
     scale = sorted(ratios)[len(ratios) // 2] if ratios else None
 
-    def key(k: int) -> tuple[int, float, int]:
+    def order(k: int) -> tuple[int, float, int]:
         cfg = todo[k]
         if (wall := walls.get(configuration_key(cfg.to_dict()))) is not None:
             return (2, -wall, k)
@@ -93,4 +93,4 @@ def longest_first(
         relative = costs[cfg.method] * cfg.train.epochs
         return (2, -relative * scale, k) if scale is not None else (1, -relative, k)
 
-    return [todo[k] for k in sorted(range(len(todo)), key=key)]
+    return [todo[k] for k in sorted(range(len(todo)), key=order)]
