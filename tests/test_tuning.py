@@ -270,7 +270,7 @@ def test_tune_command_writes_the_table_and_specs_the_sweep_runs_as_selected(tmp_
     spec.write_text(
         "[grid]\nmethods = ['palora']\ndatasets = ['multimnist-mini']\nseeds = [0]\n"
         "variants = [{'train.lr' = 0.001}, {'train.lr' = 0.003}, {'train.lr' = 0.01}]\n"
-        "[set]\n'train.epochs' = 10\n[cluster]\nruns_per_gpu = 2\n"
+        "[set]\n'train.epochs' = 10\n'train.extend_shorter' = true\n[cluster]\nruns_per_gpu = 2\n"
     )
     argv = [str(spec), "--runs", str(runs), "--out", str(tmp_path / "tables"), "--seeds", "0-4"]
     assert main(argv) == 0
@@ -280,7 +280,7 @@ def test_tune_command_writes_the_table_and_specs_the_sweep_runs_as_selected(tmp_
         (0.003, 3, 10),
         (0.003, 4, 10),
     ]
-    assert second.cluster.runs_per_gpu == 2
+    assert second.cluster.runs_per_gpu == 2 and all(c.train.extend_shorter for c in second.configs())
     write_stage_two(runs, scale=1.01)  # windows 3 and 4 tie, a little above lr 3e-3 alone
     assert main(argv) == 0
     assert "1 method(s) selected" in capsys.readouterr().out
@@ -290,6 +290,7 @@ def test_tune_command_writes_the_table_and_specs_the_sweep_runs_as_selected(tmp_
     assert tuned.methods == ("palora",) and tuned.seeds == (0, 1, 2, 3, 4)
     configs = tuned.configs()
     assert [(c.train.lr, c.hparams.window) for c in configs] == [(0.003, 3)] * 5  # the first of the tie
+    assert all(c.train.extend_shorter for c in configs)  # the tuning spec's [set], passed on
     # the tuned grid's seed 0 is the tuning trial itself: same config, same run id, not trained again
     assert configs[0].run_id() in {d.name for d in runs.iterdir()}
 
