@@ -3,7 +3,7 @@ balancing), and the scalarised loss of the windowed front methods."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -11,11 +11,16 @@ from torch import Tensor
 from bench.core.spec import ConditionedNet
 
 
+def task_gradients(task_losses: Tensor, inputs: Sequence[Tensor]) -> Iterator[tuple[Tensor | None, ...]]:
+    """Each task loss's gradients w.r.t. ``inputs`` (None for an input it does not reach); the graph is kept."""
+    for loss in task_losses:
+        yield torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
+
+
 def task_jacobian(task_losses: Tensor, inputs: Sequence[Tensor]) -> Tensor:
     """[T, n]: the gradient of each task loss w.r.t. ``inputs``, flattened (the graph is kept)."""
     rows = []
-    for loss in task_losses:
-        grads = torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
+    for grads in task_gradients(task_losses, inputs):
         rows.append(
             torch.cat(
                 [(g if g is not None else torch.zeros_like(x)).flatten() for g, x in zip(grads, inputs, strict=True)]
@@ -29,8 +34,7 @@ def task_gradient_norms(task_losses: Tensor, inputs: Sequence[Tensor]) -> Tensor
     row norms of :func:`task_jacobian` as the norm of the per-tensor norms, without building the
     [T, n] Jacobian (on ResNet-18 or SegNet ensembles, gigabytes and most of a step's copying)."""
     norms = []
-    for loss in task_losses:
-        grads = torch.autograd.grad(loss, inputs, retain_graph=True, allow_unused=True)
+    for loss, grads in zip(task_losses, task_gradients(task_losses, inputs), strict=True):
         parts = [g.detach().norm() for g in grads if g is not None]
         norms.append(torch.linalg.vector_norm(torch.stack(parts)) if parts else loss.new_zeros(()).detach())
     return torch.stack(norms)
