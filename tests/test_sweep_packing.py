@@ -11,6 +11,7 @@ import pickle
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -215,6 +216,59 @@ def test_status_sees_a_dead_local_worker_while_the_sweep_goes_on(tmp_path: Path)
     assert sweep.run_state(tmp_path, cfg)[0] == "running"
     write_worker_note(tmp_path / cfg.run_id(), pid=gone.pid, host="elsewhere")  # another host: cannot tell
     assert sweep.run_state(tmp_path, cfg)[0] == "running"
+
+
+def test_a_run_a_running_local_sweep_has_yet_to_take_is_pending_not_failed(tmp_path: Path, capsys):
+    """After a stop, the sweep run again re-queues the run its killed worker left RUNNING: until a
+    live worker of the new sweep takes it, status says pending (queued), not failed, and a second
+    submission leaves it to the live sweep."""
+    from bench.core import atomic
+    from bench.sweep.job import write_worker_note
+    from bench.sweep.queue import claim, new_queue
+    from bench.train.record import RunRecord
+
+    spec = write_spec(tmp_path / "s.toml", methods=["ls"], seeds=[0, 1])
+    out = tmp_path / "out"
+    left, fresh = load_spec(spec).configs()
+    RunRecord(out / left.run_id()).set_status("RUNNING")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    write_worker_note(out / left.run_id(), host=socket.gethostname(), pid=gone.pid, ended=None)
+    sleep = [sys.executable, "-c", "import time; time.sleep(120)"]
+    worker = subprocess.Popen([*sleep, "submitit"])  # its command line names submitit, as a local worker's does
+    stranger = subprocess.Popen(sleep)  # alive, but no worker (a reused pid)
+    queue = new_queue(out)
+    entry = {
+        "job_id": f"{worker.pid}, {gone.pid}",
+        "cluster": "local",
+        "host": socket.gethostname(),
+        "queue": str(queue),
+    }
+    jobs = {left.run_id(): entry, fresh.run_id(): entry}
+    atomic.write_json(out / sweep.JOBS_FILE, jobs)
+    try:
+        waits = f"queued in the running local sweep (job {worker.pid})"
+        assert sweep.run_state(out, left, waits=sweep.local_wait(jobs, left)) == ("pending", waits)
+        assert sweep.run_state(out, fresh, waits=sweep.local_wait(jobs, fresh)) == ("pending", waits)
+        assert main(["status", str(spec), "--out", str(out)]) == 0
+        assert "pending 2, running 0, completed 0, failed 0" in capsys.readouterr().out
+        assert main([str(spec), "--cluster", "local", "--out", str(out), "--dry-run"]) == 0
+        assert "0 of 2 runs already completed in" in (printed := capsys.readouterr().out)
+        assert "2 still queued or running; 0 to run" in printed
+        for other in ({"host": "elsewhere"}, {"cluster": "slurm"}, {"job_id": str(stranger.pid)}, {"queue": ""}):
+            assert sweep.local_wait({fresh.run_id(): {**entry, **other}}, fresh) == "", other
+
+        assert claim(queue, left.run_id())  # a live worker takes it: its record speaks again
+        assert sweep.local_wait(jobs, left) == ""
+        assert sweep.run_state(out, left)[0] == "failed"  # its worker died before the new one started it
+        write_worker_note(out / left.run_id(), pid=worker.pid)
+        assert sweep.run_state(out, left, waits=waits)[0] == "running"  # a live worker runs it
+    finally:
+        for process in (worker, stranger):
+            process.kill()
+            process.wait()
+    assert sweep.local_wait(jobs, fresh) == ""  # the sweep's workers are gone
+    assert sweep.run_state(out, fresh) == ("pending", "")
 
 
 @pytest.mark.slow

@@ -44,6 +44,7 @@ import io
 import os
 import pdb
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -63,7 +64,7 @@ from bench.core.env import default_data_root, resolve_device
 from bench.core.errors import ConfigError, UserError
 from bench.core.registry import DATASETS, METHODS
 from bench.sweep.job import SweepJob, mark_lost, thread_env, worker_gone
-from bench.sweep.queue import longest_first, new_queue, remove_queue
+from bench.sweep.queue import longest_first, new_queue, remove_queue, waiting
 from bench.sweep.spec import ClusterProfile, SweepSpec, load_spec
 from bench.train.config import RunConfig
 from bench.train.record import (
@@ -99,20 +100,28 @@ def default_out(spec: SweepSpec) -> Path:
     return Path("runs") / "sweeps" / spec.name
 
 
-def run_state(out: Path, cfg: RunConfig, job: str | None = None, active: set[str] | None = None) -> tuple[str, str]:
+def run_state(
+    out: Path, cfg: RunConfig, job: str | None = None, active: set[str] | None = None, waits: str = ""
+) -> tuple[str, str]:
     """:func:`directory_state` of the run's directory under ``out``."""
-    return directory_state(out / cfg.run_id(), job, active)
+    return directory_state(out / cfg.run_id(), job, active, waits)
 
 
-def directory_state(directory: Path, job: str | None = None, active: set[str] | None = None) -> tuple[str, str]:
+def directory_state(
+    directory: Path, job: str | None = None, active: set[str] | None = None, waits: str = ""
+) -> tuple[str, str]:
     """(state, detail) from the run's record: pending, running, completed or failed (with reason).
     With the run's SLURM ``job`` and the ``active`` job ids, a RUNNING record whose job has left
     the queue is reported as failed (killed without a word), and a queued run as pending; without
-    a SLURM job, a RUNNING record whose worker process on this host is gone is failed too."""
+    a SLURM job, a RUNNING record whose worker process on this host is gone is failed too. ``waits``
+    (:func:`local_wait`) says that a running local sweep has yet to take the run: it is pending
+    whatever an earlier attempt left, unless a live worker is running it now."""
     status = read_status(directory)
     queued = job is not None and active is not None and job in active
     if status == "COMPLETED":
         return "completed", ""
+    if waits and (status != "RUNNING" or worker_gone(directory)):
+        return "pending", waits
     if status is None or (status.startswith("FAILED") and queued):
         return "pending", f"queued as job {job}" if queued else ""
     if status == "RUNNING":
@@ -237,8 +246,14 @@ def submit(spec: SweepSpec, todo: list[RunConfig], out: Path, cluster: str) -> l
     for chunk, job in assignments:
         for cfg in chunk:
             ids.setdefault(cfg.run_id(), []).append(str(job.job_id))
+    # a local sweep's queue and host: status tells a run its live workers have yet to take (local_wait)
+    local = (
+        {"host": socket.gethostname(), "queue": job_queue(assignments[0][1])}
+        if cluster == "local" and assignments
+        else {}
+    )
     for run_id, job_ids in ids.items():
-        jobs[run_id] = {"job_id": ", ".join(job_ids), "cluster": cluster, "submitted": now}
+        jobs[run_id] = {"job_id": ", ".join(job_ids), "cluster": cluster, "submitted": now, **local}
     atomic.write_json(out / JOBS_FILE, jobs)
     return [job for _, job in assignments]
 
@@ -285,6 +300,13 @@ def slurm_job(jobs: dict[str, Any], cfg: RunConfig | str) -> str | None:
     return entry.get("job_id") if entry.get("cluster") == "slurm" else None
 
 
+def local_wait(jobs: dict[str, Any], cfg: RunConfig | str) -> str:
+    """:func:`bench.sweep.queue.waiting` for a run (its config or run id) in ``jobs``."""
+    return waiting(
+        jobs.get(cfg if isinstance(cfg, str) else cfg.run_id(), {}), cfg if isinstance(cfg, str) else cfg.run_id()
+    )
+
+
 def queue_for(jobs: dict[str, Any], configs: list[RunConfig]) -> set[str] | None:
     """Ask squeue only when some run was submitted to SLURM (squeue takes ~10 s to fail without a
     controller)."""
@@ -298,13 +320,13 @@ def print_plan(spec: SweepSpec, configs: list[RunConfig], out: Path) -> list[Run
     active = queue_for(jobs, configs)
     todo, busy, stale = [], 0, []
     for cfg in configs:
-        job = slurm_job(jobs, cfg)
-        state, detail = run_state(out, cfg, job, active)
+        job, waits = slurm_job(jobs, cfg), local_wait(jobs, cfg)
+        state, detail = run_state(out, cfg, job, active, waits)
         print(f"  {state:<9}  {cfg.run_id():<48}  {describe(cfg)}" + (f"  [{detail}]" if detail else ""))
         if state == "completed":
             stale += [(cfg, role) for role in changed_sources(out / cfg.run_id(), cfg)]
             continue
-        if job is not None and active is not None and job in active:
+        if (job is not None and active is not None and job in active) or waits:
             busy += 1
             continue
         todo.append(cfg)
@@ -472,7 +494,7 @@ def status(spec: SweepSpec, out: Path) -> int:
     rows = []
     for cfg in configs:
         directory = out / cfg.run_id()
-        state, detail = directory_state(directory, slurm_job(jobs, cfg), active)
+        state, detail = directory_state(directory, slurm_job(jobs, cfg), active, local_wait(jobs, cfg))
         job = jobs.get(cfg.run_id(), {}).get("job_id", "not submitted by this sweep")
         rows.append((directory, describe(cfg), state, state_detail(directory, state, detail, cfg.train.epochs), job))
     print(f"sweep {spec.name}: {len(configs)} runs in {out}")
@@ -504,7 +526,9 @@ def folder_status(folder: Path) -> int:
     active = active_slurm_jobs() if slurm else None
     rows = []
     for directory in directories:
-        state, detail = directory_state(directory, slurm_job(jobs, directory.name), active)
+        state, detail = directory_state(
+            directory, slurm_job(jobs, directory.name), active, local_wait(jobs, directory.name)
+        )
         what, epochs = recorded_run(directory)
         job = jobs.get(directory.name, {}).get("job_id", "")
         rows.append((directory, what, state, state_detail(directory, state, detail, epochs), job))

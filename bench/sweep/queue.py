@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterable
@@ -41,6 +42,37 @@ def claim(queue: Path, run_id: str) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def worker_alive(pid: int) -> bool:
+    """Whether ``pid`` on this host is a live submitit local worker. Its command line must name
+    submitit, so a pid the system has reused since is not taken for it (where ``/proc`` is absent,
+    any live process counts)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError, ValueError):
+        return False
+    except PermissionError:  # alive, under another user
+        pass
+    if not Path("/proc/self").exists():
+        return True
+    try:
+        return b"submitit" in Path(f"/proc/{pid}/cmdline").read_bytes()  # empty for a zombie
+    except OSError:
+        return False
+
+
+def waiting(entry: dict, run_id: str) -> str:
+    """Why ``run_id`` still waits in a running local sweep: its submission ``entry`` (``jobs.json``)
+    names a queue on this host that no worker has taken the run from yet, and some of the entry's
+    workers are alive. '' otherwise (taken, the workers gone, another host, or not local)."""
+    if entry.get("cluster") != "local" or entry.get("host") != socket.gethostname() or not entry.get("queue"):
+        return ""
+    queue = Path(entry["queue"])
+    if not queue.is_dir() or (queue / run_id).exists():
+        return ""
+    live = [job for job in str(entry.get("job_id", "")).split(", ") if job.isdigit() and worker_alive(int(job))]
+    return f"queued in the running local sweep (job {', '.join(live)})" if live else ""
 
 
 def remove_queue(queue: Path) -> None:
