@@ -23,9 +23,10 @@ import pytest
 import submitit
 import torch
 
-from bench.sweep.command import active_slurm_jobs, main, submit
+from bench.sweep.command import main, submit
 from bench.sweep.job import REQUEUE_LOG, WORKER_FILE
 from bench.sweep.spec import load_spec
+from bench.sweep.state import active_slurm_jobs
 from bench.train.config import resolve
 from bench.train.record import read_status
 from bench.train.runner import run_experiment

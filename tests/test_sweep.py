@@ -184,6 +184,7 @@ def test_local_sweep_runs_in_worker_processes(tmp_path: Path, capsys: pytest.Cap
 
 def test_queue_aware_states_and_no_double_submission(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]):
     import bench.sweep.command as sweep
+    import bench.sweep.state as state
     from bench.core import atomic
     from bench.train.record import RunRecord
 
@@ -192,16 +193,16 @@ def test_queue_aware_states_and_no_double_submission(tmp_path: Path, monkeypatch
     first, second = spec.configs()
     RunRecord(out / first.run_id()).set_status("RUNNING")
     atomic.write_json(
-        out / sweep.JOBS_FILE,
+        out / state.JOBS_FILE,
         {c.run_id(): {"job_id": f"7_{i}", "cluster": "slurm"} for i, c in enumerate((first, second))},
     )
-    monkeypatch.setattr(sweep, "active_slurm_jobs", lambda: {"7_0", "7_1"})
-    assert sweep.run_state(out, first, "7_0", {"7_0"}) == ("running", "RUNNING")
-    assert sweep.run_state(out, second, "7_1", {"7_1"}) == ("pending", "queued as job 7_1")
+    monkeypatch.setattr(state, "active_slurm_jobs", lambda: {"7_0", "7_1"})
+    assert state.run_state(out, first, "7_0", {"7_0"}) == ("running", "RUNNING")
+    assert state.run_state(out, second, "7_1", {"7_1"}) == ("pending", "queued as job 7_1")
     assert sweep.print_plan(spec, [first, second], out) == []  # both still with the scheduler
     assert "2 still queued or running; 0 to run" in capsys.readouterr().out
-    monkeypatch.setattr(sweep, "active_slurm_jobs", lambda: set())  # both jobs have left the queue
-    state, detail = sweep.run_state(out, first, "7_0", set())
+    monkeypatch.setattr(state, "active_slurm_jobs", lambda: set())  # both jobs have left the queue
+    state, detail = state.run_state(out, first, "7_0", set())
     assert state == "failed" and "job 7_0 has left the queue" in detail
     assert [c.run_id() for c in sweep.print_plan(spec, [first, second], out)] == [first.run_id(), second.run_id()]
 

@@ -17,6 +17,7 @@ import bench.sweep.command as sweep
 from bench.core.registry import DATASETS
 from bench.sweep.command import main
 from bench.sweep.spec import load_spec
+from bench.sweep.state import JOBS_FILE
 from tests.test_sweep import write_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refuse: bool) ->
 
 def nothing_submitted(out: Path, log: Path | None = None) -> None:
     """No jobs file, no run record, and (with the fake sbatch's ``log``) no sbatch call."""
-    assert not (out / sweep.JOBS_FILE).exists() and not list(out.glob("*/status"))
+    assert not (out / JOBS_FILE).exists() and not list(out.glob("*/status"))
     assert log is None or not log.exists()
 
 
@@ -140,7 +141,7 @@ def test_sbatch_refusal_is_one_line_with_its_message_and_the_request(tmp_path: P
     )
     assert "--profile FILE" in line and "slurm/profiles/cpu.toml" in line
     assert len(log.read_text().splitlines()) == 1  # one sbatch call: the array
-    assert not (out / sweep.JOBS_FILE).exists()
+    assert not (out / JOBS_FILE).exists()
 
 
 def test_an_accepted_submission_records_its_jobs(tmp_path: Path, monkeypatch, capsys):
@@ -150,7 +151,7 @@ def test_an_accepted_submission_records_its_jobs(tmp_path: Path, monkeypatch, ca
     out = tmp_path / "out"
     assert main([str(spec), "--cluster", "slurm", "--out", str(out)]) == 0
     assert "submitted 4 runs as 4 slurm job(s): 4242" in capsys.readouterr().out
-    assert sorted(j["job_id"] for j in json.loads((out / sweep.JOBS_FILE).read_text()).values()) == [
+    assert sorted(j["job_id"] for j in json.loads((out / JOBS_FILE).read_text()).values()) == [
         f"4242_{k}" for k in range(4)
     ]
     assert "--array=0-3%4" in (out / "_sweep" / "submitit").joinpath("4242_submission.sh").read_text()

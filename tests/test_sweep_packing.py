@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import bench.sweep.command as sweep
+import bench.sweep.state as states
 from bench.sweep.command import main
 from bench.sweep.job import REQUEUE_LOG, WORKER_FILE, SweepJob
 from bench.sweep.spec import load_spec
@@ -210,12 +211,12 @@ def test_status_sees_a_dead_local_worker_while_the_sweep_goes_on(tmp_path: Path)
     gone = subprocess.Popen(["true"])
     gone.wait()  # a pid that surely is gone
     write_worker_note(tmp_path / cfg.run_id(), host=socket.gethostname(), pid=gone.pid, ended=None)
-    state, detail = sweep.run_state(tmp_path, cfg)
+    state, detail = states.run_state(tmp_path, cfg)
     assert state == "failed" and f"worker process {gone.pid} is gone" in detail
     write_worker_note(tmp_path / cfg.run_id(), pid=os.getpid())
-    assert sweep.run_state(tmp_path, cfg)[0] == "running"
+    assert states.run_state(tmp_path, cfg)[0] == "running"
     write_worker_note(tmp_path / cfg.run_id(), pid=gone.pid, host="elsewhere")  # another host: cannot tell
-    assert sweep.run_state(tmp_path, cfg)[0] == "running"
+    assert states.run_state(tmp_path, cfg)[0] == "running"
 
 
 def test_a_run_a_running_local_sweep_has_yet_to_take_is_pending_not_failed(tmp_path: Path, capsys):
@@ -245,30 +246,30 @@ def test_a_run_a_running_local_sweep_has_yet_to_take_is_pending_not_failed(tmp_p
         "queue": str(queue),
     }
     jobs = {left.run_id(): entry, fresh.run_id(): entry}
-    atomic.write_json(out / sweep.JOBS_FILE, jobs)
+    atomic.write_json(out / states.JOBS_FILE, jobs)
     try:
         waits = f"queued in the running local sweep (job {worker.pid})"
-        assert sweep.run_state(out, left, waits=sweep.local_wait(jobs, left)) == ("pending", waits)
-        assert sweep.run_state(out, fresh, waits=sweep.local_wait(jobs, fresh)) == ("pending", waits)
+        assert states.run_state(out, left, waits=states.local_wait(jobs, left)) == ("pending", waits)
+        assert states.run_state(out, fresh, waits=states.local_wait(jobs, fresh)) == ("pending", waits)
         assert main(["status", str(spec), "--out", str(out)]) == 0
         assert "pending 2, running 0, completed 0, failed 0" in capsys.readouterr().out
         assert main([str(spec), "--cluster", "local", "--out", str(out), "--dry-run"]) == 0
         assert "0 of 2 runs already completed in" in (printed := capsys.readouterr().out)
         assert "2 still queued or running; 0 to run" in printed
         for other in ({"host": "elsewhere"}, {"cluster": "slurm"}, {"job_id": str(stranger.pid)}, {"queue": ""}):
-            assert sweep.local_wait({fresh.run_id(): {**entry, **other}}, fresh) == "", other
+            assert states.local_wait({fresh.run_id(): {**entry, **other}}, fresh) == "", other
 
         assert claim(queue, left.run_id())  # a live worker takes it: its record speaks again
-        assert sweep.local_wait(jobs, left) == ""
-        assert sweep.run_state(out, left)[0] == "failed"  # its worker died before the new one started it
+        assert states.local_wait(jobs, left) == ""
+        assert states.run_state(out, left)[0] == "failed"  # its worker died before the new one started it
         write_worker_note(out / left.run_id(), pid=worker.pid)
-        assert sweep.run_state(out, left, waits=waits)[0] == "running"  # a live worker runs it
+        assert states.run_state(out, left, waits=waits)[0] == "running"  # a live worker runs it
     finally:
         for process in (worker, stranger):
             process.kill()
             process.wait()
-    assert sweep.local_wait(jobs, fresh) == ""  # the sweep's workers are gone
-    assert sweep.run_state(out, fresh) == ("pending", "")
+    assert states.local_wait(jobs, fresh) == ""  # the sweep's workers are gone
+    assert states.run_state(out, fresh) == ("pending", "")
 
 
 @pytest.mark.slow

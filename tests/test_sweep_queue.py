@@ -8,10 +8,10 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
-import bench.sweep.command as sweep
 from bench.sweep.job import SweepJob
 from bench.sweep.queue import claim, longest_first, new_queue
 from bench.sweep.spec import load_spec
+from bench.sweep.state import run_directories
 from tests.test_plan import fake_completed
 from tests.test_sweep import write_spec
 
@@ -63,7 +63,7 @@ def test_runs_are_ordered_longest_first(tmp_path: Path):
     fake_completed(out, by["ls", 0], seconds_per_step=2.0, steps=10, peak=1)  # ls: 26.5 s a run
     fake_completed(out, by["palora", 0], seconds_per_step=5.0, steps=10, peak=1)  # palora: 56.5 s
     todo = [by[m, 1] for m in ("ls", "palora", "cosmos")]  # cosmos: no record of its configuration
-    directories = sweep.run_directories(out)
+    directories = run_directories(out)
     assert [c.method for c in longest_first(todo, directories, costs={})] == ["cosmos", "palora", "ls"]
     # step costs: ls 26.5 s / (2 ms x 1 epoch), palora 56.5 / 5: the median ratio 13.25 puts cosmos at 13.25 s
     costs = {"ls": 2.0, "palora": 5.0, "cosmos": 1.0}
