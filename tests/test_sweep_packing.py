@@ -214,9 +214,9 @@ def test_status_sees_a_dead_local_worker_while_the_sweep_goes_on(tmp_path: Path)
     state, detail = states.run_state(tmp_path, cfg)
     assert state == "failed" and f"worker process {gone.pid} is gone" in detail
     write_worker_note(tmp_path / cfg.run_id(), pid=os.getpid())
-    assert states.run_state(tmp_path, cfg)[0] == "running"
+    assert states.run_state(tmp_path, cfg) == ("running", "RUNNING")  # its worker is alive here
     write_worker_note(tmp_path / cfg.run_id(), pid=gone.pid, host="elsewhere")  # another host: cannot tell
-    assert states.run_state(tmp_path, cfg)[0] == "running"
+    assert states.run_state(tmp_path, cfg) == ("running", "RUNNING (or its job died: see the scheduler)")
 
 
 def test_a_run_a_running_local_sweep_has_yet_to_take_is_pending_not_failed(tmp_path: Path, capsys):

@@ -104,23 +104,31 @@ def start_note(workers: int) -> dict[str, Any]:
     }
 
 
-def worker_gone(directory: Path) -> str:
-    """Why a RUNNING run's worker is known to be dead: its process, on this host, has exited
-    without ending the run. '' when it is alive, on another host, or unknown."""
+def worker_alive(directory: Path) -> bool | None:
+    """Whether a RUNNING run's worker process, on this host, is alive: False when it has exited
+    without ending the run, None when that cannot be told (another host, no note, or ended)."""
     path = directory / WORKER_FILE
     try:
         note = atomic.read_json(path)
     except (OSError, ValueError):
-        return ""
+        return None
     if note.get("ended") is not None or note.get("host") != socket.gethostname() or not note.get("pid"):
-        return ""
+        return None
     try:
         os.kill(int(note["pid"]), 0)
     except ProcessLookupError:
-        return f"RUNNING in its record, but its worker process {note['pid']} is gone (killed?); run the sweep again"
+        return False
     except PermissionError:  # alive, under another user
         pass
-    return ""
+    return True
+
+
+def worker_gone(directory: Path) -> str:
+    """Why a RUNNING run's worker is known to be dead (:func:`worker_alive` False); '' otherwise."""
+    if worker_alive(directory) is not False:
+        return ""
+    pid = atomic.read_json(directory / WORKER_FILE)["pid"]
+    return f"RUNNING in its record, but its worker process {pid} is gone (killed?); run the sweep again"
 
 
 def mark_lost(directory: Path, reason: str) -> bool:

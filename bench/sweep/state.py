@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.core import atomic
-from bench.sweep.job import worker_gone
+from bench.sweep.job import worker_alive, worker_gone
 from bench.sweep.queue import waiting
 from bench.sweep.spec import SweepSpec
 from bench.train.config import RunConfig
@@ -67,7 +67,8 @@ def directory_state(
             return "failed", gone
         if job is not None and active is not None and not queued:
             return "failed", f"RUNNING in its record, but job {job} has left the queue (killed? see its log)"
-        return "running", "RUNNING" if active is not None else "RUNNING (or its job died: see the scheduler)"
+        known = active is not None or (job is None and worker_alive(directory))
+        return "running", "RUNNING" if known else "RUNNING (or its job died: see the scheduler)"
     return "failed", status
 
 
