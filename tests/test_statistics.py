@@ -234,8 +234,12 @@ def test_findings_state_the_tests_and_nothing_more():
         f"A has the highest mean hypervolume (0.81, 95% CI {a['ci_low']:.4g}–{a['ci_high']:.4g}, 5 seeds); "
         "the corrected tests do not separate it from B."
     )
-    assert lines[1] == "A beats C on hypervolume (mean difference +0.2; Welch, Holm-adjusted p < 0.001)."
-    assert lines[2] == "B beats C on hypervolume (mean difference +0.19; Welch, Holm-adjusted p < 0.001)."
+    assert (
+        lines[1] == "A beats C (+0.2, p < 0.001) on hypervolume (mean difference, Welch's test with Holm-adjusted p)."
+    )
+    assert (
+        lines[2] == "B beats C (+0.19, p < 0.001) on hypervolume (mean difference, Welch's test with Holm-adjusted p)."
+    )
     row = poi.iloc[0]
     # A = B + 0.01: 19 wins and 3 ties of 25 pairs of runs
     assert lines[3] == f"P(A > B) = 0.82 (95% CI {row.ci_low:.2f}–{row.ci_high:.2f}; 5 × 5 runs)."
@@ -251,16 +255,33 @@ def test_a_win_over_a_method_still_improving_says_so_and_the_unconverged_are_lis
     none = improvements(table, "hypervolume", [])
     lines = findings(summary, pairs, none, "hypervolume", gains={"A": 0.001, "B": 0.0, "C": 0.0123}, plateau=0.003)
     assert lines[1] == (
-        "A beats C on hypervolume (mean difference +0.2; Welch, Holm-adjusted p < 0.001; C had not plateaued: "
-        "its validation value still rose by +0.0123 over its last 20% of training, so a longer budget may "
-        "narrow the gap)."
+        "A beats C† (+0.2, p < 0.001) on hypervolume (mean difference, Welch's test with Holm-adjusted p; "
+        "† had not plateaued, so a longer budget may narrow that gap)."
     )
+    assert lines[2].startswith("B beats C† (+0.19, p < 0.001)")
     assert lines[-1] == (
         "Not plateaued at the end of training (validation hypervolume still rising by 0.003 or more over the "
         "last 20%, mean over seeds): C (+0.0123); a longer budget may raise their numbers."
     )
+    lower = frame(SAMPLES | {"E": [0.40, 0.41, 0.42, 0.405, 0.415]})  # A beats two: one sentence lists both
+    wide = findings(
+        summary_table(lower, "hypervolume", n_resamples=FAST),
+        pairwise(lower, "hypervolume"),
+        none,
+        "hypervolume",
+        gains={"E": 0.004},
+    )
+    assert wide[1] == (
+        "A beats C (+0.2, p < 0.001), E† (+0.4, p < 0.001) on hypervolume (mean difference, Welch's test with "
+        "Holm-adjusted p; † had not plateaued, so a longer budget may narrow that gap)."
+    )
+    assert wide[2].startswith("B beats C (+0.19, p < 0.001), E† (+0.39") and wide[3].startswith("C beats E†")
     calm = findings(summary, pairs, none, "hypervolume", gains={"A": 0.002, "C": -0.01}, plateau=0.003)
-    assert calm[1].endswith("Holm-adjusted p < 0.001).") and calm[-1].startswith("Every method had plateaued")
+    assert (
+        calm[1].endswith("Holm-adjusted p).")
+        and "†" not in calm[1]
+        and calm[-1].startswith("Every method had plateaued")
+    )
     assert findings(summary, pairs, none, "hypervolume") == findings(summary, pairs, none, "hypervolume", gains={})
 
 

@@ -72,7 +72,7 @@ def statistics_section(ctx: ReportContext) -> Section:
         "which no Holm correction over many pairs passes. Every pair's test: `tables/pairwise.csv`. "
         "Val gain: the validation hypervolume's rise over the last 20% of training, fitted by least squares "
         f"and averaged over seeds; {PLATEAU_GAIN} or more means the method had not plateaued (the tuned "
-        "protocol's budget rule), and a finding that it lost says so.",
+        "protocol's budget rule), and a finding that it lost marks it †.",
         "",
         markdown(display),
     ]

@@ -214,7 +214,8 @@ def findings(
     """Plain sentences that state what :func:`summary_table`, :func:`pairwise` and :func:`improvements`
     found, and nothing more: methods the corrected tests do not separate are never called tied.
     ``gains``: each label's validation gain over its last 20% of training; a method whose gain is
-    ``plateau`` or more had not converged, and a win over it says so."""
+    ``plateau`` or more had not converged, and a win over it marks it †. One sentence per winner lists
+    every method it beats."""
     if summary.empty:
         return [f"No runs report {value_name}: nothing to compare."]
     level, best = f"{confidence:.0%}", summary.iloc[0]
@@ -231,16 +232,18 @@ def findings(
     sentences = [lead + "."]
     tested = pairs[pairs["p"].notna()]
     rising = {label: gain for label, gain in (gains or {}).items() if gain >= plateau}
-    for row in tested[tested["separated"]].itertuples():
+    for winner, won in tested[tested["separated"]].groupby("a", sort=False):  # one sentence per winner
+        beaten = ", ".join(
+            f"{row.b}{'†' if row.b in rising else ''} ({row.difference:+.4g}, {_p_text(row.p_holm)})"
+            for row in won.itertuples()
+        )
         caveat = (
-            f"; {row.b} had not plateaued: its validation value still rose by {rising[row.b]:+.3g} over its "
-            "last 20% of training, so a longer budget may narrow the gap"
-            if row.b in rising
+            "; † had not plateaued, so a longer budget may narrow that gap"
+            if any(b in rising for b in won["b"])
             else ""
         )
         sentences.append(
-            f"{row.a} beats {row.b} on {value_name} (mean difference {row.difference:+.4g}; "
-            f"Welch, Holm-adjusted {_p_text(row.p_holm)}{caveat})."
+            f"{winner} beats {beaten} on {value_name} (mean difference, Welch's test with Holm-adjusted p{caveat})."
         )
     if len(tested) and not tested["separated"].any():
         count = f"{len(tested)} pair" + ("s" if len(tested) != 1 else "")
