@@ -242,10 +242,43 @@ def test_findings_state_the_tests_and_nothing_more():
     )
     row = poi.iloc[0]
     # A = B + 0.01: 19 wins and 3 ties of 25 pairs of runs
-    assert lines[3] == f"P(A > B) = 0.82 (95% CI {row.ci_low:.2f}–{row.ci_high:.2f}; 5 × 5 runs)."
+    ab = pairs[(pairs["a"] == "A") & (pairs["b"] == "B")].iloc[0]
+    assert not ab["separated"] and ab["p_holm"] > 0.05
+    raw = stats.ttest_ind(SAMPLES["A"], SAMPLES["B"], equal_var=False).pvalue  # the largest of 3: Holm x1
+    assert ab["p_holm"] == pytest.approx(raw)
+    assert lines[3] == (
+        f"P(A > B) = 0.82 (95% CI {row.ci_low:.2f}–{row.ci_high:.2f}; 5 × 5 runs); Welch, Holm over the 1 headline "
+        f"pair: not separated (p = {raw:.3g}); over all 3 pairs: not separated (p = {raw:.3g})."
+    )
     assert lines[4] == "No test is possible for D: it has 1 seed, a test needs at least 2."
     assert len(lines) == 5
     assert not any(word in line.lower() for line in lines for word in ("tied", "tie ", "equal"))
+
+
+def test_headline_pairs_are_tested_as_a_planned_family_and_among_all_pairs():
+    """Holm over the headline pairs alone (planned) and over every pair, by hand from scipy's Welch p."""
+    a = np.array(SAMPLES["A"])
+    table = frame({"A": list(a), "B": list(a - 0.01), "G": list(a - 0.02)})
+    summary = summary_table(table, "hypervolume", n_resamples=FAST)
+    pairs = pairwise(table, "hypervolume")
+    p = {
+        (x, y): stats.ttest_ind(
+            table[table.label == x].hypervolume, table[table.label == y].hypervolume, equal_var=False
+        ).pvalue
+        for x, y in (("A", "G"), ("A", "B"), ("B", "G"))
+    }
+    assert p["A", "G"] < 0.05 / 3 and p["A", "B"] > 0.05  # the planned family separates A, G; A, B stays apart
+    headline = improvements(table, "hypervolume", [("G", "A"), ("A", "B")], n_resamples=FAST)
+    lines = findings(summary, pairs, headline, "hypervolume")
+    every_ab = max(2 * p["A", "B"], 2 * p["B", "G"], 3 * p["A", "G"])  # Holm over 3, made monotone
+    assert lines[-2].startswith("P(G > A) = 0.00") and lines[-2].endswith(
+        f"; Welch, Holm over the 2 headline pairs: A is better (p = {2 * p['A', 'G']:.3g}); over all 3 pairs: "
+        f"A is better (p = {3 * p['A', 'G']:.3g})."
+    )
+    assert lines[-1].endswith(
+        f"; Welch, Holm over the 2 headline pairs: not separated (p = {p['A', 'B']:.3g}); over all 3 pairs: "
+        f"not separated (p = {min(every_ab, 1):.3g})."
+    )
 
 
 def test_a_win_over_a_method_still_improving_says_so_and_the_unconverged_are_listed():

@@ -201,6 +201,27 @@ def _p_text(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3g}"
 
 
+def _pair_row(tested: pd.DataFrame, a: str, b: str) -> pd.Series | None:
+    """The test of the pair ``a``, ``b`` (either order) in ``tested``; None when it was not tested."""
+    match = tested[((tested["a"] == a) & (tested["b"] == b)) | ((tested["a"] == b) & (tested["b"] == a))]
+    return None if match.empty else match.iloc[0]
+
+
+def _pair_verdict(row: pd.Series | None, p_planned: float, planned: int, everything: int, alpha: float) -> str:
+    """What Welch's test of a headline pair concluded, Holm-adjusted over the ``planned`` headline pairs
+    (a family fixed before the runs) and over ``everything`` pairs of the table; '' when untested."""
+    if row is None or not np.isfinite(p_planned):
+        return ""
+
+    def verdict(p: float) -> str:
+        return f"{row['a']} is better ({_p_text(p)})" if p < alpha else f"not separated ({_p_text(p)})"
+
+    return (
+        f"; Welch, Holm over the {planned} headline pair{'s' if planned != 1 else ''}: {verdict(p_planned)}; "
+        f"over all {everything} pairs: {verdict(row['p_holm'])}"
+    )
+
+
 def findings(
     summary: pd.DataFrame,
     pairs: pd.DataFrame,
@@ -210,12 +231,15 @@ def findings(
     confidence: float = 0.95,
     gains: Mapping[str, float] | None = None,
     plateau: float = 0.003,
+    alpha: float = ALPHA,
 ) -> list[str]:
     """Plain sentences that state what :func:`summary_table`, :func:`pairwise` and :func:`improvements`
     found, and nothing more: methods the corrected tests do not separate are never called tied.
     ``gains``: each label's validation gain over its last 20% of training; a method whose gain is
     ``plateau`` or more had not converged, and a win over it marks it †. One sentence per winner lists
-    every method it beats."""
+    every method it beats. Each headline pair (``improvement_rows``) also gets its Welch test,
+    Holm-adjusted over the headline pairs alone (a family named before any run: planned comparisons)
+    and over all pairs."""
     if summary.empty:
         return [f"No runs report {value_name}: nothing to compare."]
     level, best = f"{confidence:.0%}", summary.iloc[0]
@@ -249,9 +273,15 @@ def findings(
         count = f"{len(tested)} pair" + ("s" if len(tested) != 1 else "")
         sentences.append(f"The corrected tests (Welch, Holm over {count}) separate no two methods.")
     relation = ">" if higher_is_better else "<"
-    for row in improvement_rows.itertuples():
+    headline = [_pair_row(tested, row.a, row.b) for row in improvement_rows.itertuples()]
+    p_headline = holm([float("nan") if pair is None else pair["p"] for pair in headline])
+    counted = int(np.isfinite(p_headline).sum())
+    for row, pair, p_planned in zip(improvement_rows.itertuples(), headline, p_headline, strict=True):
         interval = f"{level} CI {row.ci_low:.2f}–{row.ci_high:.2f}" if np.isfinite(row.ci_low) else "no interval"
-        sentences.append(f"P({row.a} {relation} {row.b}) = {row.poi:.2f} ({interval}; {row.n_a} × {row.n_b} runs).")
+        sentences.append(
+            f"P({row.a} {relation} {row.b}) = {row.poi:.2f} ({interval}; {row.n_a} × {row.n_b} runs)"
+            f"{_pair_verdict(pair, p_planned, counted, len(tested), alpha)}."
+        )
     for row in summary[summary["n"] < 2].itertuples():
         sentences.append(f"No test is possible for {row.label}: it has {row.n} seed, a test needs at least 2.")
     if rising:
