@@ -12,6 +12,8 @@ import pytest
 from scipy import stats
 
 from bench.analysis.statistics import (
+    EQUIVALENCE_MARGIN,
+    equivalence_p,
     findings,
     groups,
     holm,
@@ -248,7 +250,8 @@ def test_findings_state_the_tests_and_nothing_more():
     assert ab["p_holm"] == pytest.approx(raw)
     assert lines[3] == (
         f"P(A > B) = 0.82 (95% CI {row.ci_low:.2f}–{row.ci_high:.2f}; 5 × 5 runs); Welch, Holm over the 1 headline "
-        f"pair: not separated (p = {raw:.3g}); over all 3 pairs: not separated (p = {raw:.3g})."
+        f"pair: not separated (p = {raw:.3g}); over all 3 pairs: not separated (p = {raw:.3g}); a match within "
+        f"±0.01 (two one-sided Welch tests, Holm over the headline pairs): not shown (p = {poi.equivalence_p[0]:.3g})."
     )
     assert lines[4] == "No test is possible for D: it has 1 seed, a test needs at least 2."
     assert len(lines) == 5
@@ -271,13 +274,41 @@ def test_headline_pairs_are_tested_as_a_planned_family_and_among_all_pairs():
     headline = improvements(table, "hypervolume", [("G", "A"), ("A", "B")], n_resamples=FAST)
     lines = findings(summary, pairs, headline, "hypervolume")
     every_ab = max(2 * p["A", "B"], 2 * p["B", "G"], 3 * p["A", "G"])  # Holm over 3, made monotone
-    assert lines[-2].startswith("P(G > A) = 0.00") and lines[-2].endswith(
+    assert lines[-2].startswith("P(G > A) = 0.00") and (
         f"; Welch, Holm over the 2 headline pairs: A is better (p = {2 * p['A', 'G']:.3g}); over all 3 pairs: "
-        f"A is better (p = {3 * p['A', 'G']:.3g})."
+        f"A is better (p = {3 * p['A', 'G']:.3g}); a match" in lines[-2]
     )
-    assert lines[-1].endswith(
+    assert (
         f"; Welch, Holm over the 2 headline pairs: not separated (p = {p['A', 'B']:.3g}); over all 3 pairs: "
-        f"not separated (p = {min(every_ab, 1):.3g})."
+        f"not separated (p = {min(every_ab, 1):.3g}); a match" in lines[-1]
+    )
+
+
+def welch_one_sided(x: np.ndarray, y: np.ndarray, shift: float) -> float:
+    """P(T >= t) for Welch's t of mean(x) - mean(y) + shift, by the textbook formulas."""
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    t = (x.mean() - y.mean() + shift) / np.sqrt(vx + vy)
+    df = (vx + vy) ** 2 / (vx**2 / (len(x) - 1) + vy**2 / (len(y) - 1))
+    return float(stats.t.sf(t, df))
+
+
+def test_equivalence_is_two_one_sided_welch_tests_and_a_match_needs_evidence():
+    rng = np.random.default_rng(4)
+    x, y = 0.70 + 0.002 * rng.standard_normal(20), 0.701 + 0.002 * rng.standard_normal(20)
+    lower, upper = welch_one_sided(x, y, 0.01), 1 - welch_one_sided(x, y, -0.01)  # H0 d <= -m, H0 d >= m
+    assert equivalence_p(x, y, 0.01) == pytest.approx(max(lower, upper), rel=1e-9)
+    assert equivalence_p(x, y, 0.01) < 1e-6 and equivalence_p(y, x, 0.01) == pytest.approx(equivalence_p(x, y, 0.01))
+    assert equivalence_p(x, y + 0.02, 0.01) > 0.5  # a real difference beyond the margin: no match
+    wide = (np.array([0.60, 0.70, 0.80]), np.array([0.61, 0.71, 0.81]))  # close means, too noisy to tell
+    assert equivalence_p(*wide, 0.01) > 0.4 and np.isnan(equivalence_p([0.7], [0.7, 0.71], 0.01))
+
+    table = frame({"A": list(x), "B": list(y)})
+    summary, pairs = summary_table(table, "hypervolume", n_resamples=FAST), pairwise(table, "hypervolume")
+    rows = improvements(table, "hypervolume", [("A", "B")], n_resamples=FAST)
+    assert rows.margin[0] == EQUIVALENCE_MARGIN and rows.equivalence_p[0] == pytest.approx(equivalence_p(x, y, 0.01))
+    last = findings(summary, pairs, rows, "hypervolume")[-1]
+    assert last.endswith(
+        "; a match within ±0.01 (two one-sided Welch tests, Holm over the headline pairs): shown (p < 0.001)."
     )
 
 
