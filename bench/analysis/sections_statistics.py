@@ -82,9 +82,9 @@ def statistics_section(ctx: ReportContext) -> Section:
             "pairs of runs, with a 95% percentile bootstrap interval. The headline pairs were fixed before any "
             "run, so the findings also test them as a planned family: Welch, Holm over the headline pairs "
             "alone, beside Holm over every pair. Match: two one-sided Welch tests (TOST, Schuirmann 1987) of "
-            "a difference in mean test hypervolume within the margin, fixed before the tuned grid's test "
-            "numbers existed; TOST p is unadjusted here, Holm over the headline pairs in the findings. A large "
-            "TOST p does not show a match, nor does it show a difference.",
+            "a difference in mean test hypervolume within the margin, fixed before any run of the tuned "
+            "comparison existed; TOST p is unadjusted here, Holm over the headline pairs in the findings. "
+            "A large TOST p does not show a match, nor does it show a difference.",
             "",
             markdown(
                 pd.DataFrame(

@@ -20,8 +20,8 @@ from scipy import stats
 ALPHA = 0.05
 EQUIVALENCE_MARGIN = 0.01
 """The largest difference in test hypervolume that counts as a match (the headline claim "PaLoRA
-matches PaMaL"): fixed before the tuned grid's test numbers existed, at about one seed-to-seed
-standard deviation of a front method (multimnist-mini: 0.006-0.016)."""
+matches PaMaL"): fixed before any run of the tuned comparison (its five seeds) existed, at about
+one seed-to-seed standard deviation of a front method (multimnist-mini: 0.006-0.016)."""
 PAIR_COLUMNS = ["a", "b", "n_a", "n_b", "difference", "p", "p_holm", "separated"]
 
 
