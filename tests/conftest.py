@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +23,15 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pfl-data")
 
 
+THREADS = 1 if os.environ.get("PYTEST_XDIST_WORKER") else 2
+"""Torch threads a test starts with: one per xdist worker process (pyproject's ``-n 2`` on 2 cores),
+so that two workers never oversubscribe the cores; two in a single process."""
+
+
 @pytest.fixture(autouse=True)
 def _isolated_data_env(monkeypatch: pytest.MonkeyPatch, data_root: Path) -> None:
     monkeypatch.setenv("PFLBENCH_DATA", str(data_root))
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    torch.set_num_threads(min(THREADS, torch.get_num_threads()))
 
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])

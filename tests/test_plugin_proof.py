@@ -138,7 +138,7 @@ def test_one_new_method_file_and_one_new_dataset_file_pass_the_fast_tests(tmp_pa
     # one pytest: the fast cases named after a plug-in, and every fast test of the files that loop over
     # a whole registry (-k matches a test's module file name too)
     chosen = " or ".join(("half-cosmos", "tiny-shapes", *READ_WHOLE_REGISTRIES))
-    fast = ("-m", "pytest", "-q", "-m", "not slow", "-p", "no:cacheprovider", "-rA", "-k", chosen)
+    fast = ("-m", "pytest", "-q", "-n", "0", "-m", "not slow", "-p", "no:cacheprovider", "-rA", "-k", chosen)
     result = run_in(copy, *fast, timeout=1800)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     passed = [line for line in result.stdout.splitlines() if line.startswith("PASSED")]
