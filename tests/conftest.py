@@ -57,8 +57,23 @@ def mini_spec() -> DatasetSpec:
     return DATASETS.get("multimnist-mini")
 
 
+def file_rank(items: list[pytest.Item]) -> dict[str, int]:
+    """Each test file's place in the run: files with ``slurm`` tests first (they mostly wait on the
+    scheduler), then files with ``slow`` tests, then the rest. The xdist workers take whole files in
+    this order, longest first, so no long file is left to one worker at the end."""
+    rank: dict[str, int] = {}
+    for item in items:
+        mine = 0 if item.get_closest_marker("slurm") else 1 if item.get_closest_marker("slow") else 2
+        path = item.nodeid.split("::")[0]
+        rank[path] = min(mine, rank.get(path, 2))
+    return rank
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip tests marked ``gpu`` when no CUDA device is visible."""
+    """Order files by :func:`file_rank` (a stable sort: tests keep their order within a file), and
+    skip tests marked ``gpu`` when no CUDA device is visible."""
+    rank = file_rank(items)
+    items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device (none visible)")
