@@ -168,11 +168,22 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 @pytest.mark.slow
-def test_local_sweep_runs_in_worker_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_local_sweep_runs_in_worker_processes(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch):
+    import socket
+
+    from bench.sweep.state import JOBS_FILE
+
     spec = write_spec(tmp_path / "s.toml", methods=["ls"])
     out = tmp_path / "out"
-    assert main([str(spec), "--cluster", "local", "--out", str(out)]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main([str(spec), "--cluster", "local", "--out", "out"]) == 0  # a relative --out, as the README's
     assert "completed 2, failed 0" in capsys.readouterr().out
+    for entry in json.loads((out / JOBS_FILE).read_text()).values():  # status can find the queue from anywhere
+        queue = Path(entry["queue"])
+        assert (
+            entry["host"] == socket.gethostname() and queue.is_absolute() and queue.parent == out / "_sweep" / "queue"
+        )
+    assert not list((out / "_sweep" / "queue").iterdir())  # removed once the workers ended
     summaries = [json.loads(p.read_text()) for p in out.glob("*/summary.json")]
     assert sorted(s["seed"] for s in summaries) == [0, 1]
     (log,) = (out / "_sweep" / "submitit").glob("*_log.out")  # the local worker's log: its runs' lines

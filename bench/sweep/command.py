@@ -203,7 +203,7 @@ def submit(spec: SweepSpec, todo: list[RunConfig], out: Path, cluster: str) -> l
             ids.setdefault(cfg.run_id(), []).append(str(job.job_id))
     # a local sweep's queue and host: status tells a run its live workers have yet to take (local_wait)
     local = (
-        {"host": socket.gethostname(), "queue": job_queue(assignments[0][1])}
+        {"host": socket.gethostname(), "queue": str(Path(job_queue(assignments[0][1])).resolve())}
         if cluster == "local" and assignments
         else {}
     )
