@@ -77,20 +77,12 @@ from bench.sweep.state import (
     status,
 )
 from bench.train.config import RunConfig
-from bench.train.record import (
-    check_log_sink,
-    module_sources,
-    recorded_sources,
-)
+from bench.train.record import check_log_sink, module_sources, recorded_sources
 from bench.train.runner import run_modules
 from bench.train.trial import backbone_factory
 
 CLUSTERS = ("slurm", "local", "debug")
-
-
 LOCAL_TIMEOUT_MIN = 60 * 24 * 30
-
-
 SPLITS = ("train", "val", "test")
 
 

@@ -41,7 +41,7 @@ import torch
 
 from bench.core import atomic
 from bench.core.errors import RunFailed
-from bench.sweep.queue import claim
+from bench.sweep.queue import claim, process_alive
 from bench.train.config import RunConfig
 from bench.train.lock import RunLocked
 from bench.train.record import RunRecord, read_status
@@ -104,30 +104,30 @@ def start_note(workers: int) -> dict[str, Any]:
     }
 
 
-def worker_alive(directory: Path) -> bool | None:
-    """Whether a RUNNING run's worker process, on this host, is alive: False when it has exited
-    without ending the run, None when that cannot be told (another host, no note, or ended)."""
-    path = directory / WORKER_FILE
+def worker_pid(directory: Path) -> int | None:
+    """The pid of a RUNNING run's worker process on this host, from its ``worker.json``; None when
+    it cannot be told (another host, no note, or the worker ended the run)."""
     try:
-        note = atomic.read_json(path)
+        note = atomic.read_json(directory / WORKER_FILE)
     except (OSError, ValueError):
         return None
     if note.get("ended") is not None or note.get("host") != socket.gethostname() or not note.get("pid"):
         return None
-    try:
-        os.kill(int(note["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, under another user
-        pass
-    return True
+    return int(note["pid"])
+
+
+def worker_alive(directory: Path) -> bool | None:
+    """Whether a RUNNING run's worker process, on this host, is alive: False when it has exited
+    without ending the run, None when that cannot be told (:func:`worker_pid`)."""
+    pid = worker_pid(directory)
+    return None if pid is None else process_alive(pid)
 
 
 def worker_gone(directory: Path) -> str:
     """Why a RUNNING run's worker is known to be dead (:func:`worker_alive` False); '' otherwise."""
-    if worker_alive(directory) is not False:
+    pid = worker_pid(directory)
+    if pid is None or process_alive(pid):
         return ""
-    pid = atomic.read_json(directory / WORKER_FILE)["pid"]
     return f"RUNNING in its record, but its worker process {pid} is gone (killed?); run the sweep again"
 
 

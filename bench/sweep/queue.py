@@ -44,16 +44,23 @@ def claim(queue: Path, run_id: str) -> bool:
     return True
 
 
-def worker_alive(pid: int) -> bool:
-    """Whether ``pid`` on this host is a live submitit local worker. Its command line must name
-    submitit, so a pid the system has reused since is not taken for it (where ``/proc`` is absent,
-    any live process counts)."""
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one under another user counts)."""
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, OverflowError, ValueError):
         return False
     except PermissionError:  # alive, under another user
         pass
+    return True
+
+
+def local_worker_alive(pid: int) -> bool:
+    """Whether ``pid`` on this host is a live submitit local worker. Its command line must name
+    submitit, so a pid the system has reused since is not taken for it (where ``/proc`` is absent,
+    any live process counts)."""
+    if not process_alive(pid):
+        return False
     if not Path("/proc/self").exists():
         return True
     try:
@@ -71,7 +78,7 @@ def waiting(entry: dict, run_id: str) -> str:
     queue = Path(entry["queue"])
     if not queue.is_dir() or (queue / run_id).exists():
         return ""
-    live = [job for job in str(entry.get("job_id", "")).split(", ") if job.isdigit() and worker_alive(int(job))]
+    live = [job for job in str(entry.get("job_id", "")).split(", ") if job.isdigit() and local_worker_alive(int(job))]
     return f"queued in the running local sweep (job {', '.join(live)})" if live else ""
 
 

@@ -57,12 +57,12 @@ def directory_state(
     queued = job is not None and active is not None and job in active
     if status == "COMPLETED":
         return "completed", ""
-    if waits and (status != "RUNNING" or worker_gone(directory)):
+    gone = worker_gone(directory) if status == "RUNNING" and job is None else ""
+    if waits and (status != "RUNNING" or gone):
         return "pending", waits
     if status is None or (status.startswith("FAILED") and queued):
         return "pending", f"queued as job {job}" if queued else ""
     if status == "RUNNING":
-        gone = worker_gone(directory) if job is None else ""
         if gone:
             return "failed", gone
         if job is not None and active is not None and not queued:
@@ -89,9 +89,8 @@ def slurm_job(jobs: dict[str, Any], cfg: RunConfig | str) -> str | None:
 
 def local_wait(jobs: dict[str, Any], cfg: RunConfig | str) -> str:
     """:func:`bench.sweep.queue.waiting` for a run (its config or run id) in ``jobs``."""
-    return waiting(
-        jobs.get(cfg if isinstance(cfg, str) else cfg.run_id(), {}), cfg if isinstance(cfg, str) else cfg.run_id()
-    )
+    run_id = cfg if isinstance(cfg, str) else cfg.run_id()
+    return waiting(jobs.get(run_id, {}), run_id)
 
 
 def queue_for(jobs: dict[str, Any], configs: list[RunConfig]) -> set[str] | None:
